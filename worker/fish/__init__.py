@@ -1,0 +1,86 @@
+"""The Fish Audio live TTS protocol, sans-I/O: bytes in, typed events out.
+
+Shared by the worker's streaming client and by ``local_tts``.
+"""
+
+from worker.fish.errors import (
+    FishError,
+    InvalidRequest,
+    MalformedFrame,
+    ProtocolError,
+    UnexpectedEvent,
+)
+from worker.fish.events import (
+    Audio,
+    ClientEvent,
+    Finish,
+    FinishReason,
+    Flush,
+    Log,
+    ServerEvent,
+    Start,
+    Stop,
+    Text,
+    Unknown,
+    decode_client_event,
+    decode_server_event,
+    encode_client_event,
+    encode_server_event,
+)
+from worker.fish.request import (
+    DEFAULT_SAMPLE_RATE,
+    SAMPLE_RATES,
+    AudioFormat,
+    Latency,
+    Prosody,
+    ReferenceAudio,
+    TTSRequest,
+    parse_request,
+)
+from worker.fish.session import (
+    ClientSession,
+    ClientState,
+    Command,
+    EndSession,
+    ServerSession,
+    ServerState,
+    Synthesize,
+)
+
+__all__ = [
+    "DEFAULT_SAMPLE_RATE",
+    "SAMPLE_RATES",
+    "Audio",
+    "AudioFormat",
+    "ClientEvent",
+    "ClientSession",
+    "ClientState",
+    "Command",
+    "EndSession",
+    "Finish",
+    "FinishReason",
+    "FishError",
+    "Flush",
+    "InvalidRequest",
+    "Latency",
+    "Log",
+    "MalformedFrame",
+    "Prosody",
+    "ProtocolError",
+    "ReferenceAudio",
+    "ServerEvent",
+    "ServerSession",
+    "ServerState",
+    "Start",
+    "Stop",
+    "Synthesize",
+    "TTSRequest",
+    "Text",
+    "UnexpectedEvent",
+    "Unknown",
+    "decode_client_event",
+    "decode_server_event",
+    "encode_client_event",
+    "encode_server_event",
+    "parse_request",
+]
