@@ -115,9 +115,7 @@ def decode_client_event(data: bytes | bytearray | memoryview) -> ClientEvent:
     if name == "text":
         text = obj.get("text")
         if not isinstance(text, str):
-            raise MalformedFrame(
-                f"'text' event needs a string 'text', got {type(text).__name__}"
-            )
+            raise MalformedFrame(f"'text' event needs a string 'text', got {type(text).__name__}")
         return Text(text)
     if name == "flush":
         return Flush()

@@ -160,6 +160,15 @@ class ServerSession:
             )
         try:
             event = decode_client_event(data)
+        except FishError as exc:
+            return self.fail(str(exc))
+        return self.receive_event(event)
+
+    def receive_event(self, event: ClientEvent) -> list[Command]:
+        """Feed one decoded event (``POST /v1/tts`` drives a session this way)."""
+        if self.state is ServerState.CLOSED:
+            return []
+        try:
             return self._on_event(event)
         except FishError as exc:
             return self.fail(str(exc))
