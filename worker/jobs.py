@@ -1,0 +1,155 @@
+"""The job record of DESIGN §3 as small typed values.
+
+A job is one text → one audio file.  Its status only moves forward::
+
+    queued → running → succeeded | failed | canceled
+    queued → canceled
+
+Progress is a field, not a state.  The API builds :class:`JobRequest` from what
+a user posts; the worker reads it back from the store.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.fish.request import Latency, Prosody
+
+
+class JobStatus(StrEnum):
+    """Where a job stands; only moves forward (see :data:`STATUS_RANK`)."""
+
+    QUEUED = "queued"  # accepted, waiting for a worker
+    RUNNING = "running"  # a worker is synthesising it (across retries too)
+    SUCCEEDED = "succeeded"  # output uploaded; terminal
+    FAILED = "failed"  # permanent error or retries exhausted; terminal
+    CANCELED = "canceled"  # canceled by the user; terminal, no output left behind
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+#: A transition is allowed only to a strictly higher rank.
+STATUS_RANK: dict[JobStatus, int] = {
+    JobStatus.QUEUED: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.SUCCEEDED: 2,
+    JobStatus.FAILED: 2,
+    JobStatus.CANCELED: 2,
+}
+
+
+class ErrorCode(StrEnum):
+    """Why a job failed; stable strings clients may switch on."""
+
+    PROVIDER_AUTH = "provider_auth_rejected"  # 401: the Fish key was refused
+    PROVIDER_CREDIT = "provider_no_credit"  # 402: the account is out of credit
+    PROVIDER_REQUEST = "provider_invalid_request"  # the provider refused the request
+    REFERENCE_AUDIO = "reference_audio_unreadable"  # a reference clip does not decode
+    PROVIDER_UNAVAILABLE = "provider_unavailable"  # transient provider errors, retries used up
+    STORAGE = "storage_error"  # uploads kept failing
+    INTERNAL = "internal_error"  # a bug; the message says where
+
+
+class ReferenceClip(BaseModel):
+    """A voice-cloning reference: audio and its transcript."""
+
+    model_config = ConfigDict(frozen=True)
+
+    audio: bytes
+    text: str = ""
+
+
+class JobRequest(BaseModel):
+    """What to synthesise and what to produce."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    reference_id: str | None = None
+    references: list[ReferenceClip] = Field(default_factory=list)
+    model: str | None = None  # provider model; None: the configured default
+    format: str = "mp3"  # worker.audio.OutputFormat value
+    sample_rate: int | None = None
+    bitrate_kbps: int | None = None
+    prosody: Prosody | None = None
+    latency: Latency = Latency.NORMAL
+    normalize: bool = True
+    temperature: float = Field(0.7, ge=0, le=1)
+    top_p: float = Field(0.7, ge=0, le=1)
+    repetition_penalty: float = Field(1.2, gt=0)
+    paragraph_silence_ms: int | None = Field(None, ge=0, le=10_000)
+    output_key: str | None = None
+    callback_url: str | None = None
+    priority: int = Field(0, ge=0, le=9)
+
+
+class Progress(BaseModel):
+    segments_done: int = 0
+    segments_total: int = 0
+    chars_done: int = 0
+    chars_total: int = 0
+    audio_seconds: float = 0.0
+
+
+class Output(BaseModel):
+    url: str  # s3://bucket/key
+    bucket: str
+    key: str
+    bytes: int
+    duration_s: float
+    format: str
+    sample_rate: int
+    content_type: str
+    sha256: str
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class Billing(BaseModel):
+    utf8_bytes: int
+    estimated_cost_usd: float
+
+
+class Job(BaseModel):
+    """The whole record, as stored and as the API shows it."""
+
+    id: str
+    tenant: str
+    status: JobStatus = JobStatus.QUEUED
+    request: JobRequest
+    attempts: int = 0
+    progress: Progress = Field(default_factory=Progress)
+    output: Output | None = None
+    error: JobError | None = None
+    billing: Billing
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    batch_id: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+def new_job_id() -> str:
+    """A job id: sortable by time, unguessable."""
+    return f"job_{int(time.time() * 1000):012x}{uuid.uuid4().hex[:16]}"
+
+
+def estimate_billing(text: str, price_per_million_bytes_usd: float) -> Billing:
+    """What the provider charges for a text: by its UTF-8 bytes (fish-protocol.md §8)."""
+    size = len(text.encode())
+    return Billing(
+        utf8_bytes=size, estimated_cost_usd=round(size * price_per_million_bytes_usd / 1e6, 6)
+    )

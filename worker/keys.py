@@ -1,0 +1,78 @@
+"""Every Redis key shoal writes, in one place, under one prefix.
+
+Celery's own keys (broker lists, results) are Celery's; everything else is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under ``prefix``; build one from ``Settings.key_prefix``."""
+
+    prefix: str = "shoal"
+
+    # -- jobs --------------------------------------------------------------------
+    def job(self, job_id: str) -> str:
+        """Hash: the job record (scalar fields, JSON blobs for nested ones)."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def jobs_by_tenant(self, tenant: str) -> str:
+        """Sorted set of job ids, scored by creation time (ms)."""
+        return f"{self.prefix}:idx:tenant:{tenant}"
+
+    def jobs_by_status(self, status: str) -> str:
+        """Sorted set of job ids in a status, scored by creation time (ms)."""
+        return f"{self.prefix}:idx:status:{status}"
+
+    def jobs_by_batch(self, batch_id: str) -> str:
+        """Sorted set of a batch's job ids, scored by item number."""
+        return f"{self.prefix}:idx:batch:{batch_id}"
+
+    def job_events(self, job_id: str) -> str:
+        """Pub/sub channel of a job's progress and state changes."""
+        return f"{self.prefix}:events:job:{job_id}"
+
+    def job_lease(self, job_id: str) -> str:
+        """String with a TTL: held by the worker running the job; gone when it dies."""
+        return f"{self.prefix}:lease:job:{job_id}"
+
+    def job_segments(self, job_id: str) -> str:
+        """Hash: segment index → JSON checkpoint of a finished segment."""
+        return f"{self.prefix}:segments:{job_id}"
+
+    def job_requeue(self, job_id: str) -> str:
+        """String with a short TTL: one reaper re-queues an orphaned job, not several."""
+        return f"{self.prefix}:requeue:{job_id}"
+
+    # -- provider governor -------------------------------------------------------
+    def governor_holders(self, name: str = "provider") -> str:
+        """Sorted set: lease id → expiry (ms). Its size is the sessions in use."""
+        return f"{self.prefix}:gov:{name}:holders"
+
+    def governor_waiters(self, name: str = "provider") -> str:
+        """Sorted set: waiter id → queue position; served in order."""
+        return f"{self.prefix}:gov:{name}:waiters"
+
+    def governor_waiter_seen(self, name: str = "provider") -> str:
+        """Sorted set: waiter id → last heartbeat (ms); stale waiters are dropped."""
+        return f"{self.prefix}:gov:{name}:seen"
+
+    def governor_ticket(self, name: str = "provider") -> str:
+        """Counter giving waiters their queue positions."""
+        return f"{self.prefix}:gov:{name}:ticket"
+
+    def governor_peak(self, name: str = "provider") -> str:
+        """Highest number of slots ever held at once (for metrics and benchmarks)."""
+        return f"{self.prefix}:gov:{name}:peak"
+
+    # -- API ---------------------------------------------------------------------
+    def idempotency(self, tenant: str, key: str) -> str:
+        """String: the job id a tenant's Idempotency-Key created, with the body's hash."""
+        return f"{self.prefix}:idem:{tenant}:{key}"
+
+    def rate(self, tenant: str, window: int) -> str:
+        """Counter of a tenant's requests in one rate-limit window."""
+        return f"{self.prefix}:rate:{tenant}:{window}"

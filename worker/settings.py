@@ -1,0 +1,99 @@
+"""shoal's one settings object, read from ``SHOAL_*`` environment variables.
+
+The Fish key may also come from ``FISH_API_KEY``, as the official SDK reads it.
+Nothing is built at import time: call :func:`get_settings` (cached), and
+``get_settings.cache_clear()`` in tests that change the environment.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Where the provider lives when no Fish key is set: ``make run``'s local_tts.
+LOCAL_PROVIDER_URL = "http://127.0.0.1:8765"
+FISH_PROVIDER_URL = "https://api.fish.audio"
+
+
+class Settings(BaseSettings):
+    """Every knob of shoal; each field is ``SHOAL_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOAL_", extra="ignore")
+
+    # -- Redis: broker, results, job store, governor --------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "shoal"  # every Redis key shoal writes starts with "<prefix>:"
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)  # retention of finished job records
+
+    # -- provider (Fish Audio or local_tts) ------------------------------------
+    fish_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SHOAL_FISH_API_KEY", "FISH_API_KEY")
+    )
+    fish_base_url: str | None = None  # default: Fish Audio with a key, else local_tts
+    fish_model: str = "s2.1-pro"
+    provider_slots: int = Field(5, ge=1)  # concurrent sessions the account allows, all workers
+    provider_lease_seconds: float = Field(30.0, gt=0)  # a crashed worker's slot frees after this
+    connect_timeout: float = Field(10.0, gt=0)
+    first_audio_timeout: float = Field(60.0, gt=0)
+    silence_timeout: float = Field(30.0, gt=0)  # longest gap between audio events
+    ping_interval: float = Field(20.0, gt=0)
+    ping_timeout: float = Field(20.0, gt=0)
+
+    # -- jobs ------------------------------------------------------------------
+    segment_max_chars: int = Field(1500, ge=50)
+    job_parallel_segments: int = Field(3, ge=1)
+    paragraph_silence_ms: int = Field(0, ge=0, le=10_000)
+    max_text_bytes: int = Field(2_000_000, ge=1)
+    max_attempts: int = Field(5, ge=1)
+    retry_base_delay: float = Field(2.0, ge=0)
+    retry_max_delay: float = Field(120.0, ge=0)
+    job_lease_seconds: float = Field(30.0, gt=0)  # a job whose worker died is re-queued after this
+    price_per_million_bytes_usd: float = Field(15.0, ge=0)
+
+    # -- Celery ----------------------------------------------------------------
+    worker_concurrency: int = Field(8, ge=1)  # jobs one worker process runs at once (threads)
+    visibility_timeout: int = Field(3600, ge=10)  # seconds; longer than the longest segment
+
+    # -- storage (S3-compatible) ----------------------------------------------
+    s3_endpoint_url: str | None = None  # None: AWS; set for MinIO, R2, B2, local servers
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_bucket: str = "shoal"
+    s3_path_style: bool = False
+    s3_checksum_when_required: bool = False  # for servers that reject boto3's default checksums
+    s3_key_template: str = "{tenant}/{job_id}.{ext}"
+    s3_staging_prefix: str = "_staging"
+    s3_multipart_chunk_bytes: int = Field(8 << 20, ge=5 << 20)
+    presign_expiry_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    spool_dir: Path = Path(tempfile.gettempdir()) / "shoal-spool"
+
+    @model_validator(mode="after")
+    def _limits(self) -> Settings:
+        if self.retry_max_delay < self.retry_base_delay:
+            raise ValueError("retry_max_delay must be at least retry_base_delay")
+        return self
+
+    @property
+    def provider_url(self) -> str:
+        """Base URL of the provider: explicit, else Fish Audio with a key, else local_tts."""
+        if self.fish_base_url:
+            return self.fish_base_url.rstrip("/")
+        return FISH_PROVIDER_URL if self.fish_api_key else LOCAL_PROVIDER_URL
+
+    @property
+    def provider_ws_url(self) -> str:
+        base = self.provider_url
+        scheme, sep, rest = base.partition("://")
+        ws = {"https": "wss", "http": "ws"}.get(scheme, scheme)
+        return f"{ws}{sep}{rest}/v1/tts/live"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
