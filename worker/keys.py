@@ -27,6 +27,10 @@ class Keys:
         """Sorted set of job ids in a status, scored by creation time (ms)."""
         return f"{self.prefix}:idx:status:{status}"
 
+    def jobs_all(self) -> str:
+        """Sorted set of every job id, scored by creation time (ms): unfiltered listing."""
+        return f"{self.prefix}:idx:all"
+
     def jobs_by_batch(self, batch_id: str) -> str:
         """Sorted set of a batch's job ids, scored by item number."""
         return f"{self.prefix}:idx:batch:{batch_id}"

@@ -1,0 +1,417 @@
+"""The job store against a real Redis: records, forward-only transitions, listing, leases."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from worker.jobs import (
+    Job,
+    JobError,
+    JobRequest,
+    JobStatus,
+    Output,
+    Progress,
+    ReferenceClip,
+    estimate_billing,
+    new_job_id,
+)
+from worker.keys import Keys
+from worker.store import InvalidCursor, JobExists, JobNotFound, JobStore
+
+TTL = 3600
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, keys: Keys) -> JobStore:
+    return JobStore(redis_client, keys, ttl_seconds=TTL)
+
+
+def make_job(
+    tenant: str = "acme",
+    text: str = "Hello there.",
+    batch_id: str | None = None,
+    created_at: float | None = None,
+    **request: object,
+) -> Job:
+    return Job(
+        id=new_job_id(),
+        tenant=tenant,
+        request=JobRequest(text=text, **request),  # type: ignore[arg-type]
+        billing=estimate_billing(text, 15.0),
+        batch_id=batch_id,
+        metadata={"chapter": 3, "tags": ["a"]},
+        created_at=created_at if created_at is not None else time.time(),
+    )
+
+
+def sample_output() -> Output:
+    return Output(
+        url="s3://b/k.mp3",
+        bucket="b",
+        key="k.mp3",
+        bytes=123,
+        duration_s=1.5,
+        format="mp3",
+        sample_rate=44100,
+        content_type="audio/mpeg",
+        sha256="0" * 64,
+    )
+
+
+# -- records -----------------------------------------------------------------------
+
+
+def test_create_and_get_round_trip(store: JobStore) -> None:
+    job = make_job(references=[ReferenceClip(audio=b"\xff\x00RIFF\x81", text="ref")])
+    store.create(job)
+    assert store.get(job.id) == job
+    assert store.get("job_missing") is None
+
+
+def test_create_refuses_an_existing_id(store: JobStore) -> None:
+    job = store.create(make_job())
+    with pytest.raises(JobExists):
+        store.create(job)
+
+
+def test_get_for_tenant_hides_other_tenants_jobs(store: JobStore) -> None:
+    job = store.create(make_job(tenant="acme"))
+    assert store.get_for_tenant(job.id, "acme") == job
+    assert store.get_for_tenant(job.id, "globex") is None
+    assert store.get_for_tenant("job_missing", "acme") is None
+
+
+def test_works_with_decoded_responses(
+    redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, keys, TTL)
+    job = store.create(make_job(batch_id="b1"))
+    assert store.transition(job.id, JobStatus.RUNNING)
+    store.save_segment(job.id, 0, {"bytes": 1})
+    assert store.get(job.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    assert store.list(tenant="acme")[0][0].id == job.id
+    assert store.segments(job.id) == {0: {"bytes": 1}}
+    client.close()
+
+
+# -- transitions -------------------------------------------------------------------
+
+
+def test_transitions_only_move_forward(store: JobStore) -> None:
+    job = store.create(make_job())
+    assert store.transition(job.id, JobStatus.RUNNING)
+    assert not store.transition(job.id, JobStatus.RUNNING)
+    assert not store.transition(job.id, JobStatus.QUEUED)
+    assert store.transition(job.id, JobStatus.SUCCEEDED, output=sample_output())
+    for status in (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.RUNNING):
+        assert not store.transition(job.id, status)
+    stored = store.get(job.id)
+    assert stored is not None
+    assert stored.status is JobStatus.SUCCEEDED
+    assert stored.output == sample_output()
+    assert not store.transition("job_missing", JobStatus.RUNNING)
+
+
+def test_transition_sets_timestamps_and_error(store: JobStore) -> None:
+    job = store.create(make_job())
+    store.transition(job.id, JobStatus.RUNNING)
+    running = store.get(job.id)
+    assert running is not None and running.started_at is not None
+    assert running.finished_at is None
+    error = JobError(code="provider_unavailable", message="gave up after 5 attempts: 503")
+    store.transition(job.id, JobStatus.FAILED, error=error)
+    failed = store.get(job.id)
+    assert failed is not None
+    assert failed.error == error
+    assert failed.finished_at is not None and failed.finished_at >= failed.started_at  # type: ignore[operator]
+    assert failed.updated_at == failed.finished_at
+
+
+def test_queued_job_can_be_canceled_directly(store: JobStore) -> None:
+    job = store.create(make_job())
+    assert store.transition(job.id, JobStatus.CANCELED)
+    stored = store.get(job.id)
+    assert stored is not None and stored.started_at is None and stored.finished_at is not None
+
+
+def test_success_clears_an_earlier_attempts_error(store: JobStore) -> None:
+    job = store.create(make_job())
+    store.transition(job.id, JobStatus.RUNNING)
+    store.record_error(job.id, JobError(code="provider_unavailable", message="429", retryable=True))
+    assert store.get(job.id).error is not None  # type: ignore[union-attr]
+    store.transition(job.id, JobStatus.SUCCEEDED, output=sample_output())
+    assert store.get(job.id).error is None  # type: ignore[union-attr]
+
+
+def race(
+    store: JobStore,
+    job_id: str,
+    target: JobStatus,
+    barrier: threading.Barrier,
+    wins: list[JobStatus],
+) -> None:
+    """Start together with the other threads, then try to move the job to ``target``."""
+    barrier.wait()
+    if store.transition(job_id, target):
+        wins.append(target)
+
+
+def test_concurrent_transitions_one_terminal_state_wins(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    terminals = [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED]
+    for _ in range(5):
+        job = store.create(make_job())
+        store.transition(job.id, JobStatus.RUNNING)
+        barrier = threading.Barrier(12)
+        wins: list[JobStatus] = []
+        threads = [
+            threading.Thread(target=race, args=(store, job.id, terminals[i % 3], barrier, wins))
+            for i in range(12)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(wins) == 1
+        assert store.get(job.id).status is wins[0]  # type: ignore[union-attr]
+        # The status indexes agree with the record: exactly one holds the job.
+        holding = [
+            s for s in JobStatus if redis_client.zscore(keys.jobs_by_status(s), job.id) is not None
+        ]
+        assert holding == [wins[0]]
+
+
+def test_terminal_status_applies_retention_ttl(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    store.transition(job.id, JobStatus.RUNNING)
+    store.save_segment(job.id, 0, {"path": "x"})
+    assert redis_client.ttl(keys.job(job.id)) == -1
+    assert redis_client.ttl(keys.job_segments(job.id)) == -1
+    store.transition(job.id, JobStatus.SUCCEEDED, output=sample_output())
+    assert 0 < redis_client.ttl(keys.job(job.id)) <= TTL
+    assert 0 < redis_client.ttl(keys.job_segments(job.id)) <= TTL
+    # Later updates keep the TTL rather than making the record permanent.
+    store.set_progress(job.id, Progress(segments_done=1, segments_total=1))
+    store.save_segment(job.id, 1, {"path": "y"})
+    assert 0 < redis_client.ttl(keys.job(job.id)) <= TTL
+    assert 0 < redis_client.ttl(keys.job_segments(job.id)) <= TTL
+
+
+def test_updates_never_recreate_an_expired_record(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    redis_client.delete(keys.job(job.id))  # as if the retention TTL ran out
+    assert not store.set_progress(job.id, Progress(segments_done=1))
+    assert not store.record_error(job.id, JobError(code="x", message="y"))
+    assert not store.save_segment(job.id, 0, {})
+    with pytest.raises(JobNotFound):
+        store.begin_attempt(job.id)
+    assert not redis_client.exists(keys.job(job.id), keys.job_segments(job.id))
+
+
+def test_attempts_progress_and_errors(store: JobStore) -> None:
+    job = store.create(make_job())
+    assert [store.begin_attempt(job.id) for _ in range(3)] == [1, 2, 3]
+    progress = Progress(
+        segments_done=2, segments_total=5, chars_done=10, chars_total=40, audio_seconds=1.25
+    )
+    assert store.set_progress(job.id, progress)
+    error = JobError(code="provider_unavailable", message="429 busy", retryable=True)
+    assert store.record_error(job.id, error)
+    stored = store.get(job.id)
+    assert stored is not None
+    assert (stored.attempts, stored.progress, stored.error) == (3, progress, error)
+    assert stored.status is JobStatus.QUEUED
+
+
+def test_events_are_published(store: JobStore, redis_client: redis.Redis, keys: Keys) -> None:
+    job = store.create(make_job())
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(keys.job_events(job.id))
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+    store.transition(job.id, JobStatus.RUNNING)
+    store.set_progress(job.id, Progress(segments_done=1, segments_total=2))
+    store.transition(job.id, JobStatus.SUCCEEDED, output=sample_output())
+    events = []
+    while len(events) < 3:
+        message = pubsub.get_message(timeout=2)
+        assert message is not None, events
+        events.append(json.loads(message["data"]))
+    pubsub.close()
+    assert [e["type"] for e in events] == ["status", "progress", "status"]
+    assert [e.get("status") for e in events] == ["running", None, "succeeded"]
+    assert events[1]["progress"]["segments_done"] == 1
+    assert events[2]["output"]["key"] == "k.mp3"
+    assert all(e["job_id"] == job.id for e in events)
+
+
+def test_delete_removes_record_and_index_entries(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job(batch_id="b"))
+    store.save_segment(job.id, 0, {})
+    assert store.delete(job.id)
+    assert store.get(job.id) is None
+    assert not store.delete(job.id)
+    assert store.list(tenant="acme") == ([], None)
+    assert store.list(batch_id="b") == ([], None)
+    assert not [k for k in redis_client.scan_iter(match=f"{keys.prefix}:*")]
+
+
+# -- listing -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def populated(store: JobStore) -> Iterator[list[Job]]:
+    """30 jobs, a millisecond apart: 3 tenants, some running, some in a batch."""
+    base = time.time() - 100
+    jobs = []
+    for i in range(30):
+        job = make_job(
+            tenant=["acme", "globex", "initech"][i % 3],
+            batch_id="book" if i % 5 == 0 else None,
+            created_at=base + i / 1000,
+        )
+        store.create(job, batch_item=i if job.batch_id else None)
+        if i % 2:
+            store.transition(job.id, JobStatus.RUNNING)
+        jobs.append(job)
+    yield jobs
+
+
+def collect(store: JobStore, limit: int, **filters: object) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    for _ in range(100):
+        page, cursor = store.list(limit=limit, cursor=cursor, **filters)  # type: ignore[arg-type]
+        assert len(page) <= limit
+        ids += [job.id for job in page]
+        if cursor is None:
+            return ids
+    raise AssertionError("pagination did not end")
+
+
+def test_list_everything_newest_first(store: JobStore, populated: list[Job]) -> None:
+    newest_first = [job.id for job in reversed(populated)]
+    assert collect(store, limit=7) == newest_first
+    assert collect(store, limit=30) == newest_first
+    assert collect(store, limit=100) == newest_first
+
+
+def test_list_filters(store: JobStore, populated: list[Job]) -> None:
+    def expect(pred: object) -> list[str]:
+        return [j.id for j in reversed(populated) if pred(j)]  # type: ignore[operator]
+
+    assert collect(store, 4, tenant="acme") == expect(lambda j: j.tenant == "acme")
+    running = [j.id for i, j in enumerate(populated) if i % 2][::-1]
+    assert collect(store, 4, status=JobStatus.RUNNING) == running
+    assert collect(store, 3, tenant="globex", status=JobStatus.RUNNING) == [
+        i for i in running if i in expect(lambda j: j.tenant == "globex")
+    ]
+    # A batch lists in item order.
+    assert collect(store, 2, batch_id="book") == [j.id for j in populated if j.batch_id]
+    assert collect(store, 2, batch_id="book", tenant="acme") == [
+        j.id for j in populated if j.batch_id and j.tenant == "acme"
+    ]
+    after, before = populated[9].created_at, populated[20].created_at
+    assert collect(store, 4, created_after=after, created_before=before) == expect(
+        lambda j: after < j.created_at < before
+    )
+    assert collect(store, 4, tenant="nobody") == []
+
+
+def test_cursor_is_stable_while_jobs_are_added(store: JobStore, populated: list[Job]) -> None:
+    page, cursor = store.list(tenant="acme", limit=4)
+    for _ in range(3):
+        store.create(make_job(tenant="acme"))  # newer than everything listed
+    rest = collect(store, 100, tenant="acme")[3:]  # the new ones come first now
+    second, _ = store.list(tenant="acme", limit=100, cursor=cursor)
+    assert [j.id for j in page + second] == [
+        j.id for j in reversed(populated) if j.tenant == "acme"
+    ]
+    assert [j.id for j in second] == rest[4:]
+
+
+def test_equal_creation_times_paginate_without_loss(store: JobStore) -> None:
+    now = time.time()
+    ids = {store.create(make_job(created_at=now)).id for _ in range(45)}
+    listed = collect(store, limit=4)
+    assert len(listed) == 45 and set(listed) == ids
+
+
+def test_listing_prunes_entries_of_expired_records(
+    store: JobStore, redis_client: redis.Redis, keys: Keys, populated: list[Job]
+) -> None:
+    gone = populated[-1]
+    redis_client.delete(keys.job(gone.id))  # the retention TTL ran out
+    ids = collect(store, limit=5, tenant=gone.tenant)
+    assert gone.id not in ids and len(ids) == 9
+    assert redis_client.zscore(keys.jobs_by_tenant(gone.tenant), gone.id) is None
+    assert redis_client.zscore(keys.jobs_all(), gone.id) is None
+
+
+def test_bad_cursor_and_limit(store: JobStore) -> None:
+    with pytest.raises(InvalidCursor):
+        store.list(cursor="not a cursor!")
+    with pytest.raises(ValueError):
+        store.list(limit=0)
+
+
+# -- segments ------------------------------------------------------------------------
+
+
+def test_segment_checkpoints(store: JobStore) -> None:
+    job = store.create(make_job())
+    assert store.segments(job.id) == {}
+    store.save_segment(job.id, 2, {"path": "/spool/2", "samples": 100})
+    store.save_segment(job.id, 0, {"path": "/spool/0", "samples": 50})
+    assert store.segments(job.id) == {
+        0: {"path": "/spool/0", "samples": 50},
+        2: {"path": "/spool/2", "samples": 100},
+    }
+    store.clear_segments(job.id)
+    assert store.segments(job.id) == {}
+
+
+# -- job leases ------------------------------------------------------------------------
+
+
+def test_job_lease_acquire_renew_release(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    assert store.acquire_job_lease(job.id, "w1", 5)
+    assert not store.acquire_job_lease(job.id, "w2", 5)
+    assert store.renew_job_lease(job.id, "w1", 10)
+    assert 5000 < redis_client.pttl(keys.job_lease(job.id)) <= 10_000
+    assert not store.renew_job_lease(job.id, "w2", 10)
+    assert not store.release_job_lease(job.id, "w2")
+    assert store.release_job_lease(job.id, "w1")
+    assert not store.renew_job_lease(job.id, "w1", 10)  # lost is lost: re-acquire instead
+    assert store.acquire_job_lease(job.id, "w2", 0.2)
+    time.sleep(0.3)
+    assert store.acquire_job_lease(job.id, "w3", 5)  # an expired lease is free
+
+
+def test_orphaned_running_jobs(store: JobStore) -> None:
+    leased, orphan, _queued, done = (store.create(make_job()) for _ in range(4))
+    for job in (leased, orphan, done):
+        store.transition(job.id, JobStatus.RUNNING)
+    store.transition(done.id, JobStatus.SUCCEEDED, output=sample_output())
+    store.acquire_job_lease(leased.id, "w1", 30)
+    assert store.orphaned_running_jobs(limit=10) == [orphan.id]
+    assert store.orphaned_running_jobs(limit=0) == []
+    # Only one reaper gets to re-queue it.
+    assert store.claim_requeue(orphan.id, 30)
+    assert not store.claim_requeue(orphan.id, 30)
