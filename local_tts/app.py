@@ -1,0 +1,239 @@
+"""The ASGI application of ``local_tts``: routes, handshake checks, admin.
+
+Routes:
+    GET  /v1/tts/live       the live WebSocket (local_tts.live)
+    POST /v1/tts            whole-text synthesis; JSON or MessagePack body, audio back
+    GET  /healthz           alive
+    GET  /_admin/stats      counters (local_tts.stats)
+    POST /_admin/reset      zero the counters
+    POST /_admin/faults     install a fault plan (local_tts.faults)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import ormsgpack
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from local_tts.encoders import StreamEncoder, content_type
+from local_tts.engines import Engine, make_engine
+from local_tts.faults import FaultAction, FaultPlan, FaultPlanError
+from local_tts.live import LiveConnection, LiveLimits
+from local_tts.stats import Stats
+from local_tts.voices import pick_voice
+from worker.fish import (
+    InvalidRequest,
+    ServerSession,
+    Start,
+    Stop,
+    Synthesize,
+    TTSRequest,
+    parse_request,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "s2.1-pro"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the command line sets."""
+
+    engine: str = "espeak"
+    api_keys: frozenset[str] = frozenset()  # empty: any key (or none) is accepted
+    max_concurrency: int = 0  # 0: unlimited
+    rtf: float = 0.05
+    ttfb_ms: float = 50.0
+    piece_ms: float = 500.0
+    processes: int | None = None
+    max_message_bytes: int = 8 << 20
+    idle_timeout: float = 60.0
+    faults: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalTTS:
+    """Server state shared by every connection."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.stats = Stats()
+        self.faults = FaultPlan.parse(config.faults)
+        self.limits = LiveLimits(config.max_message_bytes, config.idle_timeout)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:  # pragma: no cover - set by the lifespan
+            raise RuntimeError("engine not started")
+        return self._engine
+
+    async def start(self) -> None:
+        self._engine = make_engine(
+            self.config.engine,
+            processes=self.config.processes,
+            rtf=self.config.rtf,
+            ttfb_ms=self.config.ttfb_ms,
+            piece_ms=self.config.piece_ms,
+        )
+        # Warm the engine so the first session does not pay its start-up.
+        async for _ in self._engine.synthesize("ready", pick_voice(TTSRequest()), 1.0):
+            pass
+
+    async def stop(self) -> None:
+        if self._engine is not None:
+            await self._engine.aclose()
+
+    # -- handshake checks ------------------------------------------------------
+
+    def refuse(self, headers: Headers) -> tuple[int, str] | None:
+        """Why a request must be refused before any work (status, message), or None."""
+        if self.config.api_keys:
+            auth = headers.get("authorization", "")
+            scheme, _, key = auth.partition(" ")
+            if not auth:
+                return 401, "missing Authorization header (expected 'Bearer <api key>')"
+            if scheme.lower() != "bearer" or key.strip() not in self.config.api_keys:
+                return 401, "invalid api key"
+        limit = self.config.max_concurrency
+        if limit and self.stats.sessions_active >= limit:
+            return 429, f"concurrency limit of {limit} sessions reached"
+        return None
+
+    def model(self, headers: Headers) -> str:
+        return headers.get("model") or DEFAULT_MODEL
+
+    # -- routes ----------------------------------------------------------------
+
+    async def live(self, ws: WebSocket) -> None:
+        faults = self.faults.next_session()
+        refusal = self.refuse(ws.headers)
+        reject = next((f for f in faults if f.action is FaultAction.REJECT), None)
+        if refusal is None and reject is not None:
+            refusal = (reject.status, "injected fault")
+        if refusal is not None:
+            status, message = refusal
+            self.stats.reject(status)
+            await ws.send_denial_response(_error(status, message))
+            return
+        record = self.stats.open(self.model(ws.headers))  # before any await: the limit holds
+        try:
+            await ws.accept()
+            await LiveConnection(ws, self.engine, record, faults, self.limits).serve()
+        finally:
+            self.stats.close(record)
+
+    async def rest(self, request: Request) -> Response:
+        refusal = self.refuse(request.headers)
+        if refusal is not None:
+            self.stats.reject(refusal[0])
+            return _error(*refusal)
+        try:
+            tts = parse_request(_decode_body(await request.body(), request.headers))
+        except (InvalidRequest, ValueError) as exc:
+            return _error(400, str(exc))
+        if not tts.text.strip():
+            return _error(400, "request.text: must not be empty")
+        record = self.stats.open(self.model(request.headers), kind="rest")
+        record.format = tts.format.value
+        record.text = tts.text
+        return StreamingResponse(self._rest_audio(tts, record), media_type=content_type(tts.format))
+
+    async def _rest_audio(self, tts: TTSRequest, record: Any) -> AsyncIterator[bytes]:
+        try:
+            session = ServerSession()
+            commands = session.receive_event(Start(tts)) + session.receive_event(Stop())
+            encoder = StreamEncoder(
+                tts.format,
+                tts.effective_sample_rate,
+                native_rate=self.engine.native_rate,
+                volume_db=tts.volume_db,
+                mp3_bitrate_kbps=tts.mp3_bitrate,
+                opus_bitrate_kbps=tts.opus_bitrate,
+            )
+            voice = pick_voice(tts)
+            for command in commands:
+                if isinstance(command, Synthesize):
+                    async for piece in self.engine.synthesize(command.text, voice, tts.speed):
+                        if data := encoder.feed(piece):
+                            record.audio_bytes += len(data)
+                            yield data
+                elif tail := encoder.close():  # EndSession: the last audio
+                    record.audio_bytes += len(tail)
+                    yield tail
+            record.end = "stop"
+        finally:
+            self.stats.close(record)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "engine": self.config.engine})
+
+    async def admin_stats(self, request: Request) -> Response:
+        return JSONResponse(self.stats.to_json())
+
+    async def admin_reset(self, request: Request) -> Response:
+        self.stats.reset()
+        return JSONResponse({"status": "ok"})
+
+    async def admin_faults(self, request: Request) -> Response:
+        try:
+            self.faults = FaultPlan.parse(await request.body())
+        except FaultPlanError as exc:
+            return _error(400, str(exc))
+        return JSONResponse({"status": "ok"})
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """Build the application; the engine starts and stops with the app's lifespan."""
+    server = LocalTTS(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/v1/tts/live", server.live),
+            Route("/v1/tts", server.rest, methods=["POST"]),
+            Route("/healthz", server.healthz),
+            Route("/_admin/stats", server.admin_stats),
+            Route("/_admin/reset", server.admin_reset, methods=["POST"]),
+            Route("/_admin/faults", server.admin_faults, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.local_tts = server
+    return app
+
+
+def _decode_body(body: bytes, headers: Headers) -> Any:
+    kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind in ("application/msgpack", "application/x-msgpack"):
+        try:
+            return ormsgpack.unpackb(body)
+        except (ormsgpack.MsgpackDecodeError, ValueError) as exc:
+            raise ValueError(f"body is not valid MessagePack: {exc}") from exc
+    try:
+        return json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"body is not valid JSON: {exc}") from exc
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"status": status, "message": message}, status_code=status)

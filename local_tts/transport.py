@@ -1,0 +1,42 @@
+"""uvicorn's WebSocket protocol with two hooks fault injection needs.
+
+ASGI gives an application no way to drop a TCP connection without a close
+frame, or to stop answering pings; both are faults a real provider shows.  This
+subclass puts two callables in the scope under ``local_tts.transport``:
+``abort()`` drops the connection, ``stall()`` ignores every byte from then on
+(so pings go unanswered).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from local_tts.live import TRANSPORT_EXTENSION
+
+
+class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
+    """``WebSocketsSansIOProtocol`` plus abort/stall hooks for fault injection."""
+
+    _stalled = False
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # only set when the handshake went on to the app
+            scope["extensions"][TRANSPORT_EXTENSION] = {
+                "abort": self._abort,
+                "stall": self._stall,
+            }
+
+    def _abort(self) -> None:
+        self.transport.abort()
+
+    def _stall(self) -> None:
+        self._stalled = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._stalled:
+            return
+        super().data_received(data)
