@@ -1,0 +1,178 @@
+"""Decode a whole audio file and say what it is, or why it is broken.
+
+:func:`probe` is how tests (and the worker, before it uploads) check that an
+output "decodes cleanly": every packet is decoded and counted, decoder and
+demuxer errors are captured from FFmpeg's log, and a file that decodes to
+less audio than its header declares is reported as truncated.
+
+Durations are counted from decoded samples, so encoder priming is already
+gone where the container says how much to skip (the LAME tag in MP3, Opus
+pre-skip, the MP4 edit list's start).  AAC's end padding is not trimmed by
+the decoder; the MP4 edit list declares the true length, and we use it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.logging
+
+from worker.audio.errors import CorruptAudio
+
+# Make decoders fail loudly where they would otherwise conceal damage.
+_DECODER_OPTIONS = {"err_detect": "crccheck+bitstream+buffer+explode"}
+# Decoded audio may exceed the declared length by this many samples (AAC end
+# padding: under two 1024-sample frames) and be trimmed to it.
+_MAX_END_PADDING = 4096
+# Opus pre-skip makes the Ogg length read a few ms long; more than this short is a truncation.
+_TRUNCATION_SLACK_S = 0.05
+_TRUNCATION_SLACK_RATIO = 0.005
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, lacing values, body
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeInfo:
+    """What a full decode of an audio file found."""
+
+    format_name: str  # FFmpeg's demuxer name: "wav", "mp3", "ogg", "flac", "mov,mp4,m4a,..."
+    codec: str  # canonical codec name: "pcm_s16le", "mp3", "opus", "flac", "aac"
+    sample_rate: int  # the decoded rate (Opus always decodes at 48000)
+    channels: int
+    duration_s: float
+    samples: int  # decoded samples per channel, after end trimming
+
+
+def probe(path: Path | str, *, raw_pcm_rate: int | None = None) -> ProbeInfo:
+    """Decode all of ``path`` and describe it; raise :class:`CorruptAudio` on any error.
+
+    Headerless s16le mono (``pcm`` outputs) has nothing to detect, so pass its
+    rate as ``raw_pcm_rate``.
+    """
+    name = Path(path).name
+    with _captured_errors() as errors:
+        try:
+            if raw_pcm_rate is None:
+                container = av.open(str(path), "r")
+            else:
+                options = {"sample_rate": str(raw_pcm_rate), "ch_layout": "mono"}
+                container = av.open(str(path), "r", format="s16le", options=options)
+        except (av.FFmpegError, OSError) as exc:
+            raise CorruptAudio(f"{name}: cannot open as audio: {exc}") from exc
+        with container:
+            if not container.streams.audio:
+                raise CorruptAudio(f"{name}: no audio stream")
+            stream = container.streams.audio[0]
+            stream.codec_context.options = dict(_DECODER_OPTIONS)
+            decoded = 0
+            rate = stream.codec_context.sample_rate
+            try:
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        decoded += frame.samples
+                        rate = frame.sample_rate
+            except av.FFmpegError as exc:
+                raise CorruptAudio(
+                    f"{name}: decoding failed after {decoded} samples: {exc}"
+                ) from exc
+            declared = _declared_seconds(container, stream)
+            format_name = container.format.name
+            codec = stream.codec_context.codec.canonical_name
+            channels = stream.codec_context.channels
+    if errors:
+        shown = "; ".join(errors[:3]) + ("; …" if len(errors) > 3 else "")
+        raise CorruptAudio(f"{name}: decoding reported {len(errors)} error(s): {shown}")
+    if not rate:
+        raise CorruptAudio(f"{name}: no sample rate")
+    if format_name == "ogg" and not _ogg_ends_with_eos(Path(path)):
+        raise CorruptAudio(f"{name}: the Ogg stream has no end-of-stream page (truncated)")
+    samples = decoded
+    if declared is not None:
+        declared_samples = round(declared * rate)
+        slack = _TRUNCATION_SLACK_S + _TRUNCATION_SLACK_RATIO * declared
+        if decoded / rate < declared - slack:
+            raise CorruptAudio(
+                f"{name}: header declares {declared:.3f} s but only {decoded / rate:.3f} s "
+                "decode (truncated, or placeholder sizes)"
+            )
+        if 0 < decoded - declared_samples <= _MAX_END_PADDING:
+            samples = declared_samples
+    return ProbeInfo(format_name, codec, rate, channels, samples / rate, samples)
+
+
+def _declared_seconds(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> float | None:
+    """The length the container claims, if it claims one."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _ogg_ends_with_eos(path: Path) -> bool:
+    """Whether the last Ogg page is complete and flagged end-of-stream.
+
+    An Ogg file cut short still decodes cleanly up to the cut and its
+    granule positions then declare the shorter length, so the missing EOS
+    flag is the only sign.
+    """
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - _OGG_MAX_PAGE))
+        tail = f.read()
+    start = tail.rfind(b"OggS")
+    if start < 0 or len(tail) < start + 27:
+        return False
+    flags, segments = tail[start + 5], tail[start + 26]
+    if len(tail) < start + 27 + segments:
+        return False
+    body = sum(tail[start + 27 : start + 27 + segments])
+    return bool(flags & 0x04) and len(tail) == start + 27 + segments + body
+
+
+_log_lock = threading.Lock()
+_log_users = 0
+_log_saved: tuple[int | None, bool] = (None, True)
+
+
+@contextmanager
+def _captured_errors() -> Iterator[list[str]]:
+    """Collect FFmpeg error messages logged by this thread.
+
+    PyAV drops FFmpeg's log by default, and many decoders only *log*
+    damage they conceal.  Turn the log on at ERROR while any probe runs
+    (counted, so concurrent probes do not switch it off under each other)
+    and capture this thread's messages instead of sending them to logging.
+    """
+    global _log_users, _log_saved
+    with _log_lock:
+        if _log_users == 0:
+            _log_saved = (av.logging.get_level(), av.logging.get_skip_repeated())
+            level = _log_saved[0]
+            if level is None or level < av.logging.ERROR:
+                av.logging.set_level(av.logging.ERROR)
+            # Repeats of the same message must still count, and no stale
+            # "repeated N times" line should land in our capture.
+            av.logging.set_skip_repeated(False)
+        _log_users += 1
+    errors: list[str] = []
+    try:
+        with av.logging.Capture() as logs:
+            yield errors
+            errors.extend(
+                f"[{source}] {message.strip()}"
+                for level, source, message in logs
+                if level <= av.logging.ERROR
+            )
+    finally:
+        with _log_lock:
+            _log_users -= 1
+            if _log_users == 0:
+                av.logging.set_level(_log_saved[0])
+                av.logging.set_skip_repeated(_log_saved[1])
