@@ -5,6 +5,9 @@ frame, or to stop answering pings; both are faults a real provider shows.  This
 subclass puts two callables in the scope under ``local_tts.transport``:
 ``abort()`` drops the connection, ``stall()`` ignores every byte from then on
 (so pings go unanswered).
+
+It also keeps the protocol's promise for a message too big even to buffer:
+the peer gets ``finish``/``error`` saying so before the 1009 close.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import PayloadTooBig
+from websockets.frames import Frame, Opcode
 
 from local_tts.live import TRANSPORT_EXTENSION
+from worker.fish import Finish, FinishReason, encode_server_event
 
 
 class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -40,3 +46,12 @@ class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
         if self._stalled:
             return
         super().data_received(data)
+
+    def handle_parser_exception(self) -> None:
+        if isinstance(self.conn.parser_exc, PayloadTooBig):
+            limit = self.config.ws_max_size
+            finish = Finish(FinishReason.ERROR, f"message is over the limit of {limit} bytes")
+            frame = Frame(Opcode.BINARY, encode_server_event(finish))
+            # The connection is already failing, so write the frame ourselves, ahead of the close.
+            self.transport.write(frame.serialize(mask=False, extensions=[]))
+        super().handle_parser_exception()
