@@ -1,0 +1,289 @@
+"""The provider concurrency governor: a fair, leased, distributed semaphore in Redis.
+
+Every worker process on every machine asks the governor before it opens a
+provider session, so together they never hold more than ``limit`` sessions —
+the account's concurrency limit (``Settings.provider_slots``)::
+
+    governor = Governor(redis_async_client, keys, limit=5, lease_seconds=30)
+    async with governor.slot(owner="host:pid:job", priority=job.request.priority):
+        ...  # one provider session
+
+How it works (keys in :class:`worker.keys.Keys`, all times the Redis server's):
+
+* A waiter takes a ticket (``INCR``) and joins a queue: a sorted set scored by
+  ticket, so the queue is FIFO; a higher ``priority`` goes ahead of every lower
+  one (FIFO within a priority).
+* It polls an acquire script every ~50 ms (with jitter).  The script drops
+  expired holder leases and waiters not seen for ~3 polls (a crashed waiter
+  must not block the queue), then grants a slot only if fewer than ``limit``
+  are held *and* the waiter is among the first ``limit − held`` live waiters.
+  A slow waiter that was dropped rejoins at its old place.
+* A holder's lease (a sorted set of lease id → expiry) is renewed every
+  ``lease_seconds / 3`` while the body runs and removed when it exits, even on
+  exceptions and cancellation.  A crashed worker's slot frees itself after
+  ``lease_seconds``.
+
+The limit is not stored in Redis: each caller enforces the one it passes.  If
+workers are configured with different limits, one with a higher limit may take
+slots up to its own limit — configure every worker alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio
+
+from worker.keys import Keys
+
+log = logging.getLogger(__name__)
+
+#: Queue positions are ``ticket - priority * PRIORITY_STEP``: exact in a double
+#: for 2**40 tickets and priorities up to ±MAX_PRIORITY.
+PRIORITY_STEP = 2**40
+MAX_PRIORITY = 1000
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: holders, waiters, seen, peak.  ARGV: id, limit, lease ms, stale ms, queue score.
+# Returns {granted (0/1), holders}.
+_ACQUIRE = (
+    _NOW_MS
+    + """
+local id, limit = ARGV[1], tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
+for _, waiter in ipairs(stale) do redis.call('ZREM', KEYS[2], waiter) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[2], 'NX', ARGV[5], id)
+redis.call('ZADD', KEYS[3], now, id)
+local holders = redis.call('ZCARD', KEYS[1])
+if holders >= limit or redis.call('ZRANK', KEYS[2], id) >= limit - holders then
+  return {0, holders}
+end
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+holders = holders + 1
+if holders > tonumber(redis.call('GET', KEYS[4]) or '0') then
+  redis.call('SET', KEYS[4], holders)
+end
+return {1, holders}
+"""
+)
+
+# KEYS: holders.  ARGV: id, lease ms.  Renews only a lease that is still there.
+_RENEW = (
+    _NOW_MS
+    + """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+)
+
+# KEYS: holders, waiters, seen.  ARGV: id.  Leaves the queue and gives up the slot.
+_LEAVE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
+# KEYS: holders.  Live (unexpired) holders.
+_IN_USE = _NOW_MS + "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')"
+
+# KEYS: holders, peak.  Restart peak tracking from the current use.
+_RESET_PEAK = (
+    _NOW_MS
+    + """
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+redis.call('SET', KEYS[2], live)
+return live
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A held provider slot."""
+
+    lease_id: str  # member of the holders set; unique per acquisition
+    owner: str  # who holds it, for logs and debugging
+    waited: float  # seconds spent queueing
+    holders: int  # slots held (this one included) when it was granted
+
+
+class Governor:
+    """Caps provider sessions across all workers; see the module docstring.
+
+    ``poll_interval`` (plus up to ``poll_jitter``) is how often a waiter asks;
+    waiters silent for ``stale_seconds`` (default three polls) are dropped.
+    """
+
+    def __init__(
+        self,
+        redis: redis.asyncio.Redis,
+        keys: Keys,
+        name: str = "provider",
+        *,
+        limit: int,
+        lease_seconds: float,
+        poll_interval: float = 0.05,
+        poll_jitter: float = 0.025,
+        stale_seconds: float | None = None,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.redis = redis
+        self.keys = keys
+        self.name = name
+        self.limit = limit
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.poll_jitter = poll_jitter
+        self.stale_seconds = stale_seconds or 3 * (poll_interval + poll_jitter)
+        self._holders = keys.governor_holders(name)
+        self._waiters = keys.governor_waiters(name)
+        self._seen = keys.governor_waiter_seen(name)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
+        self._leave = redis.register_script(_LEAVE)
+        self._in_use = redis.register_script(_IN_USE)
+        self._reset_peak = redis.register_script(_RESET_PEAK)
+        self._owns_client = False
+        self._cleanups: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_url(
+        cls, url: str, keys: Keys, name: str = "provider", *, limit: int, lease_seconds: float
+    ) -> Governor:
+        """A governor with its own asyncio client; close it with :meth:`aclose`."""
+        governor = cls(
+            redis.asyncio.Redis.from_url(url), keys, name, limit=limit, lease_seconds=lease_seconds
+        )
+        governor._owns_client = True
+        return governor
+
+    async def aclose(self) -> None:
+        """Close the client if :meth:`from_url` made it."""
+        if self._owns_client:
+            await self.redis.aclose()
+
+    @asynccontextmanager
+    async def slot(self, owner: str, priority: int = 0) -> AsyncIterator[Slot]:
+        """Wait for a slot (fairly), hold it — renewed — for the body, then give it back.
+
+        Higher ``priority`` waiters are served first; equal ones in arrival order.
+        Redis errors while waiting propagate (after leaving the queue).
+        """
+        if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+            raise ValueError(f"priority must be within ±{MAX_PRIORITY}")
+        slot = await self._wait_for_slot(owner, priority)
+        renewer = asyncio.create_task(self._keep_alive(slot))
+        try:
+            yield slot
+        finally:
+            # Not awaited: a cancellation arriving here must not skip the release.
+            renewer.cancel()
+            await self._cleanup(self._give_up(slot.lease_id))
+            log.debug("governor %s: %s released %s", self.name, owner, slot.lease_id)
+
+    async def in_use(self) -> int:
+        """Slots held right now (unexpired leases), by every worker."""
+        return int(await self._in_use(keys=[self._holders]))
+
+    async def peak(self) -> int:
+        """The most slots ever held at once (since the last :meth:`reset_peak`)."""
+        value = await self.redis.get(self.keys.governor_peak(self.name))
+        return int(value or 0)
+
+    async def reset_peak(self) -> None:
+        """Start peak tracking afresh from the slots held now."""
+        await self._reset_peak(keys=[self._holders, self.keys.governor_peak(self.name)])
+
+    # -- internals ---------------------------------------------------------------
+
+    async def _wait_for_slot(self, owner: str, priority: int) -> Slot:
+        ticket = int(await self.redis.incr(self.keys.governor_ticket(self.name)))
+        lease_id = f"{owner}:{uuid.uuid4().hex[:12]}"
+        score = ticket - priority * PRIORITY_STEP
+        args: list[str | int] = [
+            lease_id,
+            self.limit,
+            max(1, int(self.lease_seconds * 1000)),
+            max(1, int(self.stale_seconds * 1000)),
+            score,
+        ]
+        keys = [self._holders, self._waiters, self._seen, self.keys.governor_peak(self.name)]
+        started = time.monotonic()
+        try:
+            while True:
+                granted, holders = await self._acquire(keys=keys, args=args)
+                if granted:
+                    waited = time.monotonic() - started
+                    log.debug(
+                        "governor %s: %s got a slot after %.3fs (%d/%d held)",
+                        self.name, owner, waited, holders, self.limit,
+                    )  # fmt: skip
+                    return Slot(lease_id, owner, waited, int(holders))
+                await asyncio.sleep(self.poll_interval + random.uniform(0, self.poll_jitter))
+        except BaseException:
+            # Canceled or failed while queueing — possibly just after a grant whose
+            # reply never arrived: leave the queue and any slot, so neither is blocked.
+            await self._cleanup(self._give_up(lease_id))
+            raise
+
+    async def _keep_alive(self, slot: Slot) -> None:
+        """Renew the lease every third of its life until canceled."""
+        lease_ms = max(1, int(self.lease_seconds * 1000))
+        warned = False
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                renewed = await self._renew(keys=[self._holders], args=[slot.lease_id, lease_ms])
+            except redis.RedisError as exc:
+                log.warning("governor %s: renewing %s failed: %s", self.name, slot.lease_id, exc)
+                continue
+            if not renewed and not warned:
+                # Another worker may use the slot now; the session in flight still
+                # finishes rather than failing a job over bookkeeping.
+                log.warning(
+                    "governor %s: lease %s expired before renewal (event loop stalled "
+                    "longer than %.1fs?); carrying on",
+                    self.name, slot.lease_id, self.lease_seconds,
+                )  # fmt: skip
+                warned = True
+
+    async def _give_up(self, lease_id: str) -> None:
+        await self._leave(keys=[self._holders, self._waiters, self._seen], args=[lease_id])
+
+    async def _cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` to the end even if the caller is canceled meanwhile."""
+        task = asyncio.ensure_future(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanup_done)
+        # A failure is logged by _cleanup_done; an unreleased lease expires on its own.
+        with contextlib.suppress(redis.RedisError):
+            await asyncio.shield(task)
+
+    def _cleanup_done(self, task: asyncio.Task[Any]) -> None:
+        self._cleanups.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "governor %s: could not release a slot (it expires after %.1fs): %s",
+                self.name, self.lease_seconds, task.exception(),
+            )  # fmt: skip
