@@ -36,7 +36,8 @@ class PcmStream:
     ``feed`` each payload in order and write what it returns; ``close`` at
     ``finish`` (it raises :class:`CorruptAudio` if the stream ended with half
     a sample or inside a WAV header).  ``sample_rate`` is the rate named by
-    the last WAV header seen, or ``None`` for ``pcm``.
+    the last WAV header seen (``None`` for ``pcm``), ``headers`` how many
+    headers were stripped.
     """
 
     __slots__ = ("_carry", "_closed", "_held", "_phase", "_wav", "headers", "sample_rate")
@@ -65,6 +66,11 @@ class PcmStream:
         if self._wav and self._phase == "pcm":
             self._phase = "probe"  # every event may open with a header
         if self._phase == "probe":
+            if self._held and not _could_be_header(self._held + data) and _could_be_header(data):
+                # What was held (say a lone b"R") was audio: this event starts the header.
+                released = self._whole_samples(bytes(self._held))
+                self._held.clear()
+                return released + self.feed(data)
             self._held += data
             data = b""
             if not _could_be_header(self._held):
@@ -149,7 +155,7 @@ class PcmStream:
         self.sample_rate = rate
 
 
-def _could_be_header(held: bytearray) -> bool:
+def _could_be_header(held: bytes | bytearray) -> bool:
     """Whether ``held`` is, or may still grow into, ``RIFF????WAVE``."""
     head = bytes(held[:4])
     if head != _RIFF[: len(head)]:
