@@ -9,7 +9,7 @@ rate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -67,7 +67,7 @@ class FormatInfo:
         return self.bitrates_kbps is not None
 
 
-FORMATS: dict[OutputFormat, FormatInfo] = {
+FORMATS: Mapping[OutputFormat, FormatInfo] = {
     OutputFormat.WAV: FormatInfo(
         OutputFormat.WAV, _PCM_RATES, 44100, None, None, "audio/wav", ".wav"
     ),
