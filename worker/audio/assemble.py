@@ -108,7 +108,8 @@ def assemble(
     format, rate or bitrate, :class:`CorruptAudio` for a segment file that is
     missing or not whole s16 samples, :class:`OutputTooLarge` for a WAV over
     4 GiB (checked before writing) and :class:`EncodeError` if the encoder
-    fails.  On any error ``out_path`` is removed.
+    fails.  The file is written beside ``out_path`` and renamed into place,
+    so ``out_path`` never holds a partial file; on error nothing is left.
     """
     info = format_info(fmt)
     validate_output(info.format, sample_rate, bitrate_kbps)
@@ -126,15 +127,21 @@ def assemble(
         if needed > WAV_MAX_DATA_BYTES:
             raise OutputTooLarge(wav_too_large_message(needed))
 
-    sink = open_sink(info.format, out_path, sample_rate, bitrate_kbps)
+    # Write beside the target and rename, so out_path only ever holds a whole file.
+    part = out_path.with_name(out_path.name + ".part")
     try:
-        written = _Pipeline(sink, sample_rate, block_samples).run(
-            plans, head_silence_ms, tail_silence_ms
-        )
+        sink = open_sink(info.format, part, sample_rate, bitrate_kbps)
+        try:
+            written = _Pipeline(sink, sample_rate, block_samples).run(
+                plans, head_silence_ms, tail_silence_ms
+            )
+        except BaseException:
+            sink.abort()
+            raise
         sink.close()
+        part.replace(out_path)
     except BaseException:
-        sink.abort()
-        out_path.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
         raise
     size, digest = _size_and_sha256(out_path)
     return AssembledAudio(

@@ -3,7 +3,9 @@
 :func:`probe` is how tests (and the worker, before it uploads) check that an
 output "decodes cleanly": every packet is decoded and counted, decoder and
 demuxer errors are captured from FFmpeg's log, and a file that decodes to
-less audio than its header declares is reported as truncated.
+less audio than its header declares is reported as truncated.  Two checks
+FFmpeg does not make: a WAV's RIFF and data sizes must match the file (not
+placeholders), and an Ogg stream must end with its end-of-stream page.
 
 Durations are counted from decoded samples, so encoder priming is already
 gone where the container says how much to skip (the LAME tag in MP3, Opus
@@ -13,6 +15,7 @@ the decoder; the MP4 edit list declares the true length, and we use it.
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +35,7 @@ _MAX_END_PADDING = 4096
 # Opus pre-skip makes the Ogg length read a few ms long; more than this short is a truncation.
 _TRUNCATION_SLACK_S = 0.05
 _TRUNCATION_SLACK_RATIO = 0.005
+_MAX_WAV_HEADER = 64 * 1024
 _OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, lacing values, body
 
 
@@ -88,6 +92,8 @@ def probe(path: Path | str, *, raw_pcm_rate: int | None = None) -> ProbeInfo:
         raise CorruptAudio(f"{name}: decoding reported {len(errors)} error(s): {shown}")
     if not rate:
         raise CorruptAudio(f"{name}: no sample rate")
+    if format_name == "wav":
+        _check_wav_sizes(Path(path))
     if format_name == "ogg" and not _ogg_ends_with_eos(Path(path)):
         raise CorruptAudio(f"{name}: the Ogg stream has no end-of-stream page (truncated)")
     samples = decoded
@@ -113,6 +119,38 @@ def _declared_seconds(
     if container.duration is not None:
         return container.duration / av.time_base
     return None
+
+
+def _check_wav_sizes(path: Path) -> None:
+    """Raise :class:`CorruptAudio` unless the RIFF and data sizes match the file.
+
+    FFmpeg reads a streamed WAV with placeholder sizes without complaint,
+    but other tools do not, and a finished file must say how long it is.
+    """
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        head = f.read(_MAX_WAV_HEADER)
+    if head[:4] != b"RIFF":
+        return  # RF64 and friends keep their sizes elsewhere
+    (riff_size,) = struct.unpack_from("<I", head, 4)
+    if riff_size + 8 != size:
+        raise CorruptAudio(
+            f"{path.name}: RIFF size says {riff_size + 8} bytes, the file has {size} "
+            "(placeholder sizes, or truncated)"
+        )
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk_id, chunk_size = struct.unpack_from("<4sI", head, pos)
+        if chunk_id == b"data":
+            if pos + 8 + chunk_size > size:
+                raise CorruptAudio(
+                    f"{path.name}: data chunk says {chunk_size} bytes, the file holds "
+                    f"{size - pos - 8} (placeholder sizes, or truncated)"
+                )
+            return
+        pos += 8 + chunk_size + (chunk_size & 1)
+    raise CorruptAudio(f"{path.name}: no data chunk in the WAV header")
 
 
 def _ogg_ends_with_eos(path: Path) -> bool:
