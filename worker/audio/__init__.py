@@ -41,6 +41,7 @@ from worker.audio.formats import (
 )
 from worker.audio.pcm import PcmStream
 from worker.audio.probe import ProbeInfo, probe
+from worker.audio.reference import check_reference_audio
 
 __all__ = [
     "FORMATS",
@@ -58,6 +59,7 @@ __all__ = [
     "UnsupportedOutput",
     "allowed_bitrates",
     "assemble",
+    "check_reference_audio",
     "format_info",
     "probe",
     "provider_pcm_rate",

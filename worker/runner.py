@@ -1,0 +1,396 @@
+"""One attempt at a job, from text to an uploaded file.
+
+:meth:`JobRunner.run` is what the Celery task calls.  It takes the job's lease
+(so two workers never run one job), synthesises the segments that have no
+checkpoint yet, assembles them in order into one file, uploads it, and records
+the outcome.  It never sleeps for a retry itself: it returns how long to wait,
+and the task re-queues itself.
+
+Errors decide the outcome: permanent ones fail the job with a code; transient
+ones are recorded as the last error and retried with backoff until attempts run
+out ("gave up after N attempts: ...").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import redis.asyncio
+
+from worker.audio import (
+    AudioError,
+    SegmentAudio,
+    assemble,
+    check_reference_audio,
+    format_info,
+    provider_pcm_rate,
+)
+from worker.fish import (
+    AudioFormat,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderCreditError,
+    ProviderError,
+    ReferenceAudio,
+    TTSRequest,
+)
+from worker.fish.client import ProviderConfig, StreamCanceled
+from worker.governor import Governor
+from worker.jobs import ErrorCode, Job, JobError, JobStatus, Output, Progress
+from worker.keys import Keys
+from worker.retry import RetryPolicy, give_up_message
+from worker.segmenter import Segment, segment_text
+from worker.segments import SegmentCheckpoint, SegmentSynthesizer
+from worker.settings import Settings
+from worker.storage import Storage, StorageError
+from worker.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """A permanent failure: the job ends ``failed`` with this code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (this one stalled past its lease)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the task should do next: nothing, or run again after ``retry_in`` seconds."""
+
+    status: JobStatus | None
+    retry_in: float | None = None
+    token: str | None = None
+
+
+def provider_config(settings: Settings) -> ProviderConfig:
+    key = settings.fish_api_key.get_secret_value() if settings.fish_api_key else None
+    return ProviderConfig(
+        ws_url=settings.provider_ws_url,
+        api_key=key,
+        model=settings.fish_model,
+        connect_timeout=settings.connect_timeout,
+        first_audio_timeout=settings.first_audio_timeout,
+        silence_timeout=settings.silence_timeout,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+    )
+
+
+class JobRunner:
+    """Runs job attempts for one worker process; safe to share between threads."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.store = JobStore(self.redis, self.keys, settings.job_ttl_seconds)
+        self.storage = storage or Storage.from_settings(settings)
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
+        )
+
+    # -- the attempt -------------------------------------------------------------
+
+    def run(self, job_id: str, token: str | None = None) -> Outcome:
+        """Run one attempt of ``job_id``. ``token`` is the lease owner a retry inherits."""
+        job = self.store.get(job_id)
+        if job is None or job.status.terminal:
+            return Outcome(job.status if job else None)
+        owner = token or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        lease = self.settings.job_lease_seconds
+        if not (
+            self.store.acquire_job_lease(job_id, owner, lease)
+            or self.store.renew_job_lease(job_id, owner, lease)
+        ):
+            log.info("job %s: running elsewhere; leaving it", job_id)
+            return Outcome(JobStatus.RUNNING)
+        lost = threading.Event()
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew_lease, args=(job_id, owner, stop, lost), daemon=True
+        )
+        renewer.start()
+        retry_in: float | None = None
+        started = time.monotonic()
+        try:
+            self.store.transition(job_id, JobStatus.RUNNING)
+            attempt = self.store.begin_attempt(job_id)
+            log.info("job %s: attempt %d started", job_id, attempt)
+            status, retry_in = self._attempt(job, owner, attempt, lost)
+            return Outcome(status, retry_in, owner if retry_in is not None else None)
+        finally:
+            stop.set()
+            renewer.join()
+            if retry_in is not None:
+                # Keep the lease through the backoff so the reaper leaves the job be;
+                # if this worker dies meanwhile, the lease lapses and the job is re-queued.
+                self.store.renew_job_lease(job_id, owner, retry_in + lease)
+            else:
+                self.store.release_job_lease(job_id, owner)
+            log.info("job %s: attempt ended after %.1fs", job_id, time.monotonic() - started)
+
+    def _attempt(
+        self, job: Job, owner: str, attempt: int, lost: threading.Event
+    ) -> tuple[JobStatus | None, float | None]:
+        spool = self.settings.spool_dir / job.id
+        try:
+            spool.mkdir(parents=True, exist_ok=True)
+            segments = segment_text(job.request.text, self.settings.segment_max_chars)
+            tts = self._tts_request(job)
+            asyncio.run(self._synthesize(job, owner, segments, tts, spool, lost))
+            output = self._assemble_and_upload(job, segments, spool)
+        except (StreamCanceled, asyncio.CancelledError):
+            return self._canceled_or_lost(job.id, lost)
+        except JobFailed as exc:
+            return self._fail(job.id, exc.code, exc.message), None
+        except PermanentProviderError as exc:
+            return self._fail(job.id, _provider_code(exc), exc.message), None
+        except (ProviderError, StorageError) as exc:
+            return self._transient(job.id, attempt, exc)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        if not self.store.transition(job.id, JobStatus.SUCCEEDED, output=output):
+            # Canceled while we uploaded: leave nothing behind.
+            self.storage.delete(output.key)
+            self._clean_staging(job.id)
+            now = self.store.get(job.id)
+            return (now.status if now else None), None
+        self._clean_staging(job.id)
+        log.info("job %s: succeeded (%.1fs of audio)", job.id, output.duration_s)
+        return JobStatus.SUCCEEDED, None
+
+    async def _synthesize(
+        self,
+        job: Job,
+        owner: str,
+        segments: list[Segment],
+        tts: TTSRequest,
+        spool: Path,
+        lost: threading.Event,
+    ) -> None:
+        done = {
+            int(i): SegmentCheckpoint.from_json(c) for i, c in self.store.segments(job.id).items()
+        }
+        missing = [s for s in segments if s.index not in done]
+        progress = Progress(
+            segments_total=len(segments),
+            segments_done=len(segments) - len(missing),
+            chars_total=len(job.request.text),
+            chars_done=sum(c.chars for c in done.values()),
+            audio_seconds=round(sum(c.duration_s for c in done.values()), 3),
+        )
+        self.store.set_progress(job.id, progress)
+        if not missing:
+            return
+
+        def finished(cp: SegmentCheckpoint) -> None:
+            progress.segments_done += 1
+            progress.chars_done += cp.chars
+            progress.audio_seconds = round(progress.audio_seconds + cp.duration_s, 3)
+            self.store.set_progress(job.id, progress)
+
+        def failed(exc: ProviderError) -> None:
+            self.store.record_error(
+                job.id,
+                JobError(code=_provider_code(exc), message=exc.message, retryable=exc.retryable),
+            )
+
+        cancel = asyncio.Event()
+        client = redis.asyncio.Redis.from_url(self.settings.redis_url)
+        watcher = asyncio.create_task(self._watch_cancel(job.id, cancel, lost))
+        try:
+            governor = Governor(
+                client,
+                self.keys,
+                limit=self.settings.provider_slots,
+                lease_seconds=self.settings.provider_lease_seconds,
+            )
+            synth = SegmentSynthesizer(
+                job_id=job.id,
+                owner=owner,
+                provider=provider_config(self.settings),
+                request=tts,
+                governor=governor,
+                storage=self.storage,
+                store=self.store,
+                spool=spool,
+                parallel=self.settings.job_parallel_segments,
+                priority=job.request.priority,
+                on_segment=finished,
+                on_error=failed,
+            )
+            await synth.run(missing, cancel)
+            if cancel.is_set():
+                raise StreamCanceled("canceled")
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await client.aclose()
+
+    async def _watch_cancel(
+        self, job_id: str, cancel: asyncio.Event, lost: threading.Event
+    ) -> None:
+        """Poll the job's status; a canceled job (or a lost lease) stops streaming."""
+        while not cancel.is_set():
+            job = await asyncio.to_thread(self.store.get, job_id)
+            if job is None or job.status is JobStatus.CANCELED or lost.is_set():
+                cancel.set()
+                return
+            await asyncio.sleep(0.5)
+
+    def _assemble_and_upload(self, job: Job, segments: list[Segment], spool: Path) -> Output:
+        req = job.request
+        info = format_info(req.format)
+        rate = req.sample_rate or info.default_sample_rate
+        checkpoints = self._checkpoints(job.id)
+        pause = req.paragraph_silence_ms
+        if pause is None:
+            pause = self.settings.paragraph_silence_ms
+        parts = []
+        for seg in segments:
+            cp = checkpoints.get(seg.index)
+            if cp is None:
+                raise JobFailed(ErrorCode.INTERNAL, f"segment {seg.index} has no checkpoint")
+            path = spool / f"{seg.index:06d}.pcm"
+            if not path.exists() or path.stat().st_size != cp.bytes:
+                self.storage.download_file(cp.key, path)
+            last = seg.index == len(segments) - 1
+            parts.append(
+                SegmentAudio(path, cp.sample_rate, 0 if last or not seg.paragraph_end else pause)
+            )
+        out = spool / f"output{info.extension}"
+        audio = assemble(parts, out, info.format, rate, bitrate_kbps=req.bitrate_kbps)
+        key = req.output_key or self.storage.output_key(
+            {"tenant": job.tenant, "job_id": job.id, "ext": info.extension.lstrip(".")}
+        )
+        self.storage.upload_file(
+            out,
+            key,
+            content_type=audio.content_type,
+            metadata={"job-id": job.id, "duration-s": f"{audio.duration_s:.3f}"},
+        )
+        return Output(
+            url=self.storage.url(key),
+            bucket=self.storage.bucket,
+            key=key,
+            bytes=audio.bytes,
+            duration_s=round(audio.duration_s, 3),
+            format=info.format.value,
+            sample_rate=audio.sample_rate,
+            content_type=audio.content_type,
+            sha256=audio.sha256,
+        )
+
+    # -- outcomes ----------------------------------------------------------------
+
+    def _fail(self, job_id: str, code: ErrorCode, message: str) -> JobStatus | None:
+        self.store.transition(job_id, JobStatus.FAILED, error=JobError(code=code, message=message))
+        self._clean_staging(job_id)
+        log.info("job %s: failed (%s: %s)", job_id, code.value, message)
+        return JobStatus.FAILED
+
+    def _transient(
+        self, job_id: str, attempt: int, exc: Exception
+    ) -> tuple[JobStatus | None, float | None]:
+        message = getattr(exc, "message", None) or str(exc)
+        code = _provider_code(exc) if isinstance(exc, ProviderError) else ErrorCode.STORAGE
+        if not self.policy.should_retry(attempt, True):
+            return self._fail(job_id, code, give_up_message(attempt, message)), None
+        self.store.record_error(job_id, JobError(code=code, message=message, retryable=True))
+        delay = self.policy.delay(attempt, random.random())
+        log.info("job %s: attempt %d failed (%s); retry in %.1fs", job_id, attempt, message, delay)
+        return JobStatus.RUNNING, delay
+
+    def _canceled_or_lost(
+        self, job_id: str, lost: threading.Event
+    ) -> tuple[JobStatus | None, float | None]:
+        if lost.is_set():
+            log.warning("job %s: lease lost; another worker carries on", job_id)
+            return JobStatus.RUNNING, None
+        self._clean_staging(job_id)
+        log.info("job %s: canceled", job_id)
+        return JobStatus.CANCELED, None
+
+    def _clean_staging(self, job_id: str) -> None:
+        try:
+            self.storage.delete_prefix(self.storage.staging_key(job_id, ""))
+        except StorageError:
+            log.warning("job %s: staging cleanup failed; objects may remain", job_id)
+        self.store.clear_segments(job_id)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _checkpoints(self, job_id: str) -> dict[int, SegmentCheckpoint]:
+        return {
+            int(i): SegmentCheckpoint.from_json(c) for i, c in self.store.segments(job_id).items()
+        }
+
+    def _tts_request(self, job: Job) -> TTSRequest:
+        req = job.request
+        rate = req.sample_rate or format_info(req.format).default_sample_rate
+        references = []
+        for i, clip in enumerate(req.references):
+            try:
+                check_reference_audio(clip.audio)
+            except AudioError as exc:
+                raise JobFailed(
+                    ErrorCode.REFERENCE_AUDIO, f"references[{i}].audio is unreadable: {exc}"
+                ) from exc
+            references.append(ReferenceAudio(audio=clip.audio, text=clip.text))
+        return TTSRequest(
+            format=AudioFormat.PCM,
+            sample_rate=provider_pcm_rate(rate),
+            reference_id=req.reference_id,
+            references=references,
+            prosody=req.prosody,
+            latency=req.latency,
+            normalize=req.normalize,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            repetition_penalty=req.repetition_penalty,
+        )
+
+    def _renew_lease(
+        self, job_id: str, owner: str, stop: threading.Event, lost: threading.Event
+    ) -> None:
+        lease = self.settings.job_lease_seconds
+        while not stop.wait(lease / 3):
+            try:
+                if not self.store.renew_job_lease(job_id, owner, lease):
+                    lost.set()
+                    return
+            except redis.RedisError:
+                log.warning("job %s: lease renewal failed; will try again", job_id)
+
+
+def _provider_code(exc: Exception) -> ErrorCode:
+    if isinstance(exc, ProviderAuthError):
+        return ErrorCode.PROVIDER_AUTH
+    if isinstance(exc, ProviderCreditError):
+        return ErrorCode.PROVIDER_CREDIT
+    if isinstance(exc, PermanentProviderError):
+        return ErrorCode.PROVIDER_REQUEST
+    return ErrorCode.PROVIDER_UNAVAILABLE
