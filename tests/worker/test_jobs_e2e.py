@@ -1,0 +1,79 @@
+"""Jobs end to end: a real Celery worker subprocess, local_tts, moto S3, Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import delete_prefix
+from tests.s3 import MotoS3
+from tests.servers import LocalTTS
+from tests.stack import Stack
+from worker.audio import probe
+from worker.jobs import JobStatus
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. It was not amused.\n\n"
+    "A second paragraph follows, so that the job has more than one segment to stitch."
+)
+
+
+@pytest.fixture(scope="module")
+def tone_tts() -> Iterator[LocalTTS]:
+    with LocalTTS(engine="tone", rtf=0.01, ttfb_ms=10) as server:
+        yield server
+
+
+@pytest.fixture
+def stack(redis_url: str, tone_tts: LocalTTS, s3_server: MotoS3, tmp_path: Path) -> Iterator[Stack]:
+    st = Stack(
+        redis_url=redis_url,
+        tts=tone_tts,
+        s3_endpoint=s3_server.endpoint_url,
+        workdir=tmp_path,
+        env={"SHOAL_SEGMENT_MAX_CHARS": "60"},
+    )
+    try:
+        yield st
+    finally:
+        st.close()
+        delete_prefix(st.redis, st.keys.prefix)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rate"),
+    [
+        ("wav", 24000),
+        ("mp3", 44100),
+        ("opus", 48000),
+        ("flac", 16000),
+        ("m4a", 44100),
+        ("pcm", 22050),
+    ],
+)
+def test_each_format_succeeds_with_a_valid_file(
+    stack: Stack, fmt: str, rate: int, tmp_path: Path
+) -> None:
+    stack.start_worker()
+    job = stack.submit(TEXT, format=fmt, sample_rate=rate)
+    done = stack.wait(job.id)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert done.output is not None and done.progress.segments_total >= 3
+    assert done.progress.segments_done == done.progress.segments_total
+    path = tmp_path / f"out.{fmt}"
+    stack.storage.download_file(done.output.key, path)
+    info = probe(path, raw_pcm_rate=rate if fmt == "pcm" else None)
+    assert info.channels == 1
+    assert info.sample_rate == (48000 if fmt == "opus" else rate)
+    # The audio of all segments, at the output rate: within 1%.
+    assert done.progress.audio_seconds > 1.0
+    assert info.duration_s == pytest.approx(done.progress.audio_seconds, rel=0.01)
+    assert done.output.duration_s == pytest.approx(info.duration_s, rel=0.01)
+    head = stack.storage.head(done.output.key)
+    assert head["content_type"] == done.output.content_type
+    assert head["metadata"]["job-id"] == job.id
+    # Staging is cleaned after success.
+    assert stack.storage.list_incomplete_uploads() == []
+    assert not stack.storage.exists(stack.storage.staging_key(job.id, "000000.pcm"))
