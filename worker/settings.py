@@ -11,12 +11,23 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Where the provider lives when no Fish key is set: ``make run``'s local_tts.
 LOCAL_PROVIDER_URL = "http://127.0.0.1:8765"
 FISH_PROVIDER_URL = "https://api.fish.audio"
+
+
+class TenantConfig(BaseModel):
+    """One tenant of the API: its keys (SHA-256 hex of each, never the key itself),
+    its webhook signing secret and its limits."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    key_sha256: list[str] = Field(min_length=1)
+    webhook_secret: SecretStr | None = None  # "whsec_<base64>", Standard Webhooks style
+    requests_per_minute: int = Field(600, ge=1)
+    max_jobs_in_flight: int = Field(1000, ge=1)
 
 
 class Settings(BaseSettings):
@@ -54,6 +65,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(30.0, gt=0)  # a job whose worker died is re-queued after this
     price_per_million_bytes_usd: float = Field(15.0, ge=0)
 
+    # -- API -------------------------------------------------------------------
+    tenants: list[TenantConfig] = Field(default_factory=list)  # SHOAL_TENANTS, a JSON list
+    allow_private_callbacks: bool = False  # allow callback URLs on private/loopback addresses
+
     # -- Celery ----------------------------------------------------------------
     worker_concurrency: int = Field(8, ge=1)  # jobs one worker process runs at once (threads)
     visibility_timeout: int = Field(3600, ge=10)  # seconds; longer than the longest segment
@@ -77,6 +92,9 @@ class Settings(BaseSettings):
         if self.retry_max_delay < self.retry_base_delay:
             raise ValueError("retry_max_delay must be at least retry_base_delay")
         return self
+
+    def tenant(self, tenant_id: str) -> TenantConfig | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
 
     @property
     def provider_url(self) -> str:
