@@ -129,7 +129,9 @@ class LiveConnection:
             return None
         message = receive.result()
         if message["type"] == "websocket.disconnect":
-            if self.record.end == "open":
+            if message.get("code") == 1009:  # refused by the transport; it sent finish/error
+                self.record.end, self.record.error = "error", "message too big"
+            elif self.record.end == "open":
                 self.record.end = "disconnect"
             return None
         return message

@@ -21,11 +21,15 @@ from websockets.frames import Frame, Opcode
 from local_tts.live import TRANSPORT_EXTENSION
 from worker.fish import Finish, FinishReason, encode_server_event
 
+#: How long a connection that sent a too-big message is drained before it is closed.
+DRAIN_SECONDS = 10.0
+
 
 class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
     """``WebSocketsSansIOProtocol`` plus abort/stall hooks for fault injection."""
 
     _stalled = False
+    _draining = False
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -43,7 +47,7 @@ class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
         self._stalled = True
 
     def data_received(self, data: bytes) -> None:
-        if self._stalled:
+        if self._stalled or self._draining:
             return
         super().data_received(data)
 
@@ -54,4 +58,15 @@ class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
             frame = Frame(Opcode.BINARY, encode_server_event(finish))
             # The connection is already failing, so write the frame ourselves, ahead of the close.
             self.transport.write(frame.serialize(mask=False, extensions=[]))
+            assert self.conn.close_sent is not None
+            self.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": self.conn.close_sent.code, "reason": ""}
+            )
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            # Closing now, with the rest of the message unread, would make the kernel send a
+            # reset that destroys both frames.  Drain instead; the peer closes once it has read them.
+            self._draining = True
+            self.loop.call_later(DRAIN_SECONDS, self.transport.close)
+            return
         super().handle_parser_exception()
