@@ -64,8 +64,9 @@ class FaultableWebSocketProtocol(WebSocketsSansIOProtocol):
             )
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.close_sent = True
-            # Closing now, with the rest of the message unread, would make the kernel send a
-            # reset that destroys both frames.  Drain instead; the peer closes once it has read them.
+            # Closing now, with the rest of the message unread, would make the kernel send
+            # a reset that destroys both frames.  Drain instead; the peer closes once it
+            # has read them.
             self._draining = True
             self.loop.call_later(DRAIN_SECONDS, self.transport.close)
             return
