@@ -25,7 +25,12 @@ def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings (tests build their own)."""
     s = settings or get_settings()
     queues = queue_names(s)
-    app = Celery("shoal", broker=s.redis_url, backend=s.redis_url, include=["worker.tasks"])
+    app = Celery(
+        "shoal",
+        broker=s.redis_url,
+        backend=s.redis_url,
+        include=["worker.tasks", "worker.callbacks"],
+    )
     transport = {
         "visibility_timeout": s.visibility_timeout,
         "global_keyprefix": f"{s.key_prefix}:celery:",

@@ -122,6 +122,18 @@ class Billing(BaseModel):
     estimated_cost_usd: float
 
 
+class CallbackAttempt(BaseModel):
+    """One delivery attempt of a callback event, as recorded on the job."""
+
+    event_id: str  # the webhook-id; the same on every attempt of one event
+    type: str  # job.started, job.progress, job.succeeded, job.failed, job.canceled
+    attempt: int  # 1 for the first delivery
+    status_code: int | None = None  # the receiver's HTTP status; None if there was no answer
+    error: str | None = None  # why the attempt did not count as delivered
+    outcome: str = "delivered"  # delivered | retrying | gave_up
+    at: float  # epoch seconds
+
+
 class Job(BaseModel):
     """The whole record, as stored and as the API shows it."""
 
@@ -140,6 +152,7 @@ class Job(BaseModel):
     updated_at: float = Field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
+    callbacks: list[CallbackAttempt] = Field(default_factory=list)  # latest delivery attempts
 
 
 def new_job_id() -> str:

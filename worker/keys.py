@@ -51,6 +51,10 @@ class Keys:
         """String with a short TTL: one reaper re-queues an orphaned job, not several."""
         return f"{self.prefix}:requeue:{job_id}"
 
+    def callback_progress(self, job_id: str) -> str:
+        """String with a TTL: present while a job's ``job.progress`` callbacks are throttled."""
+        return f"{self.prefix}:cbprogress:{job_id}"
+
     # -- provider governor -------------------------------------------------------
     def governor_holders(self, name: str = "provider") -> str:
         """Sorted set: lease id → expiry (ms). Its size is the sessions in use."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -33,15 +34,40 @@ from typing import Any, cast
 
 import redis
 from pydantic import ValidationError
+from redis.commands.core import Script
 
 from worker import store_lua as lua
-from worker.jobs import STATUS_RANK, Job, JobError, JobRequest, JobStatus, Output, Progress
+from worker.jobs import (
+    STATUS_RANK,
+    CallbackAttempt,
+    Job,
+    JobError,
+    JobRequest,
+    JobStatus,
+    Output,
+    Progress,
+)
 from worker.keys import Keys
 
 log = logging.getLogger(__name__)
 
-_JSON_FIELDS = ("request", "progress", "output", "error", "billing", "metadata")
+_JSON_FIELDS = ("request", "progress", "output", "error", "billing", "metadata", "callbacks")
 _STATUSES = tuple(JobStatus)
+
+# KEYS: job. ARGV: attempt json, cap.  Appends to the record's ``callbacks``
+# list, keeping the newest ``cap``; never touches status or updated_at, and
+# never brings back a record that is gone.
+_RECORD_CALLBACK_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local raw = redis.call('HGET', KEYS[1], 'callbacks')
+local list = {}
+if raw and raw ~= '' then list = cjson.decode(raw) end
+table.insert(list, cjson.decode(ARGV[1]))
+local cap = tonumber(ARGV[2])
+while #list > cap do table.remove(list, 1) end
+redis.call('HSET', KEYS[1], 'callbacks', cjson.encode(list))
+return 1
+"""
 
 
 class StoreError(Exception):
@@ -467,3 +493,18 @@ class JobStore:
         """True for exactly one caller per ``ttl`` seconds: the reaper that re-queues the job."""
         key = self.keys.job_requeue(job_id)
         return bool(self.redis.set(key, "1", nx=True, px=max(1, int(ttl * 1000))))
+
+    # -- callbacks ---------------------------------------------------------------
+
+    def record_callback_attempt(
+        self, job_id: str, attempt: CallbackAttempt, *, cap: int = 50
+    ) -> bool:
+        """Append one callback delivery attempt to the job's ``callbacks`` (the newest
+        ``cap`` are kept); atomic, and never changes the job's status.  False if the
+        job is gone."""
+        args: builtins.list[str | int] = [attempt.model_dump_json(), cap]
+        return bool(self._record_callback(keys=[self.keys.job(job_id)], args=args))
+
+    @functools.cached_property
+    def _record_callback(self) -> Script:
+        return self.redis.register_script(_RECORD_CALLBACK_ATTEMPT)
