@@ -592,7 +592,8 @@ def wait_callbacks(
         if job is not None and done(job.callbacks):
             return job
         time.sleep(0.05)
-    raise TimeoutError(f"callbacks of {job_id}: {job and job.callbacks}\n{stack.logs()}")
+    logs = "\n".join(w.log() for w in stack.workers)
+    raise TimeoutError(f"callbacks of {job_id}: {job and job.callbacks}\n{logs}")
 
 
 def test_a_receiver_that_answered_500_gets_the_same_webhook_id_again(stack: Stack) -> None:
