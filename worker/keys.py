@@ -84,3 +84,17 @@ class Keys:
     def rate(self, tenant: str, window: int) -> str:
         """Counter of a tenant's requests in one rate-limit window."""
         return f"{self.prefix}:rate:{tenant}:{window}"
+
+    def jobs_in_flight(self, tenant: str) -> str:
+        """Sorted set of a tenant's jobs the API counts as in flight (queued or running).
+
+        Members leave lazily: finished or expired jobs are pruned when the set is full.
+        """
+        return f"{self.prefix}:inflight:{tenant}"
+
+    # -- Celery (its own names; here so metrics and tests can read queue depth) ----
+    def celery_queue(self, queue: str, priority: int = 0) -> str:
+        """The broker list of a Celery queue (kombu's Redis transport, with our
+        ``global_keyprefix``); priorities above 0 live in lists of their own."""
+        suffix = f"\x06\x16{priority}" if priority else ""
+        return f"{self.prefix}:celery:{queue}{suffix}"

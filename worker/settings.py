@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     # -- API -------------------------------------------------------------------
     tenants: list[TenantConfig] = Field(default_factory=list)  # SHOAL_TENANTS, a JSON list
     allow_private_callbacks: bool = False  # allow callback URLs on private/loopback addresses
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)  # how long an Idempotency-Key holds
 
     # -- Celery ----------------------------------------------------------------
     worker_concurrency: int = Field(8, ge=1)  # jobs one worker process runs at once (threads)
