@@ -1,0 +1,175 @@
+"""Checks of a job request that need settings or I/O, each failing with the field named.
+
+They run before anything is stored or enqueued: a request that fails one
+leaves no trace.  Schema-level checks (types, ranges, blank text) are in
+:mod:`api.schemas`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import logging
+import socket
+from urllib.parse import urlsplit
+
+from api.errors import InvalidInput, PayloadTooLarge
+from api.schemas import JobCreate, ReferenceIn
+from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
+from worker.fish.request import Prosody
+from worker.jobs import JobRequest, ReferenceClip
+from worker.settings import Settings
+from worker.storage_errors import InvalidKey
+from worker.storage_model import validate_key
+
+log = logging.getLogger(__name__)
+
+#: Largest reference clip accepted, decoded (five minutes of 16-bit 16 kHz WAV is ~10 MB).
+MAX_REFERENCE_BYTES = 10 << 20
+
+
+def check_text_size(text: str, settings: Settings, field: str = "text") -> int:
+    """The text's size in UTF-8 bytes; :class:`PayloadTooLarge` if over the limit."""
+    size = len(text.encode())
+    if size > settings.max_text_bytes:
+        raise PayloadTooLarge(
+            f"{field}: {size} bytes of UTF-8 is over the limit of "
+            f"{settings.max_text_bytes} bytes; split it into several jobs",
+            field=field,
+        )
+    return size
+
+
+def check_output(fmt: str, sample_rate: int | None, bitrate_kbps: int | None) -> None:
+    """The format, rate and bitrate fit together; else :class:`InvalidInput` naming which."""
+    try:
+        validate_output(fmt, sample_rate, bitrate_kbps)
+    except UnsupportedOutput as exc:
+        raise InvalidInput(exc.message, field=exc.field or "format") from exc
+
+
+def decode_references(refs: list[ReferenceIn]) -> list[ReferenceClip]:
+    """Decode and check each reference clip; :class:`InvalidInput` naming the bad one."""
+    clips = []
+    for i, ref in enumerate(refs):
+        field = f"references.{i}.audio"
+        try:
+            audio = base64.b64decode(ref.audio, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput(f"{field}: not valid base64 ({exc})", field=field) from exc
+        if len(audio) > MAX_REFERENCE_BYTES:
+            raise InvalidInput(
+                f"{field}: {len(audio)} bytes is over the limit of {MAX_REFERENCE_BYTES}",
+                field=field,
+            )
+        try:
+            check_reference_audio(audio)
+        except CorruptAudio as exc:
+            raise InvalidInput(f"{field}: {exc}", field=field) from exc
+        clips.append(ReferenceClip(audio=audio, text=ref.text))
+    return clips
+
+
+def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for addresses a callback must not reach: anything not public unicast."""
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        ip = mapped
+    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+
+
+def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidInput(
+            f"callback_url: host {host!r} does not resolve ({exc})", field="callback_url"
+        ) from exc
+    found = []
+    for info in infos:
+        addr = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone id
+        found.append(ipaddress.ip_address(addr))
+    return found
+
+
+def check_callback_url(url: str, allow_private: bool) -> str:
+    """``url`` if it is http(s) and every address it resolves to is public.
+
+    Private, loopback, link-local, shared, multicast and reserved addresses are
+    refused unless ``allow_private`` (``SHOAL_ALLOW_PRIVATE_CALLBACKS``), so a
+    tenant cannot make shoal call into the network it runs in.
+    """
+    field = "callback_url"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: not a valid URL ({exc})", field=field) from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput(f"{field}: must be an http or https URL", field=field)
+    host = parts.hostname
+    if not host:
+        raise InvalidInput(f"{field}: has no host", field=field)
+    if allow_private:
+        return url
+    default_port = 443 if parts.scheme.lower() == "https" else 80
+    for ip in _addresses(host, port or default_port):
+        if _refused(ip):
+            raise InvalidInput(
+                f"{field}: {host} resolves to {ip}, a private, loopback, link-local or "
+                "reserved address; callbacks go to public addresses only",
+                field=field,
+            )
+    return url
+
+
+def scoped_output_key(tenant: str, key: str) -> str:
+    """The object key for a user's ``output_key``: always under the tenant's own prefix."""
+    try:
+        return validate_key(f"{tenant}/{validate_key(key)}")
+    except InvalidKey as exc:
+        raise InvalidInput(f"output_key: {exc}", field="output_key") from exc
+
+
+def build_request(body: JobCreate, tenant: str, settings: Settings) -> JobRequest:
+    """Check everything about ``body`` and return the worker's :class:`JobRequest`.
+
+    Raises :class:`PayloadTooLarge` or :class:`InvalidInput`; has no side effects.
+    """
+    check_text_size(body.text, settings)
+    if body.reference_id is not None and body.references:
+        raise InvalidInput(
+            "references: give reference_id or references, not both", field="references"
+        )
+    check_output(body.format.value, body.sample_rate, body.bitrate_kbps)
+    callback = (
+        check_callback_url(body.callback_url, settings.allow_private_callbacks)
+        if body.callback_url is not None
+        else None
+    )
+    output_key = scoped_output_key(tenant, body.output_key) if body.output_key else None
+    references = decode_references(body.references)
+    return JobRequest(
+        text=body.text,
+        reference_id=body.reference_id,
+        references=references,
+        model=body.model,
+        format=body.format.value,
+        sample_rate=body.sample_rate,
+        bitrate_kbps=body.bitrate_kbps,
+        prosody=Prosody(**body.prosody.model_dump()) if body.prosody else None,
+        latency=body.latency,
+        normalize=body.normalize,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        repetition_penalty=body.repetition_penalty,
+        paragraph_silence_ms=body.paragraph_silence_ms,
+        output_key=output_key,
+        callback_url=callback,
+        priority=body.priority,
+    )
