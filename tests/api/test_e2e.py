@@ -1,0 +1,159 @@
+"""The API end to end over HTTP: a real Celery worker, local_tts, moto S3 and Redis.
+
+Submit, poll to ``succeeded``, download through the presigned ``download_url``
+and decode the bytes; follow a job over Server-Sent Events; cancel a running job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import ApiEnv
+from worker.audio import probe
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. It was not amused.\n\n"
+    "A second paragraph follows, so that the job has more than one segment to stitch."
+)
+
+
+def sentences(n: int, tag: str) -> str:
+    """``n`` distinct sentences of about 50 characters: one segment each at 60 characters."""
+    return " ".join(f"Line {i:02d}{tag} tells of rivers, hills and harbours." for i in range(n))
+
+
+def poll(http: httpx.Client, job_id: str, timeout: float = 60.0, until: str = "") -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] == until or (
+            not until and job["status"] in ("succeeded", "failed", "canceled")
+        ):
+            return dict(job)
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
+
+
+def read_events(http: httpx.Client, path: str, timeout: float = 60.0) -> list[tuple[str, Any]]:
+    """The (event, data) pairs of an SSE stream, until the server ends it."""
+    events: list[tuple[str, Any]] = []
+    name, data = "message", []
+    with http.stream("GET", path, timeout=timeout) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith(":"):
+                continue  # keepalive comment
+            if line.startswith("event:"):
+                name = line.partition(":")[2].strip()
+            elif line.startswith("data:"):
+                data.append(line.partition(":")[2].strip())
+            elif not line and data:
+                events.append((name, json.loads("\n".join(data))))
+                name, data = "message", []
+    return events
+
+
+@pytest.mark.parametrize(("fmt", "rate"), [("mp3", 44100), ("wav", 24000), ("opus", 48000)])
+def test_submit_poll_download_decode(live: ApiEnv, tmp_path: Path, fmt: str, rate: int) -> None:
+    with live.client() as http:
+        created = http.post(
+            "/v1/jobs",
+            json={"text": TEXT, "format": fmt, "sample_rate": rate, "metadata": {"k": 1}},
+        )
+        assert created.status_code == 202, created.text
+        job = poll(http, created.json()["id"])
+        assert job["status"] == "succeeded", job["error"]
+        redirect = http.get(f"/v1/jobs/{job['id']}/audio", follow_redirects=False)
+
+    output = job["output"]
+    assert output["format"] == fmt and output["sample_rate"] == rate
+    assert output["download_url"].startswith(live.stack.settings.s3_endpoint_url or "http")
+    assert job["attempts"] >= 1
+    assert job["progress"]["percent"] == 100.0
+    assert job["started_at"] and job["finished_at"]
+    assert job["metadata"] == {"k": 1}
+    assert job["billing"]["utf8_bytes"] == len(TEXT.encode())
+
+    # A plain GET of the presigned URL: no credentials, straight from S3.
+    download = httpx.get(output["download_url"], timeout=30)
+    assert download.status_code == 200
+    assert len(download.content) == output["bytes"]
+    path = tmp_path / f"out.{fmt}"
+    path.write_bytes(download.content)
+    info = probe(path)
+    assert info.channels == 1
+    assert info.sample_rate == rate
+    assert info.duration_s == pytest.approx(output["duration_s"], rel=0.01)
+
+    assert redirect.status_code == 307
+    again = httpx.get(redirect.headers["Location"], timeout=30)
+    assert again.content == download.content
+
+
+def test_events_stream_progress_then_the_final_state(live: ApiEnv) -> None:
+    with live.client() as http:
+        created = http.post("/v1/jobs", json={"text": sentences(8, "-sse"), "format": "mp3"})
+        assert created.status_code == 202
+        jid = created.json()["id"]
+        events = read_events(http, f"/v1/jobs/{jid}/events")
+
+    kinds = [name for name, _ in events]
+    assert kinds[0] == "status"
+    assert events[0][1]["id"] == jid
+    assert kinds[-1] == "status"
+    final = events[-1][1]
+    assert final["status"] == "succeeded", final["error"]
+    assert final["output"]["download_url"]
+    progress = [data["progress"] for name, data in events if name == "progress"]
+    assert progress, f"no progress events: {kinds}"
+    assert kinds.index("progress") < len(kinds) - 1
+    done = [p["segments_done"] for p in progress]
+    assert done == sorted(done)
+    assert progress[-1]["segments_done"] == progress[-1]["segments_total"] >= 8
+
+
+def test_cancel_a_running_job(live: ApiEnv) -> None:
+    with live.client() as http:
+        jid = http.post("/v1/jobs", json={"text": sentences(40, "-cancel")}).json()["id"]
+        poll(http, jid, until="running")
+        canceled = http.post(f"/v1/jobs/{jid}/cancel")
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        time.sleep(1.0)  # the worker notices and stops; the job stays canceled
+        job = http.get(f"/v1/jobs/{jid}").json()
+        assert job["status"] == "canceled"
+        assert job["output"] is None
+        assert http.get(f"/v1/jobs/{jid}/audio").status_code == 409
+    key = live.stack.storage.output_key({"tenant": "t1", "job_id": jid, "ext": "mp3"})
+    assert not live.stack.storage.exists(key)
+
+
+def test_probes_and_metrics_of_a_live_stack(live: ApiEnv) -> None:
+    with live.client() as http:
+        job = poll(http, http.post("/v1/jobs", json={"text": "Count me."}).json()["id"])
+        assert job["status"] == "succeeded"
+        ready = http.get("/readyz")
+        health = http.get("/healthz")
+        metrics = http.get("/metrics")
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
+    assert set(ready.json()["checks"]) == {"redis", "broker", "storage"}
+    assert metrics.headers["content-type"].startswith("text/plain")
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['shoal_jobs{status="succeeded"}'] >= 1
+    assert samples['shoal_queue_depth{queue="jobs"}'] >= 0
+    assert samples["shoal_provider_sessions_in_use"] >= 0
+    assert samples["shoal_provider_slots"] == live.stack.settings.provider_slots
+    assert samples['shoal_job_duration_seconds_bucket{le="+Inf",status="succeeded"}'] >= 1
