@@ -6,8 +6,10 @@ A job whose request has a ``callback_url`` is told about ``job.started``,
 its stable id — and queues ``shoal.deliver_callback`` on the callbacks queue.
 The task POSTs the body, signed the Standard Webhooks way with the tenant's
 ``webhook_secret``, and retries timeouts, connection errors, 429 and 5xx on
-:data:`worker.retry.CALLBACK_SCHEDULE`.  Every attempt is recorded on the job
-(``Job.callbacks``); none of this ever changes the job's status.
+:data:`worker.retry.CALLBACK_SCHEDULE` (seconds to hours; each retry is a new
+message with the attempt number and due time, see :func:`handle_delivery`).
+Every attempt is recorded on the job (``Job.callbacks``); none of this ever
+changes the job's status.
 
 What a receiver gets::
 
@@ -52,7 +54,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -483,19 +485,67 @@ def _store(settings: Settings) -> JobStore:
         return _stores[key]
 
 
-@app.task(
-    bind=True,
-    name=DELIVER_CALLBACK,
-    acks_late=True,
-    max_retries=len(CALLBACK_SCHEDULE),
-    ignore_result=True,
-)
-def deliver_callback(self: Task, **kwargs: Any) -> str:
-    """Deliver one event; re-queue itself on the callback schedule while it may."""
-    delivery = Delivery(**kwargs)
-    settings = get_settings()
-    attempt = self.request.retries + 1
-    retry_in = run_delivery(delivery, attempt, settings=settings, store=_store(settings))
+#: How the delivery task queues its next run: (task kwargs, countdown in seconds).
+Schedule = Callable[[dict[str, Any], float], None]
+
+
+def handle_delivery(
+    delivery: Delivery,
+    attempt: int,
+    due_at: float | None,
+    *,
+    settings: Settings,
+    store: JobStore,
+    schedule: Schedule,
+    client: httpx.Client | None = None,
+) -> None:
+    """One run of the delivery task: attempt now and schedule the next attempt if
+    one is due, or, if this run came early, only wait on.
+
+    Celery on Redis hands a message that a worker has held for longer than the
+    visibility timeout to another worker, so a countdown of hours would come
+    back as duplicates.  Long waits are therefore taken in hops of at most half
+    the visibility timeout, each a fresh message carrying the attempt number
+    and the time it is due.
+    """
+    hop = max(1.0, settings.visibility_timeout / 2)
+    early = None if due_at is None else due_at - time.time()
+    if early is not None and early > 0.5:
+        schedule(asdict(delivery) | {"attempt": attempt, "due_at": due_at}, min(early, hop))
+        return
+    retry_in = run_delivery(delivery, attempt, settings=settings, store=store, client=client)
     if retry_in is not None:
-        raise self.retry(kwargs=kwargs, countdown=retry_in)
-    return delivery.event_id
+        due = time.time() + retry_in
+        schedule(asdict(delivery) | {"attempt": attempt + 1, "due_at": due}, min(retry_in, hop))
+
+
+@app.task(bind=True, name=DELIVER_CALLBACK, acks_late=True, ignore_result=True)
+def deliver_callback(
+    self: Task, *, attempt: int = 1, due_at: float | None = None, **fields: Any
+) -> None:
+    """Deliver one event (``fields`` are a :class:`Delivery`); on failure queue the
+    next attempt on :data:`~worker.retry.CALLBACK_SCHEDULE`."""
+    settings = get_settings()
+    delivery = Delivery(**fields)
+
+    def schedule(kwargs: dict[str, Any], countdown: float) -> None:
+        try:
+            self.apply_async(
+                kwargs=kwargs,
+                countdown=countdown,
+                queue=queue_names(settings)["callbacks"],
+                ignore_result=True,
+                retry_policy=PUBLISH_RETRY,
+            )
+        except Exception:  # the broker is down: this event's remaining attempts are lost
+            log.error(
+                "job %s: %s callback %s: next attempt could not be queued",
+                delivery.job_id,
+                delivery.event_type,
+                delivery.event_id,
+                exc_info=True,
+            )
+
+    handle_delivery(
+        delivery, attempt, due_at, settings=settings, store=_store(settings), schedule=schedule
+    )

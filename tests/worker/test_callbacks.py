@@ -45,6 +45,7 @@ from worker.callbacks import (
     emit_job_event,
     emit_progress,
     event_id,
+    handle_delivery,
     run_delivery,
     secret_key,
     sign,
@@ -429,6 +430,52 @@ def test_the_schedule_runs_out(settings: Settings, store: JobStore, dead_url: st
     last = stored.callbacks[-1]
     assert last.outcome == "gave_up" and last.status_code is None
     assert last.error is not None and "gave up after 9 attempts" in last.error
+
+
+def test_long_waits_are_taken_in_hops_shorter_than_the_visibility_timeout(
+    settings: Settings, store: JobStore, dead_url: str
+) -> None:
+    short = settings.model_copy(update={"visibility_timeout": 100})  # hops of 50 s
+    job = store.create(make_job(dead_url))
+    delivery = delivery_for(job)
+    queued: list[tuple[dict[str, Any], float]] = []
+
+    def schedule(kwargs: dict[str, Any], countdown: float) -> None:
+        queued.append((kwargs, countdown))
+
+    def run(attempt: int, due_at: float | None) -> tuple[dict[str, Any], float]:
+        queued.clear()
+        handle_delivery(delivery, attempt, due_at, settings=short, store=store, schedule=schedule)
+        [(kwargs, countdown)] = queued
+        assert (
+            Delivery(**{k: v for k, v in kwargs.items() if k not in ("attempt", "due_at")})
+            == delivery
+        )
+        return kwargs, countdown
+
+    # A short wait is one countdown.
+    kwargs, countdown = run(1, None)
+    assert kwargs["attempt"] == 2 and countdown == CALLBACK_SCHEDULE[0]
+    assert kwargs["due_at"] == pytest.approx(time.time() + CALLBACK_SCHEDULE[0], abs=2)
+    # A long one (attempt 4 waits 10 minutes) is hops of at most 50 s ...
+    kwargs, countdown = run(4, time.time())
+    assert kwargs["attempt"] == 5 and countdown == 50
+    due = kwargs["due_at"]
+    assert due == pytest.approx(time.time() + CALLBACK_SCHEDULE[3], abs=2)
+    # ... and a hop that arrives early only waits on, attempting nothing.
+    before = len(store.get(job.id).callbacks)  # type: ignore[union-attr]
+    kwargs, countdown = run(5, due)
+    assert (kwargs["attempt"], kwargs["due_at"], countdown) == (5, due, 50)
+    assert len(store.get(job.id).callbacks) == before  # type: ignore[union-attr]
+    # Delivered: nothing more is queued.
+    receiver = Receiver()
+    try:
+        good = store.create(make_job(receiver.url))
+        queued.clear()
+        handle_delivery(delivery_for(good), 1, None, settings=short, store=store, schedule=schedule)
+        assert queued == [] and len(receiver.received) == 1
+    finally:
+        receiver.close()
 
 
 def test_a_slow_receiver_times_out_and_is_retried(settings: Settings, store: JobStore) -> None:
