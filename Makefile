@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-HOST   ?= 127.0.0.1
-PORT   ?= 8765
+# extra options for `python -m shoal_run`, e.g. RUN_ARGS="--api-port 8001"
+RUN_ARGS ?=
 
-.PHONY: venv run test lint typecheck bench clean
+.PHONY: venv run demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The whole stack in the foreground (Redis, S3, local_tts, API, one worker); Ctrl-C stops it.
 run: venv
-	$(BIN)/python -m local_tts --host $(HOST) --port $(PORT) --engine espeak
+	$(BIN)/python -m shoal_run run $(RUN_ARGS)
+
+# The same stack, one narration through the API into out/, then everything stops.
+demo: venv
+	$(BIN)/python -m shoal_run demo $(RUN_ARGS)
 
 test: venv
 	$(BIN)/python -m pytest -n 2 tests
