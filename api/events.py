@@ -22,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import redis.asyncio
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -99,7 +100,10 @@ async def job_event_stream(
                     current = latest
                     yield await _status(ctx, current)
     finally:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()
-        with contextlib.suppress(Exception):
-            await client.aclose()
+        # Shielded: when the client goes away this runs inside a cancelled scope,
+        # and an unshielded await would be cancelled before the connection closed.
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            with contextlib.suppress(Exception):
+                await client.aclose()

@@ -22,8 +22,23 @@ from worker.jobs import JobStatus
 
 #: Most metadata a job may carry, as compact JSON.
 MAX_METADATA_BYTES = 16 * 1024
+#: Deepest nesting of objects and arrays in metadata.
+MAX_METADATA_DEPTH = 16
 #: Most voice-cloning reference clips per job.
 MAX_REFERENCES = 4
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and dicts (0 for a scalar); iterative, so any depth."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _utf8(value: str) -> str:
@@ -118,6 +133,8 @@ class JobCreate(_Request):
     @field_validator("metadata")
     @classmethod
     def _small_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _depth(value) > MAX_METADATA_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_METADATA_DEPTH} levels")
         try:
             size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
         except (ValueError, UnicodeEncodeError) as exc:

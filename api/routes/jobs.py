@@ -159,6 +159,7 @@ def audio(job: OwnedJob, storage: StorageDep) -> RedirectResponse:
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
+    response_model=None,
     summary="Follow a job (Server-Sent Events)",
     responses={
         **_NOT_FOUND,

@@ -7,6 +7,7 @@ import base64
 import io
 import math
 import struct
+import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -146,6 +147,22 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_job(idle: ApiEnv) 
     assert queued_messages(idle.stack) == before + 1
 
 
+def test_concurrent_submissions_each_make_one_queued_job(idle: ApiEnv) -> None:
+    before = queued_messages(idle.stack)
+
+    def post(i: int) -> httpx.Response:
+        with idle.client("t2") as http:
+            return http.post("/v1/jobs", json={"text": f"Parallel job {i}."})
+
+    with ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(post, range(24)))
+    assert [r.status_code for r in responses] == [202] * 24, [r.text for r in responses]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 24
+    assert queued_messages(idle.stack) == before + 24
+    assert all(idle.stack.store.get(i) is not None for i in ids)
+
+
 def test_cancel_a_queued_job(idle: ApiEnv) -> None:
     with idle.client("cancel") as http:
         jid = submit(http)["id"]
@@ -225,3 +242,17 @@ def test_jobs_in_flight_are_limited_with_retry_after(idle: ApiEnv) -> None:
         # A job that finishes (here: is canceled) makes room again.
         assert http.post(f"/v1/jobs/{first['id']}/cancel").status_code == 200
         submit(http, "Now there is room.")
+
+
+def test_an_event_stream_left_by_its_client_unsubscribes(idle: ApiEnv) -> None:
+    with idle.client("cancel") as http:
+        jid = submit(http)["id"]
+        channel = idle.stack.keys.job_events(jid)
+        with http.stream("GET", f"/v1/jobs/{jid}/events") as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: status"
+            assert dict(idle.stack.redis.pubsub_numsub(channel))[channel.encode()] == 1
+        deadline = time.monotonic() + 10
+        while dict(idle.stack.redis.pubsub_numsub(channel))[channel.encode()]:
+            assert time.monotonic() < deadline, "the stream's subscription outlived its client"
+            time.sleep(0.1)

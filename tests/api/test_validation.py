@@ -13,6 +13,13 @@ from tests.api.server import queued_messages
 GOOD = {"text": "Hello there."}
 
 
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": [value]}
+    return value
+
+
 def assert_nothing_made(env: ApiEnv) -> None:
     jobs, _ = env.stack.store.list(limit=10)
     assert jobs == [], "a rejected request left a job record"
@@ -66,6 +73,7 @@ def error_of(response: Any) -> dict[str, Any]:
         ({**GOOD, "output_key": "a//b.mp3"}, "output_key"),
         ({**GOOD, "reference_id": "voice", "references": [{"audio": "AAAA"}]}, "references"),
         ({**GOOD, "metadata": {"big": "x" * 20_000}}, "metadata"),
+        ({**GOOD, "metadata": {"deep": nested(400)}}, "metadata"),
         ({**GOOD, "unknown_option": True}, "unknown_option"),
     ],
 )
