@@ -11,6 +11,7 @@ runs) can share one Redis.
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from worker.settings import Settings, get_settings
 
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=queues["jobs"],
+        # A plain `celery -A worker worker` consumes all three; `-Q` narrows it
+        # (e.g. a worker of its own for callbacks).  kombu polls them in turn,
+        # so narration jobs are picked up between the chapters of a big book.
+        task_queues=[Queue(name) for name in queues.values()],
         task_routes={"shoal.deliver_callback": {"queue": queues["callbacks"]}},
         task_create_missing_queues=True,
         worker_hijack_root_logger=False,
