@@ -9,7 +9,11 @@ output itself (DESIGN.md §4):
   ``audio`` payloads to whole PCM samples (pure, no I/O);
 * :mod:`~worker.audio.assemble` – :func:`assemble`, segment PCM files to one
   wav/mp3/opus/flac/m4a/pcm file in bounded memory;
-* :mod:`~worker.audio.probe` – :func:`probe`, decode a whole file and check it.
+* :mod:`~worker.audio.probe` – :func:`probe`, decode a whole file and check it;
+* :mod:`~worker.audio.book` – :func:`build_audiobook`, a book's chapters to
+  one M4B or MP3 with chapter markers, tags, cover and a manifest;
+* :mod:`~worker.audio.loudness` – ACX loudness: :func:`measure_loudness`,
+  the streaming meter, limiter and room tone.
 
 Errors, all under one root:
 
@@ -18,14 +22,26 @@ AudioError
 │   └── UnsupportedOutput  an output choice outside the allowed values; ``field`` names it
 ├── CorruptAudio           bytes that are not valid audio of the kind they claim to be
 ├── OutputTooLarge         the result cannot be represented in the format (WAV over 4 GiB)
-└── EncodeError            the encoder or muxer failed while writing the output
+├── EncodeError            the encoder or muxer failed while writing the output
+└── InvalidBook            an audiobook that cannot be built as asked (also ValueError)
 """
 
 from worker.audio.assemble import AssembledAudio, SegmentAudio, assemble
+from worker.audio.book import (
+    AudiobookResult,
+    BookFormat,
+    BookMeta,
+    ChapterAudio,
+    ChapterLoudness,
+    ManifestChapter,
+    build_audiobook,
+    chapter_from_file,
+)
 from worker.audio.errors import (
     AudioError,
     CorruptAudio,
     EncodeError,
+    InvalidBook,
     OutputTooLarge,
     UnsupportedFormat,
     UnsupportedOutput,
@@ -39,17 +55,28 @@ from worker.audio.formats import (
     provider_pcm_rate,
     validate_output,
 )
+from worker.audio.loudness import ACX, LoudnessReport, LoudnessTarget, measure_loudness
 from worker.audio.pcm import PcmStream
 from worker.audio.probe import ProbeInfo, probe
 from worker.audio.reference import check_reference_audio
 
 __all__ = [
+    "ACX",
     "FORMATS",
     "AssembledAudio",
     "AudioError",
+    "AudiobookResult",
+    "BookFormat",
+    "BookMeta",
+    "ChapterAudio",
+    "ChapterLoudness",
     "CorruptAudio",
     "EncodeError",
     "FormatInfo",
+    "InvalidBook",
+    "LoudnessReport",
+    "LoudnessTarget",
+    "ManifestChapter",
     "OutputFormat",
     "OutputTooLarge",
     "PcmStream",
@@ -59,8 +86,11 @@ __all__ = [
     "UnsupportedOutput",
     "allowed_bitrates",
     "assemble",
+    "build_audiobook",
+    "chapter_from_file",
     "check_reference_audio",
     "format_info",
+    "measure_loudness",
     "probe",
     "provider_pcm_rate",
     "validate_output",

@@ -5,11 +5,14 @@ AudioError
 │   └── UnsupportedOutput  an output choice outside the allowed values; ``field`` names it
 ├── CorruptAudio           bytes that are not valid audio of the kind they claim to be
 ├── OutputTooLarge         the result cannot be represented in the format (WAV over 4 GiB)
-└── EncodeError            the encoder or muxer failed while writing the output
+├── EncodeError            the encoder or muxer failed while writing the output
+└── InvalidBook            an audiobook that cannot be built as asked (also ValueError)
 
 ``UnsupportedOutput`` is a request error (fail the job at once, never retry);
 ``CorruptAudio`` from a provider stream is transient (the segment can be
-synthesised again); ``OutputTooLarge`` is permanent for the chosen format.
+synthesised again); ``OutputTooLarge`` is permanent for the chosen format;
+``InvalidBook`` (no chapters, a chapter without audio, a cover that is not a
+JPEG or PNG image) is permanent: building again gives the same answer.
 """
 
 from __future__ import annotations
@@ -47,3 +50,7 @@ class OutputTooLarge(AudioError):
 
 class EncodeError(AudioError):
     """The encoder or muxer failed while writing the output file."""
+
+
+class InvalidBook(AudioError, ValueError):
+    """An audiobook that cannot be built as asked: no chapters, an empty chapter, a bad cover."""
