@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlsplit
 import redis
 
 from shoal_run import MissingTool, PartUnavailable
-from worker.celery import queue_names
 from worker.settings import Settings
 
 #: boto3's own sources of AWS credentials: with any of them, S3 counts as configured.
@@ -224,14 +223,10 @@ def api_argv(host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_argv(settings: Settings, name: str) -> list[str]:
-    """The README's ``celery -A worker worker --loglevel INFO``, with a node name of its own.
-
-    ``-Q`` names every queue (narration jobs, bulk book work, callbacks): without
-    it Celery consumes only the default queue.
-    """
-    queues = ",".join(queue_names(settings).values())
+def worker_argv(name: str) -> list[str]:
+    """The README's ``celery -A worker worker --loglevel INFO``, with a node name of its own
+    (another worker on this machine would otherwise share ``celery@<host>``)."""
     return [
         sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO",
-        "-Q", queues, "-n", name,
+        "-n", name,
     ]  # fmt: skip

@@ -161,7 +161,7 @@ class Stack:
         env.update(_as_env(overrides))
         env.setdefault("SHOAL_SPOOL_DIR", str(self.state.spool_dir.resolve()))
         api_url = f"http://{host}:{api_port}"
-        worker = self._spawn("worker", p.worker_argv(final, f"shoal-run-{os.getpid()}@%h"), env)
+        worker = self._spawn("worker", p.worker_argv(f"shoal-run-{os.getpid()}@%h"), env)
         api = self._spawn("api", p.api_argv(host, api_port), env)
         self._record()
 

@@ -223,6 +223,16 @@ def test_the_image_runs_the_commands_the_readme_documents() -> None:
     assert "celery -A worker worker --loglevel INFO" in documented
 
 
+def test_the_documented_worker_command_consumes_every_queue() -> None:
+    """``celery -A worker worker`` with no -Q: narration, bulk and callbacks queues."""
+    settings = Settings(key_prefix="acme")
+    app = create_app(settings)
+    try:
+        assert set(app.amqp.queues) == set(queue_names(settings).values())
+    finally:
+        app.close()
+
+
 # -- KEDA watches the list Redis really holds ----------------------------------------------
 
 
