@@ -278,12 +278,19 @@ def test_manifest_is_json_and_complete(chapters: list[ChapterAudio], tmp_path: P
 
 
 @pytest.mark.parametrize("fmt", ["m4b", "mp3"])
-@pytest.mark.parametrize("level", ["quiet", "loud"])
+@pytest.mark.parametrize(
+    ("level", "base", "clicks"),
+    [("quiet", -42.0, 0), ("loud", -11.0, 20), ("quiet with clicks", -36.0, 20)],
+)
 def test_loudness_normalised_book_meets_acx(
-    fmt: str, level: str, tmp_path_factory: pytest.TempPathFactory
+    fmt: str, level: str, base: float, clicks: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    d = tmp_path_factory.mktemp(f"{level}-{fmt}")
-    base, clicks = (-42.0, 0) if level == "quiet" else (-11.0, 20)
+    """Whatever the input level, the book measures inside ACX's ranges.
+
+    Quiet speech with full-scale clicks is the hard case: its gain pushes the
+    clicks 15 dB over the ceiling, and the limiter's cut must be made up.
+    """
+    d = tmp_path_factory.mktemp(f"{level}-{fmt}".replace(" ", "-"))
     rates = (22050, 24000, 16000)
     chapters = [
         ChapterAudio(
@@ -304,9 +311,12 @@ def test_loudness_normalised_book_meets_acx(
     assert report.noise_floor_db > -80.0  # room tone, not digital silence
     assert report.problems(ACX) == ()
     for chapter in result.chapter_loudness:  # each chapter on its own meets it too
-        assert chapter.output.rms_db == pytest.approx(ACX.target_rms_db, abs=1.0)
+        assert chapter.output.rms_db == pytest.approx(ACX.target_rms_db, abs=0.6)
         assert chapter.output.peak_db <= -3.0
-        assert chapter.gain_db == pytest.approx(-20.0 - chapter.input_rms_db, abs=0.01)
+        # The plain gain to the target, or more where the limiter takes some back.
+        assert chapter.gain_db >= -20.0 - chapter.input_rms_db - 0.01
+        if not clicks:
+            assert chapter.gain_db == pytest.approx(-20.0 - chapter.input_rms_db, abs=0.01)
     # The manifest reports the finished file, as measured again from scratch.
     again = measure_loudness(result.path)
     manifest = result.manifest()["loudness"]
@@ -414,7 +424,7 @@ def test_memory_stays_flat_for_a_long_book(tmp_path: Path) -> None:
     not depend on the length, so ten make the point.)
     """
     rate = 22050
-    piece = write_pcm(tmp_path / "minute.pcm", speech(rate, 60.0, -26, 99, clicks=30))
+    piece = write_pcm(tmp_path / "minute.pcm", speech(rate, 60.0, -26, 99))
 
     def build(minutes: int) -> tuple[int, int]:
         book = [ChapterAudio(f"Part {i + 1}", (piece,), rate) for i in range(minutes)]

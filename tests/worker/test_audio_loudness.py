@@ -16,6 +16,7 @@ from worker.audio.loudness import (
     Limiter,
     Meter,
     RoomTone,
+    fit_gain,
     gain_for,
     measure_loudness,
     to_db,
@@ -180,3 +181,28 @@ def test_measure_loudness_of_files_and_spans(tmp_path: Path) -> None:
     lossy = measure_loudness(m4a.path)
     assert lossy.duration_s == pytest.approx(3.0, abs=0.001)
     assert lossy.rms_db == pytest.approx(report.rms_db, abs=0.1)
+
+
+def test_fit_gain_makes_up_what_the_limiter_takes() -> None:
+    # Quiet speech-like tone with loud clicks: the plain gain would limit the clicks
+    # and the time around them, leaving the RMS short of the target.
+    x = tone(5.0, 0.02, 180.0)
+    x[::4000] = 0.99
+    before = meter_of(x).report()
+    calls: list[float] = []
+
+    def limited_rms(gain_db: float) -> float:
+        calls.append(gain_db)
+        scaled = (x * np.float32(10 ** (gain_db / 20))).astype(np.float32)
+        return meter_of(limit(scaled, ACX.ceiling, 32768)).report().rms_db
+
+    plain = gain_for(before.rms_db, ACX)
+    assert limited_rms(plain) < ACX.target_rms_db - 0.5
+    gain = fit_gain(before.rms_db, before.peak_db, ACX, limited_rms)
+    assert gain > plain
+    assert limited_rms(gain) == pytest.approx(ACX.target_rms_db, abs=0.2)
+    assert len(calls) <= 2 + 2  # two rounds at most, plus the two asked here
+    # Audio the limiter will not touch is never simulated.
+    calls.clear()
+    assert fit_gain(-30.0, -20.0, ACX, limited_rms) == pytest.approx(10.0)
+    assert calls == []

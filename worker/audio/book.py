@@ -32,9 +32,11 @@ them, so markers and the manifest agree exactly)::
 The audio is streamed twice, block by block, with memory flat however long
 the book: pass 1 renders every chapter to count its samples (the markers
 must be known before the MP4 header is written) and, when normalising,
-measures it; pass 2 renders it again, applies each chapter's gain and the
-limiter, and encodes.  With loudness, the finished file is decoded once
-more and measured; the manifest reports those figures.
+measures it (a chapter loud enough in its peaks to be limited is run through
+the limiter once or twice more to fit its gain); pass 2 renders it again,
+applies each chapter's gain and the limiter, and encodes.  With loudness,
+the finished file is decoded once more and measured; the manifest reports
+those figures.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ from worker.audio.loudness import (
     LoudnessTarget,
     Meter,
     RoomTone,
-    gain_for,
+    fit_gain,
     measure_loudness,
 )
 from worker.audio.sinks import FloatBlock
@@ -174,8 +176,8 @@ def build_audiobook(
         _ms(tail_silence_ms, sample_rate),
     )
     gains = [
-        gain_for(level.report.rms_db, loudness) if loudness and level.report else 0.0
-        for level in levels
+        render.fit_gain(chapter, level.report, loudness) if loudness and level.report else 0.0
+        for chapter, level in zip(chapters, levels, strict=True)
     ]
     markers = [
         Marker(title, layout.marker_start(i), layout.marker_end(i))
@@ -327,6 +329,21 @@ class _Renderer:
         meter = Meter(self.sample_rate)
         samples = self.run(chapter, meter.add)
         return _Levels(samples, meter.report())
+
+    def fit_gain(
+        self, chapter: ChapterAudio, report: LoudnessReport, target: LoudnessTarget
+    ) -> float:
+        """The chapter's gain to the target RMS, allowing for what the limiter will take."""
+
+        def limited_rms(gain_db: float) -> float:
+            meter = Meter(self.sample_rate)
+            limiter = Limiter(self.sample_rate, target.ceiling, meter.add)
+            factor = np.float32(10 ** (gain_db / 20))
+            self.run(chapter, lambda block: limiter.push(block * factor))
+            limiter.flush()
+            return meter.report().rms_db
+
+        return fit_gain(report.rms_db, report.peak_db, target, limited_rms)
 
 
 class _Tap:

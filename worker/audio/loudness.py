@@ -26,9 +26,10 @@ figure stays a JSON number.
 :class:`Limiter` is a look-ahead peak limiter: it delays the stream by 10 ms,
 lowers the gain smoothly before any sample (or inter-sample peak) that would
 pass its ceiling, holds it for 20 ms and lets it back up; it adds and drops no
-samples.  :class:`RoomTone` is the low-level noise that stands for room tone.
-All of them take blocks and keep only a few milliseconds of state, so memory is
-flat however long the book.
+samples.  :func:`fit_gain` picks the gain that reaches the target RMS *after*
+the limiter has taken its share.  :class:`RoomTone` is the low-level noise that
+stands for room tone.  All of them take blocks and keep only a few
+milliseconds of state, so memory is flat however long the book.
 """
 
 from __future__ import annotations
@@ -162,6 +163,34 @@ def gain_for(rms_db: float, target: LoudnessTarget) -> float:
     if rms_db <= DB_FLOOR:
         return 0.0
     return max(-MAX_GAIN_DB, min(MAX_GAIN_DB, target.target_rms_db - rms_db))
+
+
+def fit_gain(
+    rms_db: float,
+    peak_db: float,
+    target: LoudnessTarget,
+    limited_rms: Callable[[float], float],
+    *,
+    rounds: int = 2,
+) -> float:
+    """The gain in dB that brings audio to the target RMS *after* the limiter.
+
+    Starts from :func:`gain_for`.  If that gain would push ``peak_db`` past
+    the limiter's ceiling, the limiter will take energy out (a lot, for
+    clicks on quiet speech), so ``limited_rms(gain_db)`` – the RMS of the
+    audio run through the gain and a :class:`Limiter` – is asked at most
+    ``rounds`` times and the gain corrected by what is missing.
+    """
+    gain = gain_for(rms_db, target)
+    ceiling_db = to_db(target.ceiling)
+    for _ in range(rounds):
+        if peak_db + gain <= ceiling_db:
+            break  # the limiter leaves it alone
+        missing = target.target_rms_db - limited_rms(gain)
+        if abs(missing) < 0.05:
+            break
+        gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain + missing))
+    return gain
 
 
 def _interpolator() -> npt.NDArray[np.float32]:
