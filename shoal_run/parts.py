@@ -63,15 +63,21 @@ class RedisAddress:
     password: str | None
 
 
-def redis_answers(url: str, timeout: float = 1.0) -> bool:
-    """True if a Redis at ``url`` answers PING (a Redis still loading its data does not)."""
+def redis_error(url: str, timeout: float = 1.0) -> str | None:
+    """None if a Redis at ``url`` answers PING, else what went wrong."""
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+        client.ping()
+    except redis.RedisError as exc:
+        return f"{type(exc).__name__}: {exc}"
     finally:
         client.close()
+    return None
+
+
+def redis_answers(url: str, timeout: float = 1.0) -> bool:
+    """True if a Redis at ``url`` answers PING (a Redis still loading its data does not)."""
+    return redis_error(url, timeout) is None
 
 
 def redis_address(url: str) -> RedisAddress:

@@ -209,8 +209,16 @@ class Stack:
     def _redis(self, settings: Settings, overrides: dict[str, Any]) -> tuple[str, Child | None]:
         url = settings.redis_url
         if p.redis_answers(url):
-            return f"{_display_url(url)} (configured)", None
+            how = "configured" if "SHOAL_REDIS_URL" in self.environ else "already running"
+            return f"{_display_url(url)} ({how})", None
         address = p.redis_address(url)
+        if not p.port_free(address.host, address.port):
+            # Something listens there but does not answer PING: a Redis that wants a
+            # password, is still loading its data, or is not a Redis at all.
+            raise PartUnavailable(
+                f"{address.host}:{address.port} is in use but no Redis answers PING at "
+                f"{_display_url(url)} (SHOAL_REDIS_URL): {p.redis_error(url)}"
+            )
         binary = p.redis_server_binary()
         data = self.state.redis_dir
         data.mkdir(parents=True, exist_ok=True)
@@ -340,8 +348,9 @@ class Stack:
             timeout = self.options.stop_timeout if child.name == "worker" else 10.0
             child.stop(timeout, self.hurry)
         self.children.clear()
-        self.state.record_children({})
-        self.state.unlock()
+        if self.state.locked:  # not when another launcher holds the directory
+            self.state.record_children({})
+            self.state.unlock()
 
     def __enter__(self) -> Stack:
         return self

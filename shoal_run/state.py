@@ -77,6 +77,11 @@ class StateDir:
     def spool_dir(self) -> Path:
         return self.root / "spool"
 
+    @property
+    def locked(self) -> bool:
+        """True while this object holds the directory's lock."""
+        return self._lock is not None
+
     def lock(self) -> None:
         """Take the directory, or :class:`StateLocked` if another launcher has it."""
         self.root.mkdir(parents=True, exist_ok=True)

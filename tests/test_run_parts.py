@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from shoal_run import MissingTool, PartFailed, PartUnavailable, StateLocked
 from shoal_run import parts as p
 from shoal_run.procs import Child, group_alive
-from shoal_run.stack import Ready, _as_env
+from shoal_run.stack import Options, Ready, Stack, _as_env
 from shoal_run.state import StateDir
 from worker.settings import Settings
 
@@ -221,3 +221,38 @@ def test_children_record_is_json(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     state.record_children({"redis": 123})
     assert json.loads((tmp_path / "children.json").read_text()) == {"redis": 123}
+
+
+# -- the stack's refusals ----------------------------------------------------------------
+
+
+def test_a_second_launcher_on_one_state_directory_is_refused(tmp_path: Path) -> None:
+    holder = StateDir(tmp_path / "state")
+    holder.lock()
+    holder.record_children({"redis": 1})
+    stack = Stack(Options(state_dir=tmp_path / "state", api_port=0))
+    try:
+        with pytest.raises(StateLocked):
+            stack.start()
+    finally:
+        stack.stop()
+    # The holder's record of its processes is untouched.
+    assert json.loads((tmp_path / "state" / "children.json").read_text()) == {"redis": 1}
+    holder.unlock()
+
+
+def test_a_port_that_is_not_redis_is_not_taken_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as impostor:
+        impostor.bind(("127.0.0.1", 0))
+        impostor.listen()
+        port = impostor.getsockname()[1]
+        monkeypatch.setenv("SHOAL_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+        stack = Stack(Options(state_dir=tmp_path / "state", api_port=0))
+        try:
+            with pytest.raises(PartUnavailable, match=f"127.0.0.1:{port} is in use"):
+                stack.start()
+            assert stack.children == []
+        finally:
+            stack.stop()
