@@ -21,6 +21,8 @@ Errors::
     ├── PartUnavailable   a configured part does not answer (a remote Redis, say)
     ├── PartFailed        a started process exited or was not ready in time (log tail attached)
     └── StateLocked       another launcher is using the same state directory
+
+    Interrupted           (a BaseException) Ctrl-C or SIGTERM before the stack was up
 """
 
 from __future__ import annotations
@@ -44,3 +46,7 @@ class PartFailed(LaunchError):
 
 class StateLocked(LaunchError):
     """Another launcher holds the state directory."""
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM while the stack was starting (or the demo running)."""

@@ -13,18 +13,13 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
 from types import FrameType
 
-from shoal_run import LaunchError
+from shoal_run import Interrupted, LaunchError
 from shoal_run.stack import Options, Stack
 
 log = logging.getLogger("shoal_run")
-
-
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM while the stack was still starting."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,16 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         stop_timeout=args.stop_timeout,
     )
     stack = Stack(options)
-    stop = threading.Event()
     abortable = True  # a signal aborts startup and the demo; in `run` it just stops
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
+        if stack.stopping.is_set():
             stack.hurry.set()  # a second Ctrl-C: do not wait for the worker
             return
-        stop.set()
+        stack.stopping.set()
         log.info("stopping (again to stop without waiting)")
-        if abortable:
+        if abortable and not stack.spawning:
             raise Interrupted
 
     signal.signal(signal.SIGINT, on_signal)
@@ -99,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         abortable = False
         print(ready.banner(), flush=True)
         try:
-            stack.watch(stop)
+            stack.watch()
         except LaunchError as exc:
             log.error("%s", exc)
             return 1

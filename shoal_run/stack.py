@@ -28,7 +28,7 @@ from typing import IO, Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from shoal_run import LaunchError, PartFailed, PartUnavailable
+from shoal_run import Interrupted, LaunchError, PartFailed, PartUnavailable
 from shoal_run import parts as p
 from shoal_run.procs import Child
 from shoal_run.state import Secrets, StateDir
@@ -119,7 +119,9 @@ class Stack:
         self.environ["PYTHONUNBUFFERED"] = "1"
         self.state = StateDir(options.state_dir)
         self.children: list[Child] = []
-        self.hurry = threading.Event()  # set by a second Ctrl-C: stop without waiting
+        self.stopping = threading.Event()  # set by Ctrl-C or SIGTERM
+        self.hurry = threading.Event()  # set by a second one: stop without waiting
+        self.spawning = False  # a signal now must not interrupt Popen (see _spawn)
         self.ready: Ready | None = None
 
     # -- start -------------------------------------------------------------------------
@@ -201,7 +203,16 @@ class Stack:
             echo=self.options.echo,
         )
         self.children.append(child)
-        return child.start()
+        # A signal handler that raised inside Popen could lose the new process (started,
+        # but never recorded); while spawning it only sets `stopping`, checked here after.
+        self.spawning = True
+        try:
+            child.start()
+        finally:
+            self.spawning = False
+        if self.stopping.is_set():
+            raise Interrupted
+        return child
 
     def _record(self) -> None:
         self.state.record_children({c.name: c.pid for c in self.children if c.proc})
@@ -329,9 +340,9 @@ class Stack:
 
     # -- run and stop --------------------------------------------------------------------
 
-    def watch(self, stop: threading.Event) -> None:
-        """Return when ``stop`` is set; :class:`PartFailed` if a part exits first."""
-        while not stop.wait(0.5):
+    def watch(self) -> None:
+        """Return once :attr:`stopping` is set; :class:`PartFailed` if a part exits first."""
+        while not self.stopping.wait(0.5):
             for child in self.children:
                 if not child.running():
                     raise child.failure("exited unexpectedly")

@@ -246,3 +246,28 @@ def test_run_serves_stops_on_ctrl_c_and_keeps_jobs_across_restarts(
         code = second.stop(signal.SIGTERM)
     assert code == 0, second.output()[-5000:]
     assert_nothing_left(state)
+
+
+def test_a_signal_while_starting_stops_what_was_started(tmp_path: Path, prefix: str) -> None:
+    env = launcher_env(f"redis://127.0.0.1:{_free_port()}/0", prefix)
+    state = tmp_path / "state"
+    out = (tmp_path / "run.out").open("wb")
+    proc = subprocess.Popen(
+        launcher_argv("run", tmp_path), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+    )
+    try:
+        record = state / "children.json"
+        deadline = time.monotonic() + 60
+        # Wait until the API and the worker are being started, then interrupt.
+        while not (record.exists() and "worker" in record.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(STOP_TIMEOUT) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
+    assert "shoal is ready" not in (tmp_path / "run.out").read_text()
+    assert_nothing_left(state)
