@@ -1,0 +1,264 @@
+"""Which sections to skip, and the :class:`Book` made from the ones that are left.
+
+A section is skipped, with the reason recorded in :attr:`Book.skipped`, when
+(first rule that applies wins):
+
+1. its structure says so: ``epub:type`` / ``role="doc-…"`` of ``toc``,
+   ``landmarks``, ``copyright-page``, ``titlepage``/``halftitlepage``,
+   ``cover``, ``dedication``, ``index``, ``colophon`` …;
+2. its title says so: "Contents", "Table of Contents", "Copyright",
+   "Dedication", "Title Page", "Index", "List of Illustrations", "Also by …";
+3. it has nothing to narrate (no letter or digit), or only its title;
+4. its text says so: a copyright notice ("All rights reserved", "ISBN", "©
+   2024") in a short section; and, only before the first kept chapter, a list
+   of entries that are mostly other chapters' titles, "Chapter …" labels or
+   end in page numbers (a table of contents), a few words of which a paragraph
+   is the book's title or author (a title page), or a short "For …" / "To …"
+   (a dedication).
+
+Dedications are skipped only when short (:data:`DEDICATION_CHARS`), so a
+mislabelled chapter is never lost.  Runs of three or more title-only sections
+(the entries of a plain-text table of contents) are recorded as one skip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from worker.books.clean import has_words
+from worker.books.errors import BookTooLarge, EmptyBook
+from worker.books.headings import starts_with_label
+from worker.books.model import Book, BookKind, Chapter, Section
+
+__all__ = ["MAX_SECTIONS", "build_book", "check_section_count", "skip_reason"]
+
+DEDICATION_CHARS = 600
+MAX_SECTIONS = 10_000  # a batch item per chapter: far more than any real book has
+TITLE_PAGE_WORDS = 40
+COPYRIGHT_CHARS = 4000
+TOC_MIN_ENTRIES = 3
+TOC_ENTRY_SHARE = 0.6
+ONLY_TITLE = "only a title, no text"
+
+_TYPE_REASONS = {
+    "toc": "table of contents",
+    "landmarks": "table of contents",
+    "page-list": "table of contents",
+    "loi": "list of illustrations",
+    "lot": "list of tables",
+    "copyright-page": "copyright page",
+    "titlepage": "title page",
+    "halftitlepage": "title page",
+    "halftitle": "title page",
+    "seriespage": "title page",
+    "cover": "cover page",
+    "index": "index",
+    "colophon": "colophon",
+    "imprint": "colophon",
+    "imprimatur": "colophon",
+    "dedication": "dedication",
+}
+_TITLE_REASONS = {
+    "contents": "table of contents",
+    "table of contents": "table of contents",
+    "toc": "table of contents",
+    "copyright": "copyright page",
+    "copyright page": "copyright page",
+    "colophon": "colophon",
+    "dedication": "dedication",
+    "title page": "title page",
+    "titlepage": "title page",
+    "half title": "title page",
+    "half title page": "title page",
+    "cover": "cover page",
+    "cover page": "cover page",
+    "index": "index",
+    "list of illustrations": "list of illustrations",
+    "list of figures": "list of illustrations",
+    "list of tables": "list of tables",
+    "illustrations": "list of illustrations",
+}
+_ALSO_BY = re.compile(r"(?:also|other books|more books|books) by\b")
+_COPYRIGHT = re.compile(
+    r"all rights reserved|\bisbn\b|©\s*\d{4}|\(c\)\s*\d{4}|\bcopyright\b\W{0,3}(?:©\s*)?\d{4}",
+    re.IGNORECASE,
+)
+# A TOC entry: "Prologue", "Appendix A", "IV. The Sea", "12) Home" (and see
+# starts_with_label for "Chapter 3").
+_TOC_LABEL = re.compile(
+    r"(?i:prologue|epilogue|preface|introduction|foreword|afterword|appendix|acknowledg\w*"
+    r"|notes|bibliography|glossary)\b|(?:[IVXLC]+|\d{1,3})[.):][ ]",
+)
+_PAGE_REF = re.compile(r"(?:\.{2,}|…|\s)\s*\d{1,4}$")
+_DEDICATION = re.compile(r"(?:for|to|dedicated to|in (?:loving )?memory of)\b", re.IGNORECASE)
+
+
+def check_section_count(count: int) -> None:
+    """Refuse a "book" with more sections than any book has, before cleaning them all."""
+    if count > MAX_SECTIONS:
+        raise BookTooLarge(
+            f"the book has {count} chapter headings or sections; at most {MAX_SECTIONS} are read"
+        )
+
+
+def _norm(text: str) -> str:
+    """Casefolded words only: how titles are compared."""
+    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
+
+
+def _looks_like_toc(text: str, titles: frozenset[str]) -> bool:
+    entries = [p for line in text.split("\n\n") if (p := line.strip())]
+    if len(entries) < TOC_MIN_ENTRIES:
+        return False
+    hits = sum(
+        1
+        for entry in entries
+        if len(entry) <= 120
+        and (
+            _norm(entry) in titles
+            or _TOC_LABEL.match(entry)
+            or starts_with_label(entry)
+            or _PAGE_REF.search(entry)
+        )
+    )
+    return hits >= TOC_ENTRY_SHARE * len(entries)
+
+
+def _names_a_line(text: str, names: tuple[str | None, ...]) -> bool:
+    """Whether a paragraph of ``text`` is one of ``names`` ("by" before, or a
+    few words after, allowed: "by Ada Author", "The Book: A Novel")."""
+    wanted = [n for n in map(_norm, filter(None, names)) if len(n) >= 3]
+    for paragraph in text.split("\n\n"):
+        line = _norm(paragraph).removeprefix("by ")
+        for name in wanted:
+            if line == name:
+                return True
+            # "The Book: A Novel", but never a sentence ("Alice was tired.").
+            subtitled = line.startswith(name + " ") and len(line.split()) <= 3 + len(name.split())
+            if subtitled and not paragraph.rstrip().endswith((".", "!", "?")):
+                return True
+    return False
+
+
+def skip_reason(
+    section: Section,
+    *,
+    book_title: str,
+    author: str | None,
+    front: bool,
+    titles: frozenset[str] = frozenset(),
+    names: tuple[str | None, ...] = (),
+) -> str | None:
+    """Why ``section`` should not be narrated, or None to keep it.
+
+    ``front`` is true while no chapter has been kept yet and more sections
+    follow (front matter rules apply); ``titles`` are all sections'
+    normalised titles, to recognise a table of contents by its entries;
+    ``names`` are other names of the book and its author (what the file said
+    before the user overrode them).
+    """
+    text = section.text
+    short_dedication = len(text) <= DEDICATION_CHARS
+    for kind in sorted(section.kinds):
+        reason = _TYPE_REASONS.get(kind)
+        if reason and (reason != "dedication" or short_dedication):
+            return reason
+    title = _norm(section.title or "")
+    reason = _TITLE_REASONS.get(title)
+    if reason and (reason != "dedication" or short_dedication):
+        return reason
+    if _ALSO_BY.match(title):
+        return "list of the author's other books"
+    if not has_words(text):
+        return ONLY_TITLE if section.title else "no narratable text"
+    if len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text):
+        return "copyright page"
+    if front and _looks_like_toc(text, titles - {title}):
+        return "table of contents"
+    if front:
+        # A title page has no heading of its own, or one that is the book's name.
+        untitled = not title or title in {_norm(n) for n in (book_title, *names) if n}
+        short = len(_norm(text).split()) <= TITLE_PAGE_WORDS
+        if untitled and short and _names_a_line(text, (book_title, author, *names)):
+            return "title page"
+        if len(text) <= 200 and text.count("\n\n") <= 1 and _DEDICATION.match(text):
+            return "dedication"
+    return None
+
+
+def _describe(section: Section) -> str:
+    return f"{section.title!r} ({section.source})" if section.title else section.source
+
+
+def _record(skips: list[str], run: list[Section]) -> None:
+    """Record a run of title-only sections: one line each, or one line for three or more."""
+    if len(run) >= 3:
+        first, last = run[0], run[-1]
+        skips.append(
+            f"{len(run)} headings from {_describe(first)} to {_describe(last)}: "
+            f"{ONLY_TITLE} (a table of contents?)"
+        )
+    else:
+        skips.extend(f"{_describe(s)}: {ONLY_TITLE}" for s in run)
+    run.clear()
+
+
+def build_book(
+    sections: Sequence[Section],
+    *,
+    title: str,
+    author: str | None,
+    language: str | None,
+    kind: BookKind,
+    cover: bytes | None = None,
+    cover_type: str | None = None,
+    skipped: Sequence[str] = (),
+    aliases: tuple[str | None, ...] = (),
+) -> Book:
+    """Skip front matter and empty sections, number the rest; :class:`EmptyBook` if none.
+
+    ``skipped`` are skips the reader already made (EPUB spine items that are
+    not text); they come first in :attr:`Book.skipped`.  ``aliases`` are
+    the title and author the file gave, when the caller overrode them, so a
+    title page still reads as one.
+    """
+    titles = frozenset(_norm(s.title) for s in sections if s.title)
+    chapters: list[Chapter] = []
+    skipped = list(skipped)
+    title_only: list[Section] = []
+    for number, section in enumerate(sections, 1):
+        # Front matter comes before the body: never the last section.
+        front = not chapters and number < len(sections)
+        reason = skip_reason(
+            section,
+            book_title=title,
+            author=author,
+            front=front,
+            titles=titles,
+            names=aliases,
+        )
+        if reason == ONLY_TITLE:
+            title_only.append(section)
+            continue
+        _record(skipped, title_only)
+        if reason is not None:
+            skipped.append(f"{_describe(section)}: {reason}")
+            continue
+        index = len(chapters)
+        name = section.title or f"Chapter {index + 1}"
+        chapters.append(Chapter(index, name, section.text, section.source))
+    _record(skipped, title_only)
+    if not chapters:
+        detail = "; ".join(skipped) if skipped else "no sections found"
+        raise EmptyBook(f"{title!r} has no narratable text ({detail})")
+    return Book(
+        title=title,
+        author=author,
+        language=language,
+        chapters=tuple(chapters),
+        cover=cover,
+        cover_type=cover_type,
+        skipped=tuple(skipped),  # in reading order
+        kind=kind,
+    )
