@@ -8,7 +8,13 @@ and the task re-queues itself.
 
 Errors decide the outcome: permanent ones fail the job with a code; transient
 ones are recorded as the last error and retried with backoff until attempts run
-out ("gave up after N attempts: ...").
+out ("gave up after N attempts: ...").  Attempts whose worker died count too,
+so a job that kills every worker that runs it also ends, instead of being
+re-queued by the reaper for ever.  A worker that lost the job's lease (it
+stalled, another took over) never decides the job's outcome.
+
+Each attempt spools to a folder of its own: a stalled worker cleaning up must
+never delete the files of the attempt that took over from it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import contextlib
 import logging
 import os
 import random
-import shutil
 import socket
 import threading
 import time
@@ -52,9 +57,9 @@ from worker.jobs import ErrorCode, Job, JobError, JobStatus, Output, Progress
 from worker.keys import Keys
 from worker.retry import RetryPolicy, give_up_message
 from worker.segmenter import Segment, segment_text
-from worker.segments import SegmentCheckpoint, SegmentSynthesizer
+from worker.segments import SegmentCheckpoint, SegmentSynthesizer, drop_spool, make_spool
 from worker.settings import Settings
-from worker.storage import Storage, StorageError
+from worker.storage import ObjectNotFound, Storage, StorageError
 from worker.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -69,8 +74,8 @@ class JobFailed(Exception):
         self.message = message
 
 
-class LeaseLost(Exception):
-    """Another worker took the job over (this one stalled past its lease)."""
+class CheckpointLost(Exception):
+    """A finished segment's staging object is gone; the next attempt redoes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +87,13 @@ class Outcome:
     token: str | None = None
 
 
-def provider_config(settings: Settings) -> ProviderConfig:
+def provider_config(settings: Settings, model: str | None = None) -> ProviderConfig:
+    """How to reach the provider; ``model`` (a job's own) overrides the configured one."""
     key = settings.fish_api_key.get_secret_value() if settings.fish_api_key else None
     return ProviderConfig(
         ws_url=settings.provider_ws_url,
         api_key=key,
-        model=settings.fish_model,
+        model=model or settings.fish_model,
         connect_timeout=settings.connect_timeout,
         first_audio_timeout=settings.first_audio_timeout,
         silence_timeout=settings.silence_timeout,
@@ -116,7 +122,7 @@ class JobRunner:
     def run(self, job_id: str, token: str | None = None) -> Outcome:
         """Run one attempt of ``job_id``. ``token`` is the lease owner a retry inherits."""
         job = self.store.get(job_id)
-        if job is None or job.status.terminal:
+        if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return Outcome(job.status if job else None)
         owner = token or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         lease = self.settings.job_lease_seconds
@@ -135,6 +141,19 @@ class JobRunner:
         retry_in: float | None = None
         started = time.monotonic()
         try:
+            # Read again under the lease: it may have been canceled or finished meanwhile.
+            job = self.store.get(job_id)
+            if job is None or job.status.terminal:
+                if job is not None and job.status is JobStatus.CANCELED:
+                    # Canceled between attempts: the last one left its checkpoints.
+                    self._clean_staging(job_id)
+                return Outcome(job.status if job else None)
+            if token is None and job.attempts >= self.policy.max_attempts:
+                # The attempts so far ended with their worker (killed, out of
+                # memory): one more would likely do the same.
+                last = job.error.message if job.error else "the worker running it stopped"
+                message = give_up_message(job.attempts, last)
+                return Outcome(self._fail(job_id, ErrorCode.INTERNAL, message))
             self.store.transition(job_id, JobStatus.RUNNING)
             attempt = self.store.begin_attempt(job_id)
             log.info("job %s: attempt %d started", job_id, attempt)
@@ -154,32 +173,25 @@ class JobRunner:
     def _attempt(
         self, job: Job, owner: str, attempt: int, lost: threading.Event
     ) -> tuple[JobStatus | None, float | None]:
-        spool = self.settings.spool_dir / job.id
+        spool: Path | None = None
         try:
-            spool.mkdir(parents=True, exist_ok=True)
+            spool = make_spool(self.settings.spool_dir, job.id)
             segments = segment_text(job.request.text, self.settings.segment_max_chars)
             tts = self._tts_request(job)
             asyncio.run(self._synthesize(job, owner, segments, tts, spool, lost))
+            if self._canceled(job.id):  # no upload for a job nobody wants any more
+                raise StreamCanceled("canceled")
             output = self._assemble_and_upload(job, segments, spool)
         except (StreamCanceled, asyncio.CancelledError):
             return self._canceled_or_lost(job.id, lost)
-        except JobFailed as exc:
-            return self._fail(job.id, exc.code, exc.message), None
-        except PermanentProviderError as exc:
-            return self._fail(job.id, _provider_code(exc), exc.message), None
-        except (ProviderError, StorageError) as exc:
-            return self._transient(job.id, attempt, exc)
+        except Exception as exc:
+            if lost.is_set():  # whatever went wrong, the job is another worker's now
+                return self._canceled_or_lost(job.id, lost)
+            return self._failed_attempt(job.id, attempt, exc)
         finally:
-            shutil.rmtree(spool, ignore_errors=True)
-        if not self.store.transition(job.id, JobStatus.SUCCEEDED, output=output):
-            # Canceled while we uploaded: leave nothing behind.
-            self.storage.delete(output.key)
-            self._clean_staging(job.id)
-            now = self.store.get(job.id)
-            return (now.status if now else None), None
-        self._clean_staging(job.id)
-        log.info("job %s: succeeded (%.1fs of audio)", job.id, output.duration_s)
-        return JobStatus.SUCCEEDED, None
+            if spool is not None:
+                drop_spool(spool)
+        return self._succeeded(job, output)
 
     async def _synthesize(
         self,
@@ -190,9 +202,7 @@ class JobRunner:
         spool: Path,
         lost: threading.Event,
     ) -> None:
-        done = {
-            int(i): SegmentCheckpoint.from_json(c) for i, c in self.store.segments(job.id).items()
-        }
+        done = self._checkpoints(job.id, segments, tts.effective_sample_rate)
         missing = [s for s in segments if s.index not in done]
         progress = Progress(
             segments_total=len(segments),
@@ -230,7 +240,7 @@ class JobRunner:
             synth = SegmentSynthesizer(
                 job_id=job.id,
                 owner=owner,
-                provider=provider_config(self.settings),
+                provider=provider_config(self.settings, job.request.model),
                 request=tts,
                 governor=governor,
                 storage=self.storage,
@@ -241,9 +251,13 @@ class JobRunner:
                 on_segment=finished,
                 on_error=failed,
             )
-            await synth.run(missing, cancel)
-            if cancel.is_set():
-                raise StreamCanceled("canceled")
+            try:
+                await synth.run(missing, cancel)
+            except Exception as exc:
+                # Canceled while a segment failed: the cancellation is the story.
+                if cancel.is_set() and not isinstance(exc, StreamCanceled):
+                    raise StreamCanceled("canceled") from exc
+                raise
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -255,8 +269,7 @@ class JobRunner:
     ) -> None:
         """Poll the job's status; a canceled job (or a lost lease) stops streaming."""
         while not cancel.is_set():
-            job = await asyncio.to_thread(self.store.get, job_id)
-            if job is None or job.status is JobStatus.CANCELED or lost.is_set():
+            if lost.is_set() or await asyncio.to_thread(self._canceled, job_id):
                 cancel.set()
                 return
             await asyncio.sleep(0.5)
@@ -265,18 +278,23 @@ class JobRunner:
         req = job.request
         info = format_info(req.format)
         rate = req.sample_rate or info.default_sample_rate
-        checkpoints = self._checkpoints(job.id)
+        checkpoints = self._checkpoints(job.id, segments, provider_pcm_rate(rate))
         pause = req.paragraph_silence_ms
         if pause is None:
             pause = self.settings.paragraph_silence_ms
         parts = []
         for seg in segments:
             cp = checkpoints.get(seg.index)
-            if cp is None:
-                raise JobFailed(ErrorCode.INTERNAL, f"segment {seg.index} has no checkpoint")
+            if cp is None:  # cleared or replaced meanwhile (a stalled worker): redo it
+                raise CheckpointLost(f"segment {seg.index} has no checkpoint")
             path = spool / f"{seg.index:06d}.pcm"
             if not path.exists() or path.stat().st_size != cp.bytes:
-                self.storage.download_file(cp.key, path)
+                try:
+                    self.storage.download_file(cp.key, path)
+                except ObjectNotFound as exc:
+                    # Deleted behind our back (a lifecycle rule, a cleanup): start over.
+                    self.store.clear_segments(job.id)
+                    raise CheckpointLost(f"segment {seg.index}'s audio is gone: {exc}") from exc
             last = seg.index == len(segments) - 1
             parts.append(
                 SegmentAudio(path, cp.sample_rate, 0 if last or not seg.paragraph_end else pause)
@@ -306,19 +324,64 @@ class JobRunner:
 
     # -- outcomes ----------------------------------------------------------------
 
-    def _fail(self, job_id: str, code: ErrorCode, message: str) -> JobStatus | None:
-        self.store.transition(job_id, JobStatus.FAILED, error=JobError(code=code, message=message))
-        self._clean_staging(job_id)
-        log.info("job %s: failed (%s: %s)", job_id, code.value, message)
-        return JobStatus.FAILED
+    def _succeeded(self, job: Job, output: Output) -> tuple[JobStatus | None, float | None]:
+        if not self.store.transition(job.id, JobStatus.SUCCEEDED, output=output):
+            now = self.store.get(job.id)
+            theirs = now.output if now is not None else None
+            if theirs is None or theirs.key != output.key:
+                # Canceled while we uploaded: leave nothing behind.  (If another
+                # worker finished first under the same key, the object is its output.)
+                self._delete_quietly(job.id, output.key)
+            self._clean_staging(job.id)
+            return (now.status if now else None), None
+        self._clean_staging(job.id)
+        log.info("job %s: succeeded (%.1fs of audio)", job.id, output.duration_s)
+        return JobStatus.SUCCEEDED, None
 
-    def _transient(
+    def _failed_attempt(
         self, job_id: str, attempt: int, exc: Exception
     ) -> tuple[JobStatus | None, float | None]:
-        message = getattr(exc, "message", None) or str(exc)
-        code = _provider_code(exc) if isinstance(exc, ProviderError) else ErrorCode.STORAGE
+        """Fail the job for a permanent error; schedule a retry for a transient one."""
+        if isinstance(exc, JobFailed):
+            return self._fail(job_id, exc.code, exc.message), None
+        if isinstance(exc, PermanentProviderError):
+            return self._fail(job_id, _provider_code(exc), exc.message), None
+        if isinstance(exc, ProviderError):
+            return self._transient(job_id, attempt, _provider_code(exc), exc.message)
+        if isinstance(exc, StorageError):
+            if not exc.retryable:  # access denied, no such bucket, a bad key: configuration
+                return self._fail(job_id, ErrorCode.STORAGE, exc.message), None
+            return self._transient(job_id, attempt, ErrorCode.STORAGE, exc.message)
+        if isinstance(exc, CheckpointLost):
+            return self._transient(job_id, attempt, ErrorCode.STORAGE, str(exc))
+        if isinstance(exc, redis.RedisError | OSError):  # Redis or the spool disk, for a moment
+            return self._transient(job_id, attempt, ErrorCode.INTERNAL, f"{exc!r}")
+        if isinstance(exc, AudioError):
+            message = f"could not assemble the audio: {exc}"
+            return self._fail(job_id, ErrorCode.INTERNAL, message), None
+        # A bug: retrying would only repeat it.
+        log.exception("job %s: attempt %d failed unexpectedly", job_id, attempt, exc_info=exc)
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return self._fail(job_id, ErrorCode.INTERNAL, message), None
+
+    def _fail(self, job_id: str, code: ErrorCode, message: str) -> JobStatus | None:
+        error = JobError(code=code, message=message)
+        if self.store.transition(job_id, JobStatus.FAILED, error=error):
+            log.info("job %s: failed (%s: %s)", job_id, code.value, message)
+        self._clean_staging(job_id)
+        now = self.store.get(job_id)
+        return now.status if now else None
+
+    def _transient(
+        self, job_id: str, attempt: int, code: ErrorCode, message: str
+    ) -> tuple[JobStatus | None, float | None]:
         if not self.policy.should_retry(attempt, True):
             return self._fail(job_id, code, give_up_message(attempt, message)), None
+        now = self.store.get(job_id)
+        if now is None or now.status.terminal:  # canceled meanwhile: no retry
+            if now is not None and now.status is JobStatus.CANCELED:
+                self._clean_staging(job_id)
+            return (now.status if now else None), None
         self.store.record_error(job_id, JobError(code=code, message=message, retryable=True))
         delay = self.policy.delay(attempt, random.random())
         log.info("job %s: attempt %d failed (%s); retry in %.1fs", job_id, attempt, message, delay)
@@ -341,12 +404,30 @@ class JobRunner:
             log.warning("job %s: staging cleanup failed; objects may remain", job_id)
         self.store.clear_segments(job_id)
 
+    def _delete_quietly(self, job_id: str, key: str) -> None:
+        try:
+            self.storage.delete(key)
+        except StorageError:
+            log.warning("job %s: could not delete %s; it may remain", job_id, key)
+
     # -- helpers -----------------------------------------------------------------
 
-    def _checkpoints(self, job_id: str) -> dict[int, SegmentCheckpoint]:
-        return {
-            int(i): SegmentCheckpoint.from_json(c) for i, c in self.store.segments(job_id).items()
-        }
+    def _canceled(self, job_id: str) -> bool:
+        job = self.store.get(job_id)
+        return job is None or job.status is JobStatus.CANCELED
+
+    def _checkpoints(
+        self, job_id: str, segments: list[Segment], sample_rate: int
+    ) -> dict[int, SegmentCheckpoint]:
+        """The job's finished segments that belong to this cut of its text."""
+        stored = self.store.segments(job_id)
+        out = {}
+        for seg in segments:
+            raw = stored.get(seg.index)
+            cp = SegmentCheckpoint.from_json(raw) if raw is not None else None
+            if cp is not None and cp.matches(seg, sample_rate):
+                out[seg.index] = cp
+        return out
 
     def _tts_request(self, job: Job) -> TTSRequest:
         req = job.request
