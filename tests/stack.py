@@ -22,6 +22,7 @@ import redis
 
 from tests.s3 import ACCESS_KEY, SECRET_KEY
 from tests.servers import LocalTTS
+from worker.audio import ProbeInfo, probe
 from worker.celery import create_app, queue_names
 from worker.jobs import TERMINAL, Job, JobRequest, JobStatus, estimate_billing, new_job_id
 from worker.keys import Keys
@@ -172,11 +173,33 @@ class Stack:
         logs = "\n".join(w.log() for w in self.workers)
         raise TimeoutError(f"job {job_id} still {job and job.status} after {timeout}s\n{logs}")
 
+    def staged(self, job_id: str) -> list[str]:
+        """Keys of the job's staging objects (segment checkpoints) still in the bucket."""
+        prefix = self.storage.staging_key(job_id, "")
+        reply = self.storage.client.list_objects_v2(Bucket=self.storage.bucket, Prefix=prefix)
+        return [item["Key"] for item in reply.get("Contents", ())]
+
+    def fetch_output(self, job: Job, path: Path) -> ProbeInfo:
+        """Download a finished job's output to ``path`` and decode it whole (raises if broken)."""
+        assert job.output is not None, f"job {job.id} has no output: {job.error}"
+        self.storage.download_file(job.output.key, path)
+        raw_rate = job.output.sample_rate if job.output.format == "pcm" else None
+        return probe(path, raw_pcm_rate=raw_rate)
+
+    def logs(self) -> str:
+        """The tail of every worker's log, for assertion messages."""
+        return "\n".join(w.log() for w in self.workers)
+
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
         self.celery.close()
         self.redis.close()
+
+
+def sentences(n: int) -> str:
+    """``n`` distinct sentences of 50 characters: one segment each at 60 characters a segment."""
+    return " ".join(f"Line {i:02d} tells of rivers, hills and quiet harbours." for i in range(n))
 
 
 def _settings_kwargs(env: Mapping[str, str]) -> dict[str, Any]:
