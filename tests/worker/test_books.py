@@ -205,6 +205,12 @@ def test_kind_is_sniffed_and_charset_honoured() -> None:
     assert parse_book(utf16, filename="b.txt").chapters[0].text == "Über."
 
 
+def test_a_lone_short_story_is_never_skipped() -> None:
+    story = b"The Last Leaf\n\nShe watched the leaf.\n\n(c) 2024 Jo. All rights reserved."
+    book = parse_book(story, filename="The Last Leaf.txt")
+    assert book.chapters[0].text.startswith("The Last Leaf\n\nShe watched")
+
+
 def test_book_values_are_frozen() -> None:
     book = parse_book(b"Some text.", title="T")
     assert isinstance(book, Book)

@@ -36,7 +36,7 @@ __all__ = ["MAX_SECTIONS", "build_book", "check_section_count", "skip_reason"]
 DEDICATION_CHARS = 600
 MAX_SECTIONS = 10_000  # a batch item per chapter: far more than any real book has
 TITLE_PAGE_WORDS = 40
-COPYRIGHT_CHARS = 4000
+COPYRIGHT_CHARS = 2500
 TOC_MIN_ENTRIES = 3
 TOC_ENTRY_SHARE = 0.6
 ONLY_TITLE = "only a title, no text"
@@ -149,6 +149,7 @@ def skip_reason(
     front: bool,
     titles: frozenset[str] = frozenset(),
     names: tuple[str | None, ...] = (),
+    sole: bool = False,
 ) -> str | None:
     """Why ``section`` should not be narrated, or None to keep it.
 
@@ -156,7 +157,9 @@ def skip_reason(
     follow (front matter rules apply); ``titles`` are all sections'
     normalised titles, to recognise a table of contents by its entries;
     ``names`` are other names of the book and its author (what the file said
-    before the user overrode them).
+    before the user overrode them).  A ``sole`` section (the book's only one)
+    is never judged by its text alone: a short story ending "All rights
+    reserved." is still a story.
     """
     text = section.text
     short_dedication = len(text) <= DEDICATION_CHARS
@@ -172,7 +175,7 @@ def skip_reason(
         return "list of the author's other books"
     if not has_words(text):
         return ONLY_TITLE if section.title else "no narratable text"
-    if len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text):
+    if not sole and len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text):
         return "copyright page"
     if front and _looks_like_toc(text, titles - {title}):
         return "table of contents"
@@ -237,6 +240,7 @@ def build_book(
             front=front,
             titles=titles,
             names=aliases,
+            sole=len(sections) == 1,
         )
         if reason == ONLY_TITLE:
             title_only.append(section)
