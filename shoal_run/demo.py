@@ -46,6 +46,11 @@ def sample_text() -> str:
     return resources.files("shoal_run").joinpath("samples/sample.txt").read_text("utf-8")
 
 
+def sample_book() -> bytes:
+    """A two-chapter Markdown book, for the book step once ``POST /v1/books`` exists."""
+    return resources.files("shoal_run").joinpath("samples/book.md").read_bytes()
+
+
 def narrations() -> list[Narration]:
     return [Narration("sample", sample_text(), "mp3")]
 

@@ -256,3 +256,11 @@ def test_a_port_that_is_not_redis_is_not_taken_over(
             assert stack.children == []
         finally:
             stack.stop()
+
+
+def test_the_sample_book_has_two_chapters() -> None:
+    from shoal_run.demo import sample_book
+    from worker.books.parse import parse_book
+
+    book = parse_book(sample_book(), filename="book.md")
+    assert [c.title for c in book.chapters] == ["Chapter 1: Morning", "Chapter 2: Evening"]
