@@ -177,6 +177,8 @@ class JobRunner:
         try:
             spool = make_spool(self.settings.spool_dir, job.id)
             segments = segment_text(job.request.text, self.settings.segment_max_chars)
+            if not any(seg.text.strip() for seg in segments):
+                raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the text is empty: nothing to say")
             tts = self._tts_request(job)
             asyncio.run(self._synthesize(job, owner, segments, tts, spool, lost))
             if self._canceled(job.id):  # no upload for a job nobody wants any more
@@ -299,6 +301,9 @@ class JobRunner:
             parts.append(
                 SegmentAudio(path, cp.sample_rate, 0 if last or not seg.paragraph_end else pause)
             )
+        if not any(cp.bytes for cp in checkpoints.values()):
+            # Encoders cannot make a valid mp3, opus or m4a of nothing.
+            raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
         out = spool / f"output{info.extension}"
         audio = assemble(parts, out, info.format, rate, bitrate_kbps=req.bitrate_kbps)
         key = req.output_key or self.storage.output_key(
