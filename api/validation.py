@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
-import socket
-from urllib.parse import urlsplit
 
 from api.errors import InvalidInput, PayloadTooLarge
 from api.schemas import JobCreate, ReferenceIn
 from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
+from worker.callbacks import callback_url_problem
 from worker.fish.request import Prosody
 from worker.jobs import JobRequest, ReferenceClip
 from worker.settings import Settings
@@ -71,60 +69,11 @@ def decode_references(refs: list[ReferenceIn]) -> list[ReferenceClip]:
     return clips
 
 
-def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for addresses a callback must not reach: anything not public unicast."""
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        ip = mapped
-    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-
-
-def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise InvalidInput(
-            f"callback_url: host {host!r} does not resolve ({exc})", field="callback_url"
-        ) from exc
-    found = []
-    for info in infos:
-        addr = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone id
-        found.append(ipaddress.ip_address(addr))
-    return found
-
-
 def check_callback_url(url: str, allow_private: bool) -> str:
-    """``url`` if it is http(s) and every address it resolves to is public.
-
-    Private, loopback, link-local, shared, multicast and reserved addresses are
-    refused unless ``allow_private`` (``SHOAL_ALLOW_PRIVATE_CALLBACKS``), so a
-    tenant cannot make shoal call into the network it runs in.
-    """
-    field = "callback_url"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidInput(f"{field}: not a valid URL ({exc})", field=field) from exc
-    if parts.scheme.lower() not in ("http", "https"):
-        raise InvalidInput(f"{field}: must be an http or https URL", field=field)
-    host = parts.hostname
-    if not host:
-        raise InvalidInput(f"{field}: has no host", field=field)
-    if allow_private:
-        return url
-    default_port = 443 if parts.scheme.lower() == "https" else 80
-    for ip in _addresses(host, port or default_port):
-        if _refused(ip):
-            raise InvalidInput(
-                f"{field}: {host} resolves to {ip}, a private, loopback, link-local or "
-                "reserved address; callbacks go to public addresses only",
-                field=field,
-            )
+    """``url`` if it may receive callbacks (see :func:`worker.callbacks.callback_url_problem`)."""
+    problem = callback_url_problem(url, allow_private=allow_private)
+    if problem is not None:
+        raise InvalidInput(problem, field="callback_url")
     return url
 
 

@@ -228,17 +228,21 @@ def callback_url_problem(
 ) -> str | None:
     """Why ``url`` may not receive callbacks, or ``None`` if it may.
 
-    Refuses anything but http(s) with a host and, unless ``allow_private``,
-    hosts that are (or resolve to) private, loopback, link-local or otherwise
-    non-global addresses.  ``resolve=False`` checks IP literals only.
+    Refuses anything but http(s) with a host and, unless ``allow_private``
+    (``SHOAL_ALLOW_PRIVATE_CALLBACKS``), hosts that are or resolve to private,
+    loopback, link-local, shared, multicast or reserved addresses — so a tenant
+    cannot make shoal call into the network it runs in.  The API checks at
+    submission and delivery checks again (DNS may have changed).
+    ``resolve=False`` checks IP literals only.
     """
     try:
         parts = urlsplit(url)
         host, url_port = parts.hostname, parts.port
     except ValueError as exc:
-        return f"callback_url is not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https") or not host:
-        return "callback_url must be an http(s) URL with a host"
+        return f"callback_url is not a valid URL ({exc})"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        return "callback_url must be an http or https URL with a host"
     if allow_private:
         return None
     try:
@@ -246,21 +250,31 @@ def callback_url_problem(
     except ValueError:
         if not resolve:
             return None
+        default = 443 if scheme == "https" else 80
         try:
-            infos = socket.getaddrinfo(host, port or url_port or 443, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            return f"callback host {host!r} does not resolve: {exc}"
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+            infos = socket.getaddrinfo(host, port or url_port or default, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            return f"callback_url: host {host!r} does not resolve ({exc})"
+        # An IPv6 zone id ("fe80::1%eth0") is not part of the address.
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
         if not _is_public(address):
-            return f"callback host {host!r} is a private or loopback address ({address})"
+            return (
+                f"callback_url: {host} resolves to {address}, a private, loopback, link-local "
+                "or reserved address; callbacks go to public addresses only"
+            )
     return None
 
 
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not address.is_reserved
+        and not address.is_unspecified
+    )
 
 
 # -- emitting ----------------------------------------------------------------------

@@ -516,7 +516,7 @@ def test_private_hosts_are_refused_at_delivery_time(
     stored = store.get(job.id)
     assert stored is not None
     assert stored.callbacks[0].error is not None
-    assert "private or loopback" in stored.callbacks[0].error
+    assert "private, loopback" in stored.callbacks[0].error
 
 
 def test_recorded_attempts_are_capped_and_never_touch_the_job(store: JobStore) -> None:
