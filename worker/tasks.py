@@ -10,9 +10,11 @@ timeout.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from typing import Any
 
+import redis
 from celery import Celery, Task
 from celery.signals import worker_ready, worker_shutting_down
 
@@ -42,7 +44,15 @@ def runner() -> JobRunner:
 @app.task(bind=True, name=SYNTHESIZE, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def synthesize(self: Task, job_id: str, token: str | None = None) -> str | None:
     """Run one attempt of a job; re-queue itself with a countdown to retry."""
-    outcome = runner().run(job_id, token)
+    try:
+        outcome = runner().run(job_id, token)
+    except redis.RedisError as exc:
+        # Redis failed outside the attempt (taking the lease, starting, recording
+        # the outcome): acknowledging now could lose a queued job, which the reaper
+        # does not look for.  Come back once any lease taken on the way has lapsed.
+        delay = runner().settings.job_lease_seconds * (1 + random.random())
+        log.warning("job %s: Redis failed (%s); trying again in %.1fs", job_id, exc, delay)
+        raise self.retry(kwargs={"job_id": job_id, "token": token}, countdown=delay) from exc
     if outcome.retry_in is not None:
         raise self.retry(
             kwargs={"job_id": job_id, "token": outcome.token}, countdown=outcome.retry_in
