@@ -224,11 +224,23 @@ class JobRunner:
             self.store.set_progress(job.id, progress)
 
         def failed(exc: ProviderError) -> None:
+            if lost.is_set():  # not this worker's job any more
+                return
             self.store.record_error(
                 job.id,
                 JobError(code=_provider_code(exc), message=exc.message, retryable=exc.retryable),
             )
 
+        def still_leased() -> bool:
+            try:
+                if lost.is_set() or not self.store.renew_job_lease(job.id, owner, lease):
+                    lost.set()
+                    return False
+            except redis.RedisError:
+                pass  # a blip: the renewer thread has the last word
+            return True
+
+        lease = self.settings.job_lease_seconds
         cancel = asyncio.Event()
         client = redis.asyncio.Redis.from_url(self.settings.redis_url)
         watcher = asyncio.create_task(self._watch_cancel(job.id, cancel, lost))
@@ -252,6 +264,7 @@ class JobRunner:
                 priority=job.request.priority,
                 on_segment=finished,
                 on_error=failed,
+                still_leased=still_leased,
             )
             try:
                 await synth.run(missing, cancel)

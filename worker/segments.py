@@ -117,7 +117,12 @@ class SegmentSynthesizer:
         priority: int = 0,
         on_segment: Callable[[SegmentCheckpoint], None] | None = None,
         on_error: Callable[[ProviderError], None] | None = None,
+        still_leased: Callable[[], bool] | None = None,
     ) -> None:
+        """``still_leased`` (blocking; run in a thread) says whether this attempt
+        still holds the job: asked before each provider session and each
+        checkpoint upload, so a worker that stalled past its lease (and whose job
+        another worker took over) neither pays for sessions nor leaves objects."""
         if request.format is not AudioFormat.PCM:
             raise ValueError("segments are always requested as raw PCM")
         self.job_id = job_id
@@ -132,6 +137,7 @@ class SegmentSynthesizer:
         self.priority = priority
         self.on_segment = on_segment
         self.on_error = on_error
+        self.still_leased = still_leased
 
     async def run(self, segments: list[Segment], cancel: asyncio.Event) -> None:
         """Synthesise ``segments``; the first failure stops the rest and is raised.
@@ -200,7 +206,7 @@ class SegmentSynthesizer:
             path.write_bytes(b"")  # nothing to say: no provider session, no audio
         else:
             await self._stream(segment, path, pcm, halt)
-        await self._checkpoint(segment, path)
+        await self._checkpoint(segment, path, halt)
 
     async def _stream(
         self, segment: Segment, path: Path, pcm: PcmStream, halt: asyncio.Event
@@ -209,9 +215,8 @@ class SegmentSynthesizer:
             raise StreamCanceled("canceled")
         async with self.governor.slot(self.owner, priority=self.priority):
             # Waiting for the slot may have taken a while: do not open a session
-            # for a job that was canceled (or failed) meanwhile.
-            if halt.is_set():
-                raise StreamCanceled("canceled")
+            # for a job that was canceled (or failed, or taken over) meanwhile.
+            await self._check_halt(halt)
             with path.open("wb") as out:
 
                 def write(data: bytes) -> None:
@@ -220,7 +225,15 @@ class SegmentSynthesizer:
                 await stream_tts(self.provider, self.request, segment.text, write, cancel=halt)
                 out.write(pcm.close())
 
-    async def _checkpoint(self, segment: Segment, path: Path) -> None:
+    async def _check_halt(self, halt: asyncio.Event) -> None:
+        leased = self.still_leased
+        if not halt.is_set() and leased is not None and not await asyncio.to_thread(leased):
+            halt.set()
+        if halt.is_set():
+            raise StreamCanceled("canceled")
+
+    async def _checkpoint(self, segment: Segment, path: Path, halt: asyncio.Event) -> None:
+        await self._check_halt(halt)
         size = path.stat().st_size
         key = self.storage.staging_key(self.job_id, path.name)
         await asyncio.to_thread(
