@@ -7,9 +7,11 @@ jobs whose lease lapsed (``SHOAL_JOB_LEASE_SECONDS``, 3 s here).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,18 @@ def _segments_done(st: Stack, job_id: str) -> int:
     return len(st.store.segments(job_id))
 
 
+def _attempts(st: Stack, job_id: str) -> int:
+    job = st.store.get(job_id)
+    return job.attempts if job else 0
+
+
+def _wait(st: Stack, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, st.logs()
+        time.sleep(0.05)
+
+
 def test_killed_worker_job_is_finished_by_another(stack: Stack, tmp_path: Path) -> None:
     first = stack.start_worker(concurrency=1)
     job = stack.submit(sentences(SEGMENTS), format="wav", sample_rate=24000)
@@ -106,6 +120,37 @@ def test_killed_worker_job_is_finished_by_another(stack: Stack, tmp_path: Path) 
         time.sleep(0.05)
     assert stack.staged(job.id) == []
     assert stack.storage.list_incomplete_uploads() == []
+
+
+def test_stalled_worker_yields_to_the_one_that_took_over(stack: Stack, tmp_path: Path) -> None:
+    """SIGSTOP a worker past its lease, let another take the job, then SIGCONT the first:
+    it must notice, stop, and leave the job (and the other worker's files) alone."""
+    first = stack.start_worker(concurrency=1)
+    job = stack.submit(sentences(SEGMENTS), format="wav", sample_rate=24000)
+    _wait(stack, lambda: _segments_done(stack, job.id) >= 3, 60)
+    os.killpg(first.proc.pid, signal.SIGSTOP)
+    try:
+        stack.start_worker(concurrency=1)
+        taken = _segments_done(stack, job.id)
+        # The second worker's attempt is under way and has finished a few segments.
+        _wait(stack, lambda: _attempts(stack, job.id) == 2, 30)
+        _wait(stack, lambda: _segments_done(stack, job.id) >= taken + 3, 60)
+    finally:
+        os.killpg(first.proc.pid, signal.SIGCONT)
+    done = stack.wait(job.id, timeout=90)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert done.attempts == 2
+    info = stack.fetch_output(done, tmp_path / "out.wav")
+    assert info.duration_s == pytest.approx(done.progress.audio_seconds, rel=0.01)
+    assert info.duration_s > SEGMENTS * 3.0
+    _wait(stack, lambda: "lease lost; another worker carries on" in first.log(), 15)
+    _wait(stack, lambda: stack.staged(job.id) == [], 5)
+    assert stack.storage.list_incomplete_uploads() == []
+    sessions = [s for s in stack.tts.wait_idle()["sessions"] if s["text"].strip()]
+    by_text = Counter(s["text"].strip() for s in sessions)
+    assert len(by_text) == SEGMENTS and max(by_text.values()) <= 2, by_text
+    # The stalled worker opened no session after it woke up: only its stalled ones.
+    assert sum(by_text.values()) - SEGMENTS <= 3
 
 
 def test_job_that_keeps_losing_its_worker_gives_up(stack: Stack) -> None:
