@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,9 @@ def test_each_format_succeeds_with_a_valid_file(
     head = stack.storage.head(done.output.key)
     assert head["content_type"] == done.output.content_type
     assert head["metadata"]["job-id"] == job.id
-    # Staging is cleaned after success.
+    # Staging is cleaned just after the job is marked succeeded.
     assert stack.storage.list_incomplete_uploads() == []
-    assert not stack.storage.exists(stack.storage.staging_key(job.id, "000000.pcm"))
+    deadline = time.monotonic() + 5
+    while stack.staged(job.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stack.staged(job.id) == []
