@@ -138,6 +138,7 @@ class SegmentSynthesizer:
         self.on_segment = on_segment
         self.on_error = on_error
         self.still_leased = still_leased
+        self._cancel = asyncio.Event()  # the caller's, once run() starts
 
     async def run(self, segments: list[Segment], cancel: asyncio.Event) -> None:
         """Synthesise ``segments``; the first failure stops the rest and is raised.
@@ -145,6 +146,7 @@ class SegmentSynthesizer:
         ``cancel`` set from outside stops everything and raises
         :class:`StreamCanceled` (unless a segment failed for another reason first).
         """
+        self._cancel = cancel
         limit = asyncio.Semaphore(self.parallel)
         halt = asyncio.Event()  # set by ``cancel`` or by a segment that failed for good
 
@@ -206,7 +208,7 @@ class SegmentSynthesizer:
             path.write_bytes(b"")  # nothing to say: no provider session, no audio
         else:
             await self._stream(segment, path, pcm, halt)
-        await self._checkpoint(segment, path, halt)
+        await self._checkpoint(segment, path)
 
     async def _stream(
         self, segment: Segment, path: Path, pcm: PcmStream, halt: asyncio.Event
@@ -226,34 +228,42 @@ class SegmentSynthesizer:
                 out.write(pcm.close())
 
     async def _check_halt(self, halt: asyncio.Event) -> None:
-        leased = self.still_leased
-        if not halt.is_set() and leased is not None and not await asyncio.to_thread(leased):
+        if not halt.is_set() and not await self._leased():
             halt.set()
         if halt.is_set():
             raise StreamCanceled("canceled")
 
-    async def _checkpoint(self, segment: Segment, path: Path, halt: asyncio.Event) -> None:
-        await self._check_halt(halt)
-        size = path.stat().st_size
-        key = self.storage.staging_key(self.job_id, path.name)
-        await asyncio.to_thread(
-            self.storage.upload_file,
-            path,
-            key,
-            content_type="application/octet-stream",
-            metadata={"job-id": self.job_id, "segment": str(segment.index)},
-        )
+    async def _leased(self) -> bool:
+        leased = self.still_leased
+        return leased is None or await asyncio.to_thread(leased)
+
+    async def _checkpoint(self, segment: Segment, path: Path) -> None:
+        # A segment that streamed while a sibling failed is still kept (the
+        # provider billed it), but not for a canceled job or one taken over.
+        if self._cancel.is_set() or not await self._leased():
+            raise StreamCanceled("canceled")
         checkpoint = SegmentCheckpoint(
             index=segment.index,
-            key=key,
-            bytes=size,
+            key=self.storage.staging_key(self.job_id, path.name),
+            bytes=path.stat().st_size,
             sample_rate=self.request.effective_sample_rate,
             chars=len(segment.text),
             digest=segment_digest(segment.text),
         )
-        self.store.save_segment(self.job_id, segment.index, checkpoint.to_json())
+        # Shielded: the attempt being torn down must not split the upload from its record.
+        await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path))
         if self.on_segment is not None:
             self.on_segment(checkpoint)
+
+    def _keep(self, checkpoint: SegmentCheckpoint, path: Path) -> None:
+        """Upload a finished segment to staging and record it on the job."""
+        self.storage.upload_file(
+            path,
+            checkpoint.key,
+            content_type="application/octet-stream",
+            metadata={"job-id": self.job_id, "segment": str(checkpoint.index)},
+        )
+        self.store.save_segment(self.job_id, checkpoint.index, checkpoint.to_json())
 
 
 def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
