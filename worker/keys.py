@@ -55,6 +55,40 @@ class Keys:
         """String with a TTL: present while a job's ``job.progress`` callbacks are throttled."""
         return f"{self.prefix}:cbprogress:{job_id}"
 
+    # -- batches -----------------------------------------------------------------
+    def batch(self, batch_id: str) -> str:
+        """String: the batch record, as JSON (items, options, outputs)."""
+        return f"{self.prefix}:batch:{batch_id}"
+
+    def batches_by_tenant(self, tenant: str) -> str:
+        """Sorted set of a tenant's batch ids, scored by creation time (ms)."""
+        return f"{self.prefix}:idx:batches:{tenant}"
+
+    def batch_masters(self, batch_id: str) -> str:
+        """Hash: job id → JSON of the chapter master the job left in staging."""
+        return f"{self.prefix}:batch:{batch_id}:masters"
+
+    def batch_finalize(self, batch_id: str, end: str) -> str:
+        """String: set once when a generation's items have all ended, or the batch was
+        canceled (``end``: "3", "3-canceled"), so one caller acts on it."""
+        return f"{self.prefix}:batch:{batch_id}:final:{end}"
+
+    def batch_requeue(self, batch_id: str) -> str:
+        """String with a short TTL: one caller re-queues a build whose worker died."""
+        return f"{self.prefix}:batch:{batch_id}:requeue"
+
+    def batch_assembly_lease(self, batch_id: str) -> str:
+        """String with a TTL: held by the worker assembling the batch; gone when it dies."""
+        return f"{self.prefix}:lease:batch:{batch_id}"
+
+    def batch_item_event(self, job_id: str) -> str:
+        """String: set once a job's ``batch.item.succeeded`` callback has been queued."""
+        return f"{self.prefix}:batch:itemevent:{job_id}"
+
+    def batch_staging_expiry(self) -> str:
+        """Sorted set: batch id → when its staging objects may be deleted (epoch s)."""
+        return f"{self.prefix}:batch:staging-expiry"
+
     # -- provider governor -------------------------------------------------------
     def governor_holders(self, name: str = "provider") -> str:
         """Sorted set: lease id → expiry (ms). Its size is the sessions in use."""
