@@ -7,7 +7,8 @@ A plan is JSON, given with ``--faults`` or ``POST /_admin/faults``::
         {"action": "drop", "session": 2, "after_audio": 3},
         {"action": "finish_error", "after_audio": 0, "message": "boom"},
         {"action": "stall", "session": 1, "after_audio": 1, "pings": false},
-        {"action": "close", "session": 1, "after_audio": 2, "code": 1000}],
+        {"action": "close", "session": 1, "after_audio": 2, "code": 1000},
+        {"action": "truncate", "session": 3, "after_audio": 2}],
      "random": {"seed": 7, "drop": 0.1, "finish_error": 0.1, "reject": 0.05}}
 
 ``session`` is the 1-based ordinal of the handshake since the plan was
@@ -15,6 +16,10 @@ installed (every handshake counts, rejected or not); without it a rule applies
 to every session.  ``after_audio`` fires once that many ``audio`` events of the
 session have been sent (checked before each further audio event and before
 ``finish``).
+
+``truncate`` is the quiet one: after ``after_audio`` audio events the rest of
+the session's audio is dropped, and the session still ends normally with
+``finish``/``stop`` — a provider that loses audio without saying so.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class FaultAction(StrEnum):
     FINISH_ERROR = "finish_error"  # send finish/error with a message, then close
     STALL = "stall"  # go silent; with pings=false stop answering pings too
     CLOSE = "close"  # send a close frame before finish
+    TRUNCATE = "truncate"  # drop the rest of the audio, then finish/stop as if all was sent
 
 
 class FaultPlanError(ValueError):

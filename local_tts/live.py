@@ -72,6 +72,7 @@ class LiveConnection:
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         self.encoder: StreamEncoder | None = None
         self.audio_sent = 0
+        self.truncated = False  # a truncate fault fired: audio from now on is dropped
         ext = ws.scope.get("extensions", {}).get(TRANSPORT_EXTENSION, {})
         self._abort: Callable[[], None] | None = ext.get("abort")
         self._stall_transport: Callable[[], None] | None = ext.get("stall")
@@ -175,6 +176,7 @@ class LiveConnection:
                 await self.ws.send_bytes(encode_server_event(Finish(FinishReason.STOP)))
                 self.record.end = "stop"
                 self.encoder = None
+                self.truncated = False
                 self.session.session_finished()
 
     async def _synthesize(self, text: str) -> None:
@@ -195,6 +197,9 @@ class LiveConnection:
 
     async def _send_audio(self, data: bytes) -> None:
         await self._apply_faults()
+        if self.truncated:
+            self.record.audio_dropped += 1
+            return
         await self.ws.send_bytes(encode_server_event(Audio(data)))
         self.audio_sent += 1
         self.record.audio_events += 1
@@ -203,7 +208,7 @@ class LiveConnection:
     # -- endings and faults --------------------------------------------------
 
     async def _apply_faults(self) -> None:
-        for fault in self.faults:
+        for fault in list(self.faults):  # a fault that lets the session go on is removed too
             if self.audio_sent < fault.after_audio:
                 continue
             self.faults.remove(fault)
@@ -211,6 +216,9 @@ class LiveConnection:
 
     async def _inject(self, fault: Fault) -> None:
         log.info("injecting %s after %d audio events", fault.action.value, self.audio_sent)
+        if fault.action is FaultAction.TRUNCATE:
+            self.truncated = True  # the session goes on, and ends with finish/stop
+            return
         if fault.action is FaultAction.FINISH_ERROR:
             await self._finish_error(fault.message)
         elif fault.action is FaultAction.CLOSE:

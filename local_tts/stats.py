@@ -24,6 +24,7 @@ class SessionRecord:
     text: str = ""
     audio_events: int = 0
     audio_bytes: int = 0
+    audio_dropped: int = 0  # audio events a truncate fault did not send
     starts: int = 0
     end: str = "open"  # open, stop, error, drop, close, stall, disconnect
     error: str | None = None
