@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from api.deps import ApiContext
 from api.errors import install_handlers
 from api.probes import metrics_registry
-from api.routes import estimate, jobs, system
+from api.routes import batches, books, estimate, jobs, system
 from api.schemas import MAX_REFERENCES
 from api.validation import MAX_REFERENCE_BYTES
 from worker.settings import Settings, get_settings
@@ -74,4 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(jobs.router, prefix="/v1")
     app.include_router(estimate.router, prefix="/v1")
+    app.include_router(batches.router, prefix="/v1")
+    app.include_router(books.router, prefix="/v1")
     return app

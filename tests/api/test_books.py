@@ -1,0 +1,242 @@
+"""``POST /v1/books`` over HTTP on a real stack with no worker: reading, refusing, queueing.
+
+Bad books (not an EPUB, an EPUB without text, an upload over the limit, a zip
+bomb, a cover that is not an image, bad options) get a 4xx naming the
+problem and leave nothing behind: no batch, no job, no message.  A good one
+becomes a batch with one item per chapter, and the answer lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import io
+import json
+import zipfile
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from tests.api.conftest import ApiEnv
+from tests.api.server import queued_messages
+from tests.worker.test_books_fixtures import (
+    CONTAINER_XML,
+    PNG_1X1,
+    SAMPLE_MARKDOWN,
+    Doc,
+    EpubSpec,
+    build_epub,
+    sample_epub_spec,
+    xhtml,
+)
+from worker.batch_store import BatchStore
+
+
+def upload(
+    env: ApiEnv,
+    data: bytes,
+    filename: str,
+    *,
+    tenant: str = "t1",
+    params: dict[str, Any] | None = None,
+    **form: Any,
+) -> Any:
+    files: dict[str, Any] = {"file": (filename, data, "application/octet-stream")}
+    if "cover" in form:
+        files["cover"] = ("cover.png", form.pop("cover"), "image/png")
+    if isinstance(form.get("options"), dict):
+        form["options"] = json.dumps(form["options"])
+    with env.client(tenant) as http:
+        return http.post("/v1/books", files=files, data=form, params=params)
+
+
+def footprint(env: ApiEnv) -> tuple[int, int, int]:
+    """Messages queued, batch keys and job keys under the stack's prefix."""
+    prefix = env.stack.keys.prefix
+    redis = env.stack.redis
+    return (
+        queued_messages(env.stack),
+        len(list(redis.scan_iter(f"{prefix}:batch:*"))),
+        len(list(redis.scan_iter(f"{prefix}:job:*"))),
+    )
+
+
+def png() -> bytes:
+    """A small real PNG, encoded by FFmpeg (covers must decode)."""
+    pixels = np.zeros((48, 64, 3), dtype=np.uint8)
+    pixels[8:40, 8:56, 1] = 255
+    context = av.CodecContext.create("png", "w")
+    context.width, context.height, context.pix_fmt = 64, 48, "rgb24"
+    context.time_base = fractions.Fraction(1, 25)
+    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+    return b"".join(bytes(p) for p in [*context.encode(frame), *context.encode(None)])
+
+
+PNG = png()
+
+
+def zip_bomb() -> bytes:
+    """An EPUB whose one chapter inflates 4 MiB of zeros from a few KiB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        zf.writestr("META-INF/container.xml", CONTAINER_XML)
+        zf.writestr("OEBPS/bomb.xhtml", b"\0" * (4 << 20))
+    return buffer.getvalue()
+
+
+def empty_epub() -> bytes:
+    blank = xhtml("<section><h1>   </h1><p> </p></section>")
+    return build_epub(EpubSpec(docs=[Doc("c1", "c1.xhtml", blank)], nav=None, cover=None))
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "form", "status", "code", "field", "says"),
+    [
+        (PNG_1X1, "novel.epub", {}, 422, "not_a_book", "file", ""),
+        (b"PK\x03\x04 not really a zip", "novel.epub", {}, 422, "not_a_book", "file", ""),
+        (b"", "empty.txt", {}, 422, None, "file", ""),
+        (None, "hollow.epub", {}, 422, "empty_book", "file", ""),
+        (None, "bomb.epub", {}, 422, "unsafe_archive", "file", "bomb.xhtml"),
+        (b"Chapter 1\n\n" + b"word " * 21000, "huge.txt", {}, 413, "book_too_large", "file", ""),
+        (b"# One\n\nText.", "b.md", {"cover": b"GIF89a"}, 422, None, "cover", "JPEG or PNG"),
+        (
+            b"# One\n\nText.",
+            "b.md",
+            {"options": {"produce": {"combined": "wav"}}},
+            422,
+            None,
+            "options.produce.combined",
+            "",
+        ),
+        (b"# One\n\nText.", "b.md", {"options": "{not json"}, 422, None, "options", ""),
+        (
+            b"# One\n\nText.",
+            "b.md",
+            {"options": {"produce": {"combined": None, "loudness": "acx"}}},
+            422,
+            None,
+            "produce.loudness",
+            "",
+        ),
+        (
+            b"# One\n\n" + b"Long text here. " * 300,
+            "b.md",
+            {},
+            413,
+            None,
+            "file",
+            "chapter 1",
+        ),
+    ],
+)
+def test_bad_books_are_refused_and_leave_nothing(
+    idle: ApiEnv,
+    data: bytes | None,
+    filename: str,
+    form: dict[str, Any],
+    status: int,
+    code: str | None,
+    field: str,
+    says: str,
+) -> None:
+    if data is None:
+        data = empty_epub() if filename == "hollow.epub" else zip_bomb()
+    before = footprint(idle)
+    answer = upload(idle, data, filename, **form)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == field, error
+    if code is not None:
+        assert error["code"] == code, error
+    assert says in error["message"], error
+    assert error["message"]
+    assert footprint(idle) == before
+
+
+def test_dry_run_shows_the_chapters_and_makes_nothing(idle: ApiEnv) -> None:
+    before = footprint(idle)
+    spec = dataclasses.replace(sample_epub_spec(), cover=PNG)
+    answer = upload(idle, build_epub(spec), "novel.epub", params={"dry_run": "true"})
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert out["batch"] is None
+    book = out["book"]
+    assert book["title"] == "The Test Book" and book["author"] == "Ada Author"
+    assert book["kind"] == "epub" and book["language"] == "en" and book["cover"] is True
+    titles = [c["title"] for c in book["chapters"]]
+    assert len(titles) == 3 and "Rain" in titles[1] and "Sun" in titles[2]
+    assert all(c["chars"] > 0 and c["source"] for c in book["chapters"])
+    assert any("opyright" in s for s in book["skipped"])
+    assert book["utf8_bytes"] == sum(c["utf8_bytes"] for c in book["chapters"])
+    assert footprint(idle) == before
+
+    # A cover FFmpeg cannot decode is left out, and the answer says so.
+    answer = upload(idle, build_epub(sample_epub_spec()), "n.epub", params={"dry_run": "1"})
+    assert answer.json()["book"]["cover"] is False
+    assert any("cover" in s for s in answer.json()["book"]["skipped"])
+
+
+def test_a_markdown_book_becomes_a_batch_of_its_chapters(idle: ApiEnv) -> None:
+    answer = upload(
+        idle,
+        SAMPLE_MARKDOWN.encode(),
+        "sea.md",
+        author="Someone Else",
+        cover=PNG,
+        options={
+            "produce": {"combined": "mp3", "chapter_silence_ms": 1500},
+            "defaults": {"prosody": {"speed": 1.1}},
+            "metadata": {"series": 1},
+        },
+    )
+    assert answer.status_code == 202, answer.text
+    out = answer.json()
+    book, batch = out["book"], out["batch"]
+    assert answer.headers["Location"] == f"/v1/batches/{batch['id']}"
+    assert book["title"] == "Sea Stories" and book["author"] == "Someone Else"
+    titles = [c["title"] for c in book["chapters"]]
+    assert titles[-3:] == ["The Harbour", "The Storm", "The Return"]
+    assert [i["title"] for i in batch["items"]] == titles
+    assert [i["source"] for i in batch["items"]] == [c["source"] for c in book["chapters"]]
+    assert batch["book"]["kind"] == "markdown" and batch["book"]["cover"] is True
+    assert batch["book"]["filename"] == "sea.md"
+    assert batch["produce"]["combined"] == "mp3" and batch["metadata"] == {"series": 1}
+    assert batch["status"] == "queued"
+    # The title is read first; the chapter's text follows, cleaned.
+    job = idle.stack.store.get(batch["items"][titles.index("The Storm")]["job_id"])
+    assert job is not None
+    assert job.request.text.startswith("The Storm.\n\n")
+    assert "~~" not in job.request.text and "* * *" not in job.request.text
+    assert job.request.prosody is not None and job.request.prosody.speed == 1.1
+    stored = BatchStore(idle.stack.redis, idle.stack.keys, 3600).get(batch["id"])
+    assert stored is not None and stored.book.cover_key is not None
+    assert idle.stack.storage.exists(stored.book.cover_key)
+
+
+def test_speak_titles_off_and_idempotent_uploads(idle: ApiEnv) -> None:
+    text = b"Chapter 1\n\nThe first part.\n\nChapter 2\n\nThe second part.\n"
+    headers_options = {"options": {"speak_titles": False}}
+    with idle.client("idem") as http:
+        responses = [
+            http.post(
+                "/v1/books",
+                files={"file": ("two.txt", text, "text/plain")},
+                data={"options": json.dumps(headers_options["options"])},
+                headers={"Idempotency-Key": "upload-1"},
+            )
+            for _ in range(2)
+        ]
+        changed = http.post(
+            "/v1/books",
+            files={"file": ("two.txt", text + b"More.", "text/plain")},
+            headers={"Idempotency-Key": "upload-1"},
+        )
+    first, again = responses
+    assert first.status_code == 202 and again.status_code == 200, again.text
+    assert again.json()["batch"]["id"] == first.json()["batch"]["id"]
+    assert changed.status_code == 409
+    job = idle.stack.store.get(first.json()["batch"]["items"][0]["job_id"])
+    assert job is not None and job.request.text == "The first part."
