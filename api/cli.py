@@ -8,6 +8,7 @@
     shoal jobs [--status running] [--limit 20]
     shoal cancel JOB_ID
     shoal hash-key KEY           # SHA-256 hex of an API key, for SHOAL_TENANTS (offline)
+    shoal book book.epub -o book.m4b   # a whole book to one audiobook (api.cli_book)
 
 The API is at ``$SHOAL_API_URL`` (default ``http://127.0.0.1:8000``, or
 ``--api-url``) and every call but ``hash-key`` sends ``$SHOAL_API_KEY`` as a
@@ -492,6 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cancel", help="cancel a queued or running job")
     c.add_argument("job_id", metavar="ID")
     c.set_defaults(run=cmd_cancel)
+
+    from api.cli_book import add_parser as add_book_parser  # it builds on this module
+
+    add_book_parser(sub)
 
     h = sub.add_parser("hash-key", help="print the SHA-256 of an API key, for SHOAL_TENANTS")
     h.add_argument("key", nargs="?", metavar="KEY", help="the key (- or nothing: read stdin)")
