@@ -42,6 +42,7 @@ from worker.audio import (
     format_info,
     provider_pcm_rate,
 )
+from worker.callbacks import EventType, ProgressThrottle, emit_job_event, emit_progress
 from worker.fish import (
     AudioFormat,
     PermanentProviderError,
@@ -116,6 +117,7 @@ class JobRunner:
             base_delay=settings.retry_base_delay,
             max_delay=settings.retry_max_delay,
         )
+        self.progress_throttle = ProgressThrottle(self.redis, self.keys)
 
     # -- the attempt -------------------------------------------------------------
 
@@ -154,7 +156,8 @@ class JobRunner:
                 last = job.error.message if job.error else "the worker running it stopped"
                 message = give_up_message(job.attempts, last)
                 return Outcome(self._fail(job_id, ErrorCode.INTERNAL, message))
-            self.store.transition(job_id, JobStatus.RUNNING)
+            if self.store.transition(job_id, JobStatus.RUNNING):
+                self._emit(job_id, EventType.STARTED)
             attempt = self.store.begin_attempt(job_id)
             log.info("job %s: attempt %d started", job_id, attempt)
             status, retry_in = self._attempt(job, owner, attempt, lost)
@@ -222,6 +225,7 @@ class JobRunner:
             progress.chars_done += cp.chars
             progress.audio_seconds = round(progress.audio_seconds + cp.duration_s, 3)
             self.store.set_progress(job.id, progress)
+            emit_progress(job, progress, settings=self.settings, throttle=self.progress_throttle)
 
         def failed(exc: ProviderError) -> None:
             if lost.is_set():  # not this worker's job any more
@@ -354,6 +358,7 @@ class JobRunner:
             return (now.status if now else None), None
         self._clean_staging(job.id)
         log.info("job %s: succeeded (%.1fs of audio)", job.id, output.duration_s)
+        self._emit(job.id, EventType.SUCCEEDED)
         return JobStatus.SUCCEEDED, None
 
     def _failed_attempt(
@@ -386,6 +391,7 @@ class JobRunner:
         error = JobError(code=code, message=message)
         if self.store.transition(job_id, JobStatus.FAILED, error=error):
             log.info("job %s: failed (%s: %s)", job_id, code.value, message)
+            self._emit(job_id, EventType.FAILED)
         self._clean_staging(job_id)
         now = self.store.get(job_id)
         return now.status if now else None
@@ -414,6 +420,16 @@ class JobRunner:
         self._clean_staging(job_id)
         log.info("job %s: canceled", job_id)
         return JobStatus.CANCELED, None
+
+    def _emit(self, job_id: str, event: EventType) -> None:
+        """Tell the job's callback receiver what happened (``job.canceled`` is the API's)."""
+        try:
+            job = self.store.get(job_id)
+        except redis.RedisError:
+            log.warning("job %s: %s callback skipped; the store is unavailable", job_id, event)
+            return
+        if job is not None:
+            emit_job_event(job, event, settings=self.settings)
 
     def _clean_staging(self, job_id: str) -> None:
         try:

@@ -682,6 +682,51 @@ def test_a_down_receiver_never_changes_the_job_result(stack: Stack, dead_url: st
     assert after.error is None
 
 
+def test_a_job_tells_its_receiver_started_then_succeeded(stack: Stack) -> None:
+    """The runner's events, end to end: signed, in order, a 500 redelivered under the
+    same webhook-id, every attempt on the job, and the job's result untouched."""
+    receiver = Receiver(answers=[500])
+    text = " ".join(f"Sentence {i} is about rivers and quiet harbours." for i in range(6))
+    try:
+        job = stack.submit(text, callback_url=receiver.url)
+        done = stack.wait(job.id)
+        assert done.status is JobStatus.SUCCEEDED, done.error
+        started = event_id(job.id, "job.started")
+        got = receiver.wait_for(
+            lambda got: (
+                [r.headers["webhook-id"] for r in got].count(started) >= 2
+                and any(r.event["type"] == "job.succeeded" for r in got)
+            ),
+            timeout=CALLBACK_SCHEDULE[0] + 30,
+        )
+    finally:
+        receiver.close()
+    assert all(r.verified for r in got)
+    for r in got:
+        verify(SECRET, r.headers, r.body)
+    types = [r.event["type"] for r in got]
+    assert types[0] == "job.started" and got[0].answered == 500
+    assert types.index("job.succeeded") > 0
+    assert set(types) <= {"job.started", "job.progress", "job.succeeded"}
+    again = [r for r in got if r.headers["webhook-id"] == started]
+    assert [r.answered for r in again] == [500, 200] and again[0].body == again[1].body
+    final = next(r.event for r in got if r.event["type"] == "job.succeeded")
+    assert final["data"]["status"] == "succeeded" and final["data"]["id"] == job.id
+    assert done.output is not None and final["data"]["output"]["key"] == done.output.key
+    progress = [r.event["data"]["progress"] for r in got if r.event["type"] == "job.progress"]
+    if progress:  # throttled, but the last segment's always goes
+        assert max(p["segments_done"] for p in progress) == done.progress.segments_total
+    after = wait_callbacks(
+        stack,
+        job.id,
+        lambda cbs: any(a.event_id == started and a.outcome == "delivered" for a in cbs),
+    )
+    assert (after.status, after.output) == (JobStatus.SUCCEEDED, done.output)
+    mine = [(a.type, a.attempt, a.status_code) for a in after.callbacks]
+    assert ("job.started", 1, 500) in mine and ("job.started", 2, 200) in mine
+    assert ("job.succeeded", 1, 200) in mine
+
+
 def test_the_worker_registers_the_delivery_task() -> None:
     from worker.celery import app
 
