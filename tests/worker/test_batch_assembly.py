@@ -82,11 +82,14 @@ class Env:
         self.spool = spool
         self.celery = create_app(self.settings)
 
-    def job(self, batch_id: str, index: int, seconds: float, seed: int) -> Job:
-        """A succeeded chapter job with its master kept, in two segments with a pause."""
+    def job(
+        self, batch_id: str, index: int, seconds: float, seed: int, job_id: str | None = None
+    ) -> Job:
+        """A succeeded chapter job of a stored batch, its master kept, in two segments with a
+        pause between them (as the runner leaves it, through the runner's own hook)."""
         text = text_for(seconds)
         job = Job(
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             tenant="t",
             request=JobRequest(text=text, format="mp3"),
             billing=estimate_billing(text, 15.0),
@@ -122,19 +125,19 @@ class Env:
 
     def batch(self, seconds: list[float], **produce: Any) -> Batch:
         batch_id = new_batch_id()
-        jobs = [self.job(batch_id, i, s, seed=i) for i, s in enumerate(seconds)]
+        ids = [new_job_id() for _ in seconds]
         head, gap, tail = SILENCE_MS
         batch = Batch(
             id=batch_id,
             tenant="t",
             items=[
                 BatchItem(
-                    job_id=j.id,
+                    job_id=job_id,
                     title=f"Chapter {i + 1}",
-                    chars=len(j.request.text),
-                    utf8_bytes=len(j.request.text),
+                    chars=len(text_for(s)),
+                    utf8_bytes=len(text_for(s)),
                 )
-                for i, j in enumerate(jobs)
+                for i, (job_id, s) in enumerate(zip(ids, seconds, strict=True))
             ],
             produce=Produce(
                 sample_rate=RATE,
@@ -147,7 +150,10 @@ class Env:
             callback_url="https://example.com/hook",
             billing=estimate_billing("x", 15.0),
         )
-        return self.batches.create(batch)
+        self.batches.create(batch)
+        for i, (job_id, s) in enumerate(zip(ids, seconds, strict=True)):
+            self.job(batch_id, i, s, seed=i, job_id=job_id)
+        return batch
 
     def build(self, batch: Batch, generation: int | None = None) -> str:
         current = self.batches.get(batch.id)
@@ -298,6 +304,14 @@ def test_a_retried_item_changes_only_its_own_chapter(env: Env, tmp_path: Path) -
     assert not env.storage.exists(old_manifest.key)
     assert not env.storage.exists(master_key(env.storage, batch.id, old_id))
     assert set(env.batches.masters(batch.id)) == set(second.job_ids)
+
+
+def test_a_master_of_a_canceled_batch_is_not_kept(env: Env) -> None:
+    batch = env.batch([2.0])
+    env.batches.update(batch.id, lambda b: b.model_copy(update={"canceled_at": time.time()}))
+    late = env.job(batch.id, 1, 2.0, seed=5)  # its worker finished after the cancel
+    assert late.id not in env.batches.masters(batch.id)
+    assert not env.storage.exists(master_key(env.storage, batch.id, late.id))
 
 
 def test_a_stale_generation_is_not_built(env: Env) -> None:
