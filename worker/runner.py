@@ -34,6 +34,7 @@ from pathlib import Path
 import redis
 import redis.asyncio
 
+from worker import batches
 from worker.audio import (
     AudioError,
     SegmentAudio,
@@ -172,6 +173,10 @@ class JobRunner:
             else:
                 self.store.release_job_lease(job_id, owner)
             log.info("job %s: attempt ended after %.1fs", job_id, time.monotonic() - started)
+            if retry_in is None:  # the job may have ended: its batch may be complete
+                batches.on_job_terminal(
+                    job_id, self.settings, store=self.store, storage=self.storage
+                )
 
     def _attempt(
         self, job: Job, owner: str, attempt: int, lost: threading.Event
@@ -265,7 +270,7 @@ class JobRunner:
                 store=self.store,
                 spool=spool,
                 parallel=self.settings.job_parallel_segments,
-                priority=job.request.priority,
+                priority=batches.governor_priority(job),
                 on_segment=finished,
                 on_error=failed,
                 still_leased=still_leased,
@@ -323,6 +328,7 @@ class JobRunner:
             raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
         out = spool / f"output{info.extension}"
         audio = assemble(parts, out, info.format, rate, bitrate_kbps=req.bitrate_kbps)
+        batches.keep_chapter_master(job, parts, storage=self.storage, store=self.store)
         key = req.output_key or self.storage.output_key(
             {"tenant": job.tenant, "job_id": job.id, "ext": info.extension.lstrip(".")}
         )

@@ -36,6 +36,7 @@ from worker.retry import RetryPolicy
 from worker.segmenter import Segment
 from worker.storage import Storage
 from worker.store import JobStore
+from worker.truncation import check_duration
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,13 @@ class SegmentSynthesizer:
             path.write_bytes(b"")  # nothing to say: no provider session, no audio
         else:
             await self._stream(segment, path, pcm, halt)
+            # Audio far shorter than its text is cut short: retried, never shipped.
+            check_duration(
+                path.stat().st_size / 2 / self.request.effective_sample_rate,
+                segment.text,
+                self.request.speed,
+                what=f"segment {segment.index}",
+            )
         await self._checkpoint(segment, path)
 
     async def _stream(
