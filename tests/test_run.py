@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import httpx
 import pytest
 import redis
@@ -121,6 +122,15 @@ def check_demo_output(tmp: Path, done: subprocess.CompletedProcess[str]) -> None
     # The embedded S3 keeps the same bytes as files under the state directory.
     stored = list((tmp / "state" / "s3" / "shoal" / "local").glob("*.mp3"))
     assert [p.read_bytes() for p in stored] == [audio.read_bytes()]
+    # The two-chapter sample book: an M4B whose chapters are those of the manifest.
+    book = tmp / "out" / "book.m4b"
+    manifest = json.loads((tmp / "out" / "book.json").read_text())
+    titles = [c["title"] for c in manifest["chapters"]]
+    assert titles == ["Chapter 1: Morning", "Chapter 2: Evening"]
+    with av.open(str(book)) as container:
+        chapters = container.chapters()
+    assert len(chapters) == 2
+    assert probe(book).duration_s == pytest.approx(manifest["duration_s"], abs=0.1)
 
 
 def test_demo_with_the_configured_redis(tmp_path: Path, redis_url: str, prefix: str) -> None:
