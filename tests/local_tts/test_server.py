@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.protocol import State
 
+from tests.fish_samples import SDK_DEFAULT_REQUEST
 from tests.local_tts.conftest import (
     API_KEYS,
     CODECS,
@@ -57,27 +58,6 @@ CONTENT_TYPES = {
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
     "opus": "audio/ogg",
-}
-#: What fishaudio 1.3.0 sends as its start request (fish-protocol.md §2), nils included.
-SDK_DEFAULT_REQUEST: dict[str, Any] = {
-    "text": "",
-    "chunk_length": 200,
-    "format": "mp3",
-    "sample_rate": None,
-    "mp3_bitrate": 128,
-    "opus_bitrate": 32,
-    "references": [],
-    "reference_id": None,
-    "normalize": True,
-    "latency": "balanced",
-    "prosody": None,
-    "top_p": 0.7,
-    "temperature": 0.7,
-    "max_new_tokens": 1024,
-    "repetition_penalty": 1.2,
-    "min_chunk_length": 50,
-    "condition_on_previous_chunks": True,
-    "early_stop_threshold": 1.0,
 }
 
 

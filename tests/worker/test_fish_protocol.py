@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fish_samples import SDK_DEFAULT_REQUEST
 from worker.fish import (
     Audio,
     AudioFormat,
@@ -36,27 +37,6 @@ from worker.fish import (
     parse_request,
 )
 
-# The request the fishaudio SDK 1.3.0 sends, as captured (fish-protocol.md §2).
-SDK_REQUEST = {
-    "text": "",
-    "chunk_length": 200,
-    "format": "mp3",
-    "sample_rate": None,
-    "mp3_bitrate": 128,
-    "opus_bitrate": 32,
-    "references": [],
-    "reference_id": None,
-    "normalize": True,
-    "latency": "balanced",
-    "prosody": None,
-    "top_p": 0.7,
-    "temperature": 0.7,
-    "max_new_tokens": 1024,
-    "repetition_penalty": 1.2,
-    "min_chunk_length": 50,
-    "condition_on_previous_chunks": True,
-    "early_stop_threshold": 1.0,
-}
 
 
 def frame(obj: dict) -> bytes:
@@ -67,14 +47,14 @@ def frame(obj: dict) -> bytes:
 
 
 def test_sdk_request_parses_with_defaults() -> None:
-    req = parse_request(SDK_REQUEST)
+    req = parse_request(SDK_DEFAULT_REQUEST)
     assert req.format is AudioFormat.MP3
     assert req.sample_rate is None and req.effective_sample_rate == 44100
     assert req.prosody is None and req.speed == 1.0 and req.volume_db == 0.0
 
 
 def test_legacy_sdk_request_with_first_13_keys() -> None:
-    legacy = dict(list(SDK_REQUEST.items())[:13])
+    legacy = dict(list(SDK_DEFAULT_REQUEST.items())[:13])
     assert parse_request(legacy).temperature == 0.7
 
 

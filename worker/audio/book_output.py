@@ -22,7 +22,6 @@ when the chapter times are final.
 
 from __future__ import annotations
 
-import contextlib
 import io
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,7 +32,7 @@ import av
 import numpy as np
 
 from worker.audio.errors import CorruptAudio, EncodeError, InvalidBook
-from worker.audio.sinks import FloatBlock, to_s16
+from worker.audio.sinks import AvStreamSink, to_s16
 
 
 class BookFormat(StrEnum):
@@ -92,7 +91,7 @@ def inspect_cover(data: bytes, declared_type: str | None) -> Cover:
     return Cover(data, mime, width, height)
 
 
-class BookEncoder:
+class BookEncoder(AvStreamSink):
     """One AAC or MP3 stream with the book's metadata, chapters and cover."""
 
     def __init__(
@@ -111,6 +110,7 @@ class BookEncoder:
         self._rate = sample_rate
         self._time_base = Fraction(1, sample_rate)
         self._pts = 0
+        self._sample_format = "flt"
         try:
             if fmt is BookFormat.M4B:
                 self._container = av.open(
@@ -166,36 +166,6 @@ class BookEncoder:
         packet.stream = picture
         packet.pts = packet.dts = 0
         self._container.mux(packet)
-
-    def write(self, block: FloatBlock) -> None:
-        """Encode float32 mono samples in [-1, 1]."""
-        if not block.size:
-            return
-        frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate = self._rate
-        frame.pts = self._pts
-        frame.time_base = self._time_base
-        self._pts += block.size
-        self._encode(frame)
-
-    def close(self) -> None:
-        """Drain the encoder and finish the file."""
-        self._encode(None)
-        try:
-            self._container.close()
-        except av.FFmpegError as exc:
-            raise EncodeError(f"cannot finish the audiobook file: {exc}") from exc
-
-    def abort(self) -> None:
-        """Release the file after a failure (the caller deletes it)."""
-        with contextlib.suppress(av.FFmpegError):
-            self._container.close()
-
-    def _encode(self, frame: av.AudioFrame | None) -> None:
-        try:
-            self._container.mux(self._stream.encode(frame))
-        except av.FFmpegError as exc:
-            raise EncodeError(f"encoding the audiobook failed: {exc}") from exc
 
 
 def _mp4_metadata(title: str, author: str | None, genre: str) -> dict[str, str]:

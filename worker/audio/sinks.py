@@ -13,7 +13,7 @@ import contextlib
 import struct
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import av
 import numpy as np
@@ -137,37 +137,17 @@ def wav_too_large_message(data_bytes: int) -> str:
     )
 
 
-class AvSink:
-    """One audio stream encoded and muxed by PyAV."""
+class AvStreamSink:
+    """Writes blocks to one PyAV audio stream and muxes them.  Subclasses open the
+    container and set ``_container``, ``_stream``, ``_sample_format``, ``_rate``,
+    ``_time_base`` and ``_pts``."""
 
-    def __init__(
-        self, fmt: OutputFormat, path: Path, sample_rate: int, bitrate_kbps: int | None
-    ) -> None:
-        container_format, codec, self._sample_format = _AV_OUTPUTS[fmt]
-        container_options = {"movflags": "+faststart"} if fmt is OutputFormat.M4A else {}
-        self._rate = sample_rate
-        self._time_base = Fraction(1, sample_rate)
-        self._pts = 0
-        try:
-            self._container = av.open(
-                str(path),
-                "w",
-                format=container_format,
-                options={"fflags": "+bitexact"},
-                container_options=container_options,
-            )
-            stream = self._container.add_stream(
-                codec, rate=sample_rate, options={"flags": "+bitexact"}
-            )
-            if not isinstance(stream, av.AudioStream):
-                raise EncodeError(f"{codec} is not an audio encoder")
-            self._stream = stream
-            self._stream.layout = "mono"
-            if bitrate_kbps is not None:
-                # Without a quality flag libmp3lame runs CBR at this rate.
-                self._stream.bit_rate = bitrate_kbps * 1000
-        except av.FFmpegError as exc:
-            raise EncodeError(f"cannot start the {codec} encoder: {exc}") from exc
+    _container: Any
+    _stream: av.AudioStream
+    _sample_format: str
+    _rate: int
+    _time_base: Fraction
+    _pts: int
 
     def write(self, block: FloatBlock) -> None:
         if not block.size:
@@ -199,3 +179,36 @@ class AvSink:
             self._container.mux(self._stream.encode(frame))
         except av.FFmpegError as exc:
             raise EncodeError(f"encoding failed: {exc}") from exc
+
+
+class AvSink(AvStreamSink):
+    """One audio stream encoded and muxed by PyAV."""
+
+    def __init__(
+        self, fmt: OutputFormat, path: Path, sample_rate: int, bitrate_kbps: int | None
+    ) -> None:
+        container_format, codec, self._sample_format = _AV_OUTPUTS[fmt]
+        container_options = {"movflags": "+faststart"} if fmt is OutputFormat.M4A else {}
+        self._rate = sample_rate
+        self._time_base = Fraction(1, sample_rate)
+        self._pts = 0
+        try:
+            self._container = av.open(
+                str(path),
+                "w",
+                format=container_format,
+                options={"fflags": "+bitexact"},
+                container_options=container_options,
+            )
+            stream = self._container.add_stream(
+                codec, rate=sample_rate, options={"flags": "+bitexact"}
+            )
+            if not isinstance(stream, av.AudioStream):
+                raise EncodeError(f"{codec} is not an audio encoder")
+            self._stream = stream
+            self._stream.layout = "mono"
+            if bitrate_kbps is not None:
+                # Without a quality flag libmp3lame runs CBR at this rate.
+                self._stream.bit_rate = bitrate_kbps * 1000
+        except av.FFmpegError as exc:
+            raise EncodeError(f"cannot start the {codec} encoder: {exc}") from exc
