@@ -38,7 +38,6 @@ from worker.fish import (
 )
 
 
-
 def frame(obj: dict) -> bytes:
     return ormsgpack.packb(obj)
 
