@@ -287,37 +287,41 @@ def wait_for(
 
 def download(api: Api, job: dict[str, Any], out: str) -> int:
     """Fetch the job's audio into ``out`` (``-``: stdout), checking size and SHA-256."""
-    url = api.audio_url(job)
     expected = job.get("output") or {}
+    return fetch(
+        api.audio_url(job), out, expected.get("bytes"), expected.get("sha256"), f"job {job['id']}"
+    )
+
+
+def fetch(url: str, out: str, size: int | None, sha256: str | None, what: str) -> int:
+    """Download ``url`` to ``out`` (``-``: stdout), checking size and SHA-256.
+
+    A fresh client, not the API's: a presigned URL must not get the API key."""
     digest = hashlib.sha256()
-    size = 0
+    got = 0
     target = None if out == "-" else Path(out)
     part = None if target is None else target.with_name(f".{target.name}.part")
     try:
-        # A fresh client: the presigned URL must not get the API key.
         with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
             if response.status_code >= 400:
-                raise CliError(f"download failed: {describe_error(response)}")
+                raise CliError(f"download of {what} failed: {describe_error(response)}")
             with _sink(part) as sink:
                 for chunk in response.iter_bytes(1 << 16):
                     sink.write(chunk)
                     digest.update(chunk)
-                    size += len(chunk)
+                    got += len(chunk)
     except httpx.HTTPError as exc:
         _unlink(part)
-        raise CliError(f"download failed: {exc}") from exc
+        raise CliError(f"download of {what} failed: {exc}") from exc
     except BaseException:
         _unlink(part)
         raise
-    want_size, want_sha = expected.get("bytes"), expected.get("sha256")
-    if (want_size is not None and size != want_size) or (
-        want_sha and digest.hexdigest() != want_sha
-    ):
+    if (size is not None and got != size) or (sha256 and digest.hexdigest() != sha256):
         _unlink(part)
-        raise CliError(f"download of job {job['id']} is corrupt (got {size} bytes)")
+        raise CliError(f"download of {what} is corrupt (got {got} bytes)")
     if part is not None and target is not None:
         part.replace(target)
-    return size
+    return got
 
 
 @contextlib.contextmanager

@@ -17,15 +17,12 @@ failed or the book could not be built.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import IO, Any
-
-import httpx
 
 from api.cli import (
     EXIT_INTERRUPTED,
@@ -37,9 +34,7 @@ from api.cli import (
     CliError,
     Refused,
     Unreachable,
-    _sink,
-    _unlink,
-    describe_error,
+    fetch,
 )
 
 TERMINAL = frozenset({"succeeded", "partially_failed", "failed", "canceled"})
@@ -207,35 +202,6 @@ def wait_for_batch(
             unreachable_since = unreachable_since or time.monotonic()
             if time.monotonic() - unreachable_since > UNREACHABLE_GRACE:
                 raise CliError(f"{exc.message}; batch {batch['id']} carries on") from exc
-
-
-def fetch(url: str, out: str, size: int | None, sha256: str | None, what: str) -> int:
-    """Download ``url`` to ``out`` (``-``: stdout), checking size and SHA-256."""
-    digest = hashlib.sha256()
-    got = 0
-    target = None if out == "-" else Path(out)
-    part = None if target is None else target.with_name(f".{target.name}.part")
-    try:
-        with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
-            if response.status_code >= 400:
-                raise CliError(f"download of {what} failed: {describe_error(response)}")
-            with _sink(part) as sink:
-                for chunk in response.iter_bytes(1 << 16):
-                    sink.write(chunk)
-                    digest.update(chunk)
-                    got += len(chunk)
-    except httpx.HTTPError as exc:
-        _unlink(part)
-        raise CliError(f"download of {what} failed: {exc}") from exc
-    except BaseException:
-        _unlink(part)
-        raise
-    if (size is not None and got != size) or (sha256 and digest.hexdigest() != sha256):
-        _unlink(part)
-        raise CliError(f"download of {what} is corrupt (got {got} bytes)")
-    if part is not None and target is not None:
-        part.replace(target)
-    return got
 
 
 def _note(message: str) -> None:

@@ -33,7 +33,7 @@ import redis
 from shoal_run.parts import ephemeral_redis, redis_answers
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack
+from tests.stack import Stack, delete_prefix
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -86,18 +86,6 @@ def redis_url(workdir: Path) -> Iterator[str]:
     with ephemeral_redis(workdir) as url:
         log(f"started a Redis at {url}")
         yield url
-
-
-def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    """Delete every key under ``prefix:`` (SCAN + DEL; the Redis may be shared)."""
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        batch.append(key)
-        if len(batch) >= 500:
-            client.delete(*batch)
-            batch.clear()
-    if batch:
-        client.delete(*batch)
 
 
 # -- processes -----------------------------------------------------------------

@@ -22,7 +22,10 @@ import redis
 import redis.asyncio
 
 from shoal_run.parts import ephemeral_redis, redis_answers
+from tests.stack import delete_prefix
 from worker.keys import Keys
+
+__all__ = ["delete_prefix"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -44,18 +47,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def keys() -> Keys:
     """Key names under a prefix of this test's own."""
     return Keys(prefix=f"test-{uuid.uuid4().hex[:12]}")
-
-
-def delete_prefix(client: redis.Redis, prefix: str) -> None:
-    """Delete every key under ``prefix:`` (SCAN + DEL; never FLUSHDB, Redis is shared)."""
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        batch.append(key)
-        if len(batch) >= 500:
-            client.delete(*batch)
-            batch.clear()
-    if batch:
-        client.delete(*batch)
 
 
 @pytest.fixture

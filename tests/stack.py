@@ -202,6 +202,18 @@ def sentences(n: int) -> str:
     return " ".join(f"Line {i:02d} tells of rivers, hills and quiet harbours." for i in range(n))
 
 
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    """Delete every key under ``prefix:`` (SCAN + DEL; never FLUSHDB, Redis is shared)."""
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}:*", count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
+
+
 def _settings_kwargs(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in env.items():
