@@ -7,7 +7,7 @@ Run it with uvicorn's factory mode (nothing is built at import time)::
 Modules: :mod:`api.app` (the factory), :mod:`api.routes` (one router per
 resource), :mod:`api.schemas` (request and response schemas),
 :mod:`api.deps` (resources, auth), :mod:`api.validation`, :mod:`api.limits`
-(rate, in-flight, idempotency), :mod:`api.service`, :mod:`api.events` (SSE),
+(rate, in-flight, idempotency), :mod:`api.jobs.service`, :mod:`api.events` (SSE),
 :mod:`api.probes` (readiness, metrics), :mod:`api.errors`.
 
 Errors (:mod:`api.errors`), each answered as ``{"error": {"code", "message", "field"}}``::

@@ -14,10 +14,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from api import estimate, system
+from api.batches import router as batches
+from api.books import router as books
 from api.deps import ApiContext
 from api.errors import install_handlers
+from api.jobs import router as jobs
 from api.probes import metrics_registry
-from api.routes import batches, books, estimate, jobs, system
 from api.schemas import MAX_REFERENCES
 from api.validation import MAX_REFERENCE_BYTES
 from worker.settings import Settings, get_settings

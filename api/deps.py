@@ -27,11 +27,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import NotFound, RateLimited, Unauthorized
 from api.limits import Idempotency, InFlight, RequestRate
 from worker.celery import create_app as create_celery_app
-from worker.jobs import Job
+from worker.jobs.model import Job
+from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.settings import Settings, TenantConfig
-from worker.storage import Storage
-from worker.store import JobStore
+from worker.storage.client import Storage
 
 log = logging.getLogger(__name__)
 

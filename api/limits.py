@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import redis
 
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 from worker.keys import Keys
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from api.deps import ApiContext
 from api.schemas import CheckOut, ReadyOut
 from worker.celery import queue_names
-from worker.jobs import TERMINAL, JobStatus
+from worker.jobs.model import TERMINAL, JobStatus
 
 log = logging.getLogger(__name__)
 

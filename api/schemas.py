@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from worker.audio import OutputFormat
 from worker.fish.request import Latency
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 
 #: Most metadata a job may carry, as compact JSON.
 MAX_METADATA_BYTES = 16 * 1024

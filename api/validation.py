@@ -14,12 +14,12 @@ import logging
 from api.errors import InvalidInput, PayloadTooLarge
 from api.schemas import JobCreate, ReferenceIn
 from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
-from worker.callbacks import callback_url_problem
+from worker.callbacks.delivery import callback_url_problem
 from worker.fish.request import Prosody
-from worker.jobs import JobRequest, ReferenceClip
+from worker.jobs.model import JobRequest, ReferenceClip
 from worker.settings import Settings
-from worker.storage_errors import InvalidKey
-from worker.storage_model import validate_key
+from worker.storage.errors import InvalidKey
+from worker.storage.model import validate_key
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def decode_references(refs: list[ReferenceIn]) -> list[ReferenceClip]:
 
 
 def check_callback_url(url: str, allow_private: bool) -> str:
-    """``url`` if it may receive callbacks (see :func:`worker.callbacks.callback_url_problem`)."""
+    """``url`` if it may receive callbacks (see :func:`worker.callbacks.delivery.callback_url_problem`)."""  # noqa: E501
     problem = callback_url_problem(url, allow_private=allow_private)
     if problem is not None:
         raise InvalidInput(problem, field="callback_url")

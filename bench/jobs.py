@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from tests.stack import Stack
-from worker.jobs import TERMINAL, Job, JobStatus
+from worker.jobs.model import TERMINAL, Job, JobStatus
 
 
 @dataclass(frozen=True, slots=True)

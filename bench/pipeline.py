@@ -19,7 +19,7 @@ from bench.sizes import Sizes
 from bench.texts import paragraphs, short_sentences
 from tests.stack import Stack
 from worker.audio import format_info, provider_pcm_rate
-from worker.segmenter import segment_text
+from worker.jobs.text import segment_text
 
 #: Output of the jobs in figures 1 and 2: the API's default format.
 FORMAT = "mp3"

@@ -19,7 +19,7 @@ from bench.report import Row
 from bench.sizes import Sizes
 from bench.texts import book, paragraphs
 from tests.stack import Stack
-from worker.segmenter import segment_text
+from worker.jobs.text import segment_text
 
 FORMAT = "mp3"
 

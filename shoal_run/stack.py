@@ -33,7 +33,7 @@ from shoal_run import parts as p
 from shoal_run.procs import Child
 from shoal_run.state import Secrets, StateDir
 from worker.settings import Settings
-from worker.storage import Storage, StorageError
+from worker.storage.client import Storage, StorageError
 
 log = logging.getLogger(__name__)
 

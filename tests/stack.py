@@ -24,12 +24,12 @@ from tests.s3 import ACCESS_KEY, SECRET_KEY
 from tests.servers import LocalTTS
 from worker.audio import ProbeInfo, probe
 from worker.celery import create_app, queue_names
-from worker.jobs import TERMINAL, Job, JobRequest, JobStatus, estimate_billing, new_job_id
+from worker.jobs.model import TERMINAL, Job, JobRequest, JobStatus, estimate_billing, new_job_id
+from worker.jobs.store import JobStore
+from worker.jobs.tasks import enqueue
 from worker.keys import Keys
 from worker.settings import Settings
-from worker.storage import Storage
-from worker.store import JobStore
-from worker.tasks import enqueue
+from worker.storage.client import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""worker.storage against ``make run``'s embedded store: ``rclone serve s3`` of a directory.
+"""worker.storage.client against ``make run``'s embedded store: ``rclone serve s3`` of a directory.
 
 The store the launcher starts, started the same way (:mod:`shoal_run.parts`):
 signatures checked, objects as files, kept across a restart.  What it does
@@ -17,7 +17,7 @@ import pytest
 from shoal_run import parts
 from shoal_run.procs import Child
 from shoal_run.state import Secrets
-from worker.storage import Storage, StorageRejected
+from worker.storage.client import Storage, StorageRejected
 
 
 class Rclone:

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         "shoal",
         broker=s.redis_url,
         backend=s.redis_url,
-        include=["worker.tasks", "worker.callbacks", "worker.batch_tasks"],
+        include=["worker.jobs.tasks", "worker.callbacks.delivery", "worker.batches.tasks"],
     )
     transport = {
         "visibility_timeout": s.visibility_timeout,

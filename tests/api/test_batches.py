@@ -14,9 +14,9 @@ import pytest
 
 from tests.api.conftest import ApiEnv
 from tests.api.server import queued_messages
-from worker.batch_store import BatchStore
+from worker.batches.store import BatchStore
 from worker.celery import queue_names
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 
 
 def chapter(n: int, chars: int = 120) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from tests.worker.test_books_fixtures import (
     sample_epub_spec,
     xhtml,
 )
-from worker.batch_store import BatchStore
+from worker.batches.store import BatchStore
 
 
 def upload(

@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api import cli
+from shoal_cli import main as cli
 from tests.api.server import ApiServer, api_settings, tenant
 from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
@@ -32,7 +32,7 @@ from tests.servers import LocalTTS
 from tests.stack import Stack, WorkerProcess
 from tests.worker.test_books_fixtures import Doc, EpubSpec, build_epub, nav_document, xhtml
 from worker.audio import measure_loudness
-from worker.callbacks import verify
+from worker.callbacks.delivery import verify
 
 KEY = "books-e2e-key"
 SECRET = "whsec_" + "c2VjcmV0LW9mLXRoZS1ib29rcy10ZXN0cw=="

@@ -2,8 +2,8 @@
 
 The API (uvicorn in a thread, :mod:`tests.api.server`) stands on a real stack:
 Redis, moto S3, ``local_tts`` and a Celery worker subprocess.  Commands run
-in-process through :func:`api.cli.main` (argument parsing, output and exit
-status as a user sees them), and ``python -m api.cli`` in a subprocess where
+in-process through :func:`shoal_cli.main.main` (argument parsing, output and exit
+status as a user sees them), and ``python -m shoal_cli`` in a subprocess where
 a real terminal matters (Ctrl-C, audio on stdout).
 """
 
@@ -24,14 +24,14 @@ from typing import Any
 
 import pytest
 
-from api import cli
+from shoal_cli import main as cli
 from tests.api.server import ApiServer, api_settings
 from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import ROOT, Stack
 from worker.audio import probe
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 from worker.settings import TenantConfig
 
 KEY = "cli-test-key"
@@ -361,7 +361,7 @@ def test_a_corrupt_download_is_refused_and_removed(live: Env, tmp_path: Path) ->
 
 def _process(env: Env, *argv: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", *argv],
+        [sys.executable, "-m", "shoal_cli", *argv],
         cwd=ROOT,
         env={**os.environ, "SHOAL_API_URL": env.api.url, "SHOAL_API_KEY": KEY},
         stdout=subprocess.PIPE,

@@ -16,7 +16,7 @@ import httpx
 
 from tests.api.conftest import ApiEnv, all_tenants
 from tests.api.server import ApiServer, api_settings, queued_messages
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 
 
 def submit(http: httpx.Client, text: str = "Hello there.", **fields: object) -> dict:

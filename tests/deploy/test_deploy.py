@@ -18,9 +18,9 @@ import yaml
 
 from tests.conftest import delete_prefix
 from worker.celery import create_app, queue_names
-from worker.jobs import Job, JobRequest, estimate_billing, new_job_id
+from worker.jobs.model import Job, JobRequest, estimate_billing, new_job_id
+from worker.jobs.tasks import enqueue
 from worker.settings import Settings
-from worker.tasks import enqueue
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

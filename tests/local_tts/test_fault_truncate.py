@@ -3,7 +3,7 @@
 Through the worker's own streaming client, against the real server: the
 session ends with ``finish``/``stop`` (no error the client could see), only
 the first ``after_audio`` audio events arrive, and the duration check of
-:mod:`worker.truncation` is what catches it.
+:mod:`worker.jobs.truncation` is what catches it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from local_tts.faults import FaultAction, FaultPlan
 from tests.servers import LocalTTS
 from worker.fish import AudioFormat, TTSRequest
 from worker.fish.client import ProviderConfig, stream_tts
-from worker.truncation import AudioTruncated, check_duration
+from worker.jobs.truncation import AudioTruncated, check_duration
 
 TEXT = (
     "The harbour lay quiet under a grey sky, and the boats rocked gently at their moorings "

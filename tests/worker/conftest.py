@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.s3 import ACCESS_KEY, SECRET_KEY, MotoS3, TcpProxy
-from worker.storage import Storage, UploadRetry
+from worker.storage.client import Storage, UploadRetry
 
 #: Quick retries, so outage tests take seconds, not minutes.
 FAST_RETRY = UploadRetry(attempts=10, base_delay=0.1, max_delay=0.8)

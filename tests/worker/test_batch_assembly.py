@@ -1,8 +1,8 @@
 """Building a batch's combined outputs, in process, on real Redis and a real S3 server (moto).
 
 Chapters are synthetic speech-like PCM kept as masters by the same hook the
-runner calls (:func:`worker.batches.keep_chapter_master`); the build is
-:func:`worker.batch_assembly.build_batch`, as the ``shoal.assemble_batch``
+runner calls (:func:`worker.batches.lifecycle.keep_chapter_master`); the build is
+:func:`worker.batches.build.build_batch`, as the ``shoal.assemble_batch``
 task runs it.  The M4B is read back with PyAV.
 """
 
@@ -21,8 +21,9 @@ import redis
 
 from tests.conftest import delete_prefix
 from worker.audio import SegmentAudio
-from worker.batch_assembly import build_batch
-from worker.batch_model import (
+from worker.batches.build import build_batch
+from worker.batches.lifecycle import keep_chapter_master, load_view, master_key, maybe_finalize
+from worker.batches.model import (
     AssemblyState,
     Batch,
     BatchItem,
@@ -32,14 +33,13 @@ from worker.batch_model import (
     Produce,
     new_batch_id,
 )
-from worker.batch_store import BatchStore
-from worker.batches import keep_chapter_master, load_view, master_key, maybe_finalize
+from worker.batches.store import BatchStore
 from worker.celery import create_app, queue_names
-from worker.jobs import Job, JobRequest, JobStatus, Output, estimate_billing, new_job_id
+from worker.jobs.model import Job, JobRequest, JobStatus, Output, estimate_billing, new_job_id
+from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.settings import Settings
-from worker.storage import Storage
-from worker.store import JobStore
+from worker.storage.client import Storage
 
 RATE = 22050
 SILENCE_MS = (400, 700, 900)  # head, between chapters, tail

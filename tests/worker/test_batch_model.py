@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.batch_model import (
+from worker.batches.lifecycle import BATCH_PRIORITY_OFFSET, governor_priority, split_master
+from worker.batches.model import (
     AssemblyState,
     Batch,
     BatchItem,
@@ -20,17 +21,16 @@ from worker.batch_model import (
     derive_status,
     new_batch_id,
 )
-from worker.batch_store import BatchExists, BatchNotFound, BatchStore
-from worker.batches import BATCH_PRIORITY_OFFSET, governor_priority, split_master
-from worker.jobs import Billing, Job, JobRequest, JobStatus, new_job_id
-from worker.keys import Keys
-from worker.truncation import (
+from worker.batches.store import BatchExists, BatchNotFound, BatchStore
+from worker.jobs.model import Billing, Job, JobRequest, JobStatus, new_job_id
+from worker.jobs.truncation import (
     SPOKEN_PER_SECOND,
     AudioTruncated,
     check_duration,
     expected_seconds,
     spoken_chars,
 )
+from worker.keys import Keys
 
 Q, R, S, F, C = (
     JobStatus.QUEUED,

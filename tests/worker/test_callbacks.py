@@ -32,7 +32,7 @@ from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import Stack
-from worker.callbacks import (
+from worker.callbacks.delivery import (
     DELIVER_CALLBACK,
     Delivery,
     EventType,
@@ -52,7 +52,7 @@ from worker.callbacks import (
     verify,
 )
 from worker.celery import create_app
-from worker.jobs import (
+from worker.jobs.model import (
     CallbackAttempt,
     Job,
     JobError,
@@ -63,10 +63,10 @@ from worker.jobs import (
     estimate_billing,
     new_job_id,
 )
+from worker.jobs.store import JobStore
 from worker.keys import Keys
 from worker.retry import CALLBACK_SCHEDULE
 from worker.settings import Settings, TenantConfig
-from worker.store import JobStore
 
 # The Standard Webhooks specification's test vector (its reference libraries test
 # against it): github.com/standard-webhooks/standard-webhooks, libraries/*/tests.
@@ -100,7 +100,7 @@ def tenants_json(secret: str | None = SECRET) -> str:
 
 def spec_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     """The Standard Webhooks check written out from the specification, independent
-    of ``worker.callbacks``: HMAC-SHA256 over ``{id}.{timestamp}.{body}``, base64."""
+    of ``worker.callbacks.delivery``: HMAC-SHA256 over ``{id}.{timestamp}.{body}``, base64."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()

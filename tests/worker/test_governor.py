@@ -23,7 +23,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from worker.governor import Governor
+from worker.jobs.governor import Governor
 from worker.keys import Keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, sys, time
     import redis
-    from worker.governor import Governor
+    from worker.jobs.governor import Governor
     from worker.keys import Keys
 
     url, prefix, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -212,7 +212,7 @@ def run_stalled_holder(
 async def test_stalled_holder_loses_its_lease_and_is_warned(
     redis_url: str, keys: Keys, make_governor: GovernorFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="worker.governor")
+    caplog.set_level(logging.WARNING, logger="worker.jobs.governor")
     held = threading.Event()
     thread = threading.Thread(target=run_stalled_holder, args=(redis_url, keys, held, 1.2, 0.4))
     thread.start()

@@ -18,7 +18,7 @@ from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import Stack
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 
 LIMIT = 3
 JOBS = 20

@@ -20,7 +20,7 @@ from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import Stack, sentences
-from worker.jobs import (
+from worker.jobs.model import (
     ErrorCode,
     Job,
     JobError,

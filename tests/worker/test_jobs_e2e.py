@@ -13,7 +13,7 @@ from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import Stack
 from worker.audio import probe
-from worker.jobs import JobStatus
+from worker.jobs.model import JobStatus
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. It was not amused.\n\n"

@@ -27,8 +27,8 @@ from tests.conftest import delete_prefix
 from tests.s3 import MotoS3, TcpProxy
 from tests.servers import LocalTTS
 from tests.stack import Stack, sentences
-from worker.jobs import ErrorCode, Job, JobStatus, ReferenceClip
-from worker.segmenter import segment_text
+from worker.jobs.model import ErrorCode, Job, JobStatus, ReferenceClip
+from worker.jobs.text import segment_text
 
 PROVIDER_RATE = 24000  # wav at 24 kHz is requested from the provider as PCM at 24 kHz
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from worker.segmenter import SEGMENTER_VERSION, Segment, segment_text, utf8_bytes
+from worker.jobs.text import SEGMENTER_VERSION, Segment, segment_text, utf8_bytes
 
 # -- strategies ----------------------------------------------------------------
 

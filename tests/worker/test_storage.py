@@ -1,4 +1,4 @@
-"""worker.storage against a real S3 API (moto over HTTP), with outages made by a TCP proxy.
+"""worker.storage.client against a real S3 API (moto over HTTP), with outages made by a TCP proxy.
 
 Pure tests (keys, templates, metadata, error classification, backoff) need no
 server; the rest talk to moto through boto3 exactly as production talks to S3.
@@ -22,11 +22,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-import worker.storage
+import worker.storage.client
 from tests.s3 import MotoS3, TcpProxy
 from tests.worker.conftest import make_storage
 from worker.settings import Settings
-from worker.storage import (
+from worker.storage.client import (
     InvalidKey,
     ObjectNotFound,
     Storage,
@@ -35,8 +35,8 @@ from worker.storage import (
     UploadRetry,
     UploadSourceError,
 )
-from worker.storage_errors import classify
-from worker.storage_model import decode_metadata, encode_metadata
+from worker.storage.errors import classify
+from worker.storage.model import decode_metadata, encode_metadata
 
 MiB = 1 << 20
 NOWHERE = "http://127.0.0.1:9"  # never contacted: for tests of pure key logic
@@ -104,7 +104,7 @@ def test_huge_files_get_bigger_parts(
     storage: Storage, big_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # S3 allows 10,000 parts; with a limit of 2, 11 MiB must go as two 5.5 MiB parts.
-    monkeypatch.setattr(worker.storage, "MAX_PARTS", 2)
+    monkeypatch.setattr(worker.storage.client, "MAX_PARTS", 2)
     result = storage.upload_file(big_file, "t/two-parts.bin", content_type="audio/L16")
     assert result.etag.endswith('-2"')
     assert storage.head("t/two-parts.bin")["bytes"] == big_file.stat().st_size
@@ -142,7 +142,7 @@ def test_ensure_bucket_is_idempotent(storage: Storage) -> None:
 
 
 def test_delete_prefix(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker.storage, "DELETE_BATCH", 2)  # exercise several batches
+    monkeypatch.setattr(worker.storage.client, "DELETE_BATCH", 2)  # exercise several batches
     prefix = storage.staging_key("job1", "")
     assert prefix == "_staging/job1/"
     for i in range(5):

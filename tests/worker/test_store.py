@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from worker.jobs import (
+from worker.jobs.model import (
     Job,
     JobError,
     JobRequest,
@@ -21,8 +21,8 @@ from worker.jobs import (
     estimate_billing,
     new_job_id,
 )
+from worker.jobs.store import InvalidCursor, JobExists, JobNotFound, JobStore
 from worker.keys import Keys
-from worker.store import InvalidCursor, JobExists, JobNotFound, JobStore
 
 TTL = 3600
 

@@ -1,0 +1,172 @@
+"""Cancelling a batch and re-rendering one of its items, apart from HTTP."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from api.batches.schemas import ItemRetryIn
+from api.batches.service import SETTINGS_FIELDS, VOICE_FIELDS, batches_of, new_item_job
+from api.batches.views import current_view
+from api.deps import ApiContext
+from api.errors import Conflict, InvalidInput, RateLimited, Unavailable
+from api.validation import check_text_size, decode_references
+from worker.batches.lifecycle import BatchView, load_view
+from worker.batches.model import AssemblyState, Batch
+from worker.fish.request import Prosody
+from worker.jobs.model import Billing, Job, JobStatus
+from worker.jobs.tasks import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def cancel_batch(ctx: ApiContext, batch: Batch) -> BatchView:
+    """Cancel every unfinished item; :class:`Conflict` if the batch has already finished."""
+    batches = batches_of(ctx)
+    view = load_view(batches, batch)
+    if view.status.terminal:
+        raise Conflict(
+            f"batch {batch.id} is {view.status.value}: only queued or running batches "
+            "can be canceled",
+            code="batch_finished",
+        )
+
+    def mark(b: Batch) -> Batch | None:
+        return (
+            None if b.canceled_at is not None else b.model_copy(update={"canceled_at": time.time()})
+        )
+
+    batches.update(batch.id, mark)
+    canceled = 0
+    for job_id, status in zip(batch.job_ids, view.statuses, strict=True):
+        if status is not None and not status.terminal:
+            if ctx.store.transition(job_id, JobStatus.CANCELED):
+                canceled += 1
+            ctx.in_flight.release(batch.tenant, job_id)
+    log.info("batch %s: canceled (%d items stopped)", batch.id, canceled)
+    return current_view(ctx, batches.get(batch.id) or batch)
+
+
+def retry_item(ctx: ApiContext, batch: Batch, index: int, body: ItemRetryIn | None) -> BatchView:
+    """Render item ``index`` again with a new job; the combined outputs are rebuilt after it.
+
+    The new job takes the old one's settings, changed by ``body``; the old job
+    stays as it was (listed in ``replaced_jobs``).
+    """
+    if not 0 <= index < len(batch.items):
+        raise InvalidInput(f"n: batch {batch.id} has items 0 to {len(batch.items) - 1}", field="n")
+    if batch.canceled_at is not None:
+        raise Conflict(f"batch {batch.id} was canceled", code="batch_canceled")
+    item = batch.items[index]
+    old = ctx.store.get(item.job_id)
+    if old is not None and not old.status.terminal:
+        raise Conflict(
+            f"item {index} is still {old.status.value}; retry it once it has ended",
+            code="item_running",
+        )
+    body = body or ItemRetryIn()
+    settings = ctx.settings
+    text = body.text if body.text is not None else (old.request.text if old else None)
+    if text is None:
+        raise Conflict(f"item {index}'s job has expired; give its text", code="item_gone")
+    check_text_size(text, settings, field="text")
+    title = body.title or item.title
+    fields = _retry_fields(old, body)
+    priority = old.request.priority if old else 0
+    job = new_item_job(
+        batch.tenant,
+        batch.id,
+        index,
+        title,
+        text,
+        fields,
+        batch.produce,
+        priority,
+        settings.price_per_million_bytes_usd,
+    )
+    tenant = settings.tenant(batch.tenant)
+    limit = tenant.max_jobs_in_flight if tenant else 1000
+    batches = batches_of(ctx)
+    ctx.store.create(job, batch_item=index)
+    if not ctx.in_flight.reserve(batch.tenant, job.id, limit).admitted:
+        ctx.store.delete(job.id)
+        raise RateLimited(
+            f"{limit} jobs are already queued or running; wait for some to finish",
+            retry_after=ctx.in_flight.RETRY_AFTER,
+            code="too_many_jobs_in_flight",
+        )
+
+    def swap(b: Batch) -> Batch | None:
+        if b.canceled_at is not None or b.items[index].job_id != item.job_id:
+            return None
+        items = list(b.items)
+        items[index] = items[index].model_copy(
+            update={
+                "job_id": job.id,
+                "title": title,
+                "chars": len(text),
+                "utf8_bytes": job.billing.utf8_bytes,
+                "replaced": [*items[index].replaced, item.job_id],
+            }
+        )
+        assembly = b.assembly.model_copy(
+            update={
+                "generation": b.assembly.generation + 1,
+                "state": AssemblyState.WAITING,
+                "attempts": 0,
+                "error": None,
+            }
+        )
+        utf8 = sum(i.utf8_bytes for i in items)
+        billing = Billing(
+            utf8_bytes=utf8,
+            estimated_cost_usd=round(utf8 * settings.price_per_million_bytes_usd / 1e6, 6),
+        )
+        return b.model_copy(
+            update={"items": items, "assembly": assembly, "finished_at": None, "billing": billing}
+        )
+
+    swapped = batches.update(batch.id, swap)
+    if swapped is None:
+        ctx.store.delete(job.id)
+        ctx.in_flight.release(batch.tenant, job.id)
+        raise Conflict(
+            f"item {index} changed meanwhile (another retry, or the batch was canceled)",
+            code="item_changed",
+        )
+    # The batch index lists an item's current job only.
+    ctx.redis.zrem(ctx.keys.jobs_by_batch(batch.id), item.job_id)
+    batches.unschedule_staging_cleanup(batch.id)
+    try:
+        enqueue(job, settings, ctx.celery)
+    except Exception as exc:
+        # The item now waits for a job no message will run: fail it visibly instead.
+        log.warning("batch %s: item %d retry could not be queued: %s", batch.id, index, exc)
+        ctx.store.transition(job.id, JobStatus.CANCELED)
+        ctx.in_flight.release(batch.tenant, job.id)
+        raise Unavailable("the job queue (broker) is unreachable; try again shortly") from exc
+    log.info("batch %s: item %d re-rendered by job %s", batch.id, index, job.id)
+    return load_view(batches, swapped)
+
+
+def _retry_fields(old: Job | None, body: ItemRetryIn) -> dict[str, Any]:
+    """The new job's settings: the old job's, with what ``body`` changes."""
+    fields: dict[str, Any] = {}
+    if old is not None:
+        for name in (*VOICE_FIELDS, *SETTINGS_FIELDS):
+            value = getattr(old.request, name)
+            if value is not None:
+                fields[name] = value
+    if body.reference_id is not None or body.references:
+        if body.reference_id is not None and body.references:
+            raise InvalidInput(
+                "references: give reference_id or references, not both", field="references"
+            )
+        fields["reference_id"] = body.reference_id
+        fields["references"] = decode_references(body.references or [])
+    for name in SETTINGS_FIELDS:
+        value = getattr(body, name)
+        if value is not None:
+            fields[name] = Prosody(**value.model_dump()) if name == "prosody" else value
+    return fields

@@ -1,0 +1,327 @@
+"""What the batch and book routes take and answer: request and response schemas, kept apart.
+
+Like :mod:`api.schemas`, requests forbid unknown fields and non-finite
+numbers; checks that need settings (text limits, output choices, reference
+audio, callback addresses) are in :mod:`api.batches.service`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from api.schemas import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_REFERENCES,
+    BillingOut,
+    JobErrorOut,
+    OutputOut,
+    ProsodyIn,
+    ReferenceIn,
+    _depth,
+    _Request,
+    _utf8,
+)
+from worker.audio import OutputFormat
+from worker.batches.model import (
+    AssemblyState,
+    BatchStatus,
+    CombinedFormat,
+    LoudnessPreset,
+)
+from worker.fish.request import Latency
+from worker.jobs.model import JobStatus
+
+#: Most items in one batch (chapters of one book).
+MAX_BATCH_ITEMS = 500
+#: A batch's texts together may be this many times ``SHOAL_MAX_TEXT_BYTES`` (one job's limit).
+BATCH_TEXT_FACTOR = 20
+MAX_TITLE_CHARS = 300
+
+
+def _not_blank(value: str) -> str:
+    _utf8(value)
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_METADATA_DEPTH} levels")
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"must be plain JSON ({exc})") from None
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed")
+    return value
+
+
+# -- requests -------------------------------------------------------------------
+
+
+class VoiceIn(_Request):
+    """How items are spoken; every field left out is inherited (defaults, then the server's)."""
+
+    reference_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="a voice model id of the provider; or give `references` to clone a voice",
+    )
+    references: list[ReferenceIn] | None = Field(None, max_length=MAX_REFERENCES)
+    model: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    prosody: ProsodyIn | None = None
+    latency: Latency | None = None
+    normalize: bool | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    paragraph_silence_ms: int | None = Field(None, ge=0, le=10_000)
+
+
+class BatchDefaultsIn(VoiceIn):
+    """Settings every item starts from."""
+
+    priority: int = Field(0, ge=0, le=9, description="among batches; always behind narration jobs")
+
+
+class BatchItemIn(VoiceIn):
+    """One item of a batch: a text with a title, and optional settings of its own."""
+
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    text: str = Field(description="what to say; at most SHOAL_MAX_TEXT_BYTES in UTF-8")
+
+    @field_validator("title", "text")
+    @classmethod
+    def _filled(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class ProduceIn(_Request):
+    """What a batch makes: each item's own file, a combined book, and always a manifest."""
+
+    chapter_format: OutputFormat = Field(OutputFormat.MP3, description="each item's own file")
+    chapter_sample_rate: int | None = None
+    chapter_bitrate_kbps: int | None = None
+    combined: CombinedFormat | None = Field(
+        CombinedFormat.M4B, description="`m4b` (AAC with chapters), `mp3` (ID3 chapters) or null"
+    )
+    sample_rate: int = Field(44100, description="of the combined book")
+    bitrate_kbps: int | None = Field(None, description="of the combined book; default per format")
+    chapter_silence_ms: int = Field(1000, ge=0, le=60_000)
+    head_silence_ms: int = Field(500, ge=0, le=60_000)
+    tail_silence_ms: int = Field(1000, ge=0, le=60_000)
+    loudness: LoudnessPreset | None = Field(
+        None,
+        description="`acx`: RMS −23…−18 dB, peaks ≤ −3 dB, room tone; measured in the manifest",
+    )
+
+
+class _BatchOptions(_Request):
+    defaults: BatchDefaultsIn = Field(default_factory=BatchDefaultsIn)
+    produce: ProduceIn = Field(default_factory=ProduceIn)
+    callback_url: str | None = Field(
+        None, min_length=1, max_length=2048, description="http(s) URL that receives batch events"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="echoed back (≤ 16 KiB)")
+
+    @field_validator("callback_url")
+    @classmethod
+    def _unicode(cls, value: str | None) -> str | None:
+        return None if value is None else _utf8(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _small_json(value)
+
+
+class BatchCreate(_BatchOptions):
+    """``POST /v1/batches``: many texts (e.g. a book's chapters), shared defaults, and outputs."""
+
+    title: str | None = Field(
+        None, max_length=MAX_TITLE_CHARS, description="of the combined book; default: 'Untitled'"
+    )
+    author: str | None = Field(None, max_length=MAX_TITLE_CHARS)
+    items: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class BookOptions(_BatchOptions):
+    """The ``options`` field of ``POST /v1/books`` (JSON): the batch options of a book."""
+
+    speak_titles: bool = Field(True, description="read each chapter's title before its text")
+
+
+class ItemRetryIn(VoiceIn):
+    """``POST /v1/batches/{id}/items/{n}/retry``: optional changes for the new rendering."""
+
+    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE_CHARS)
+    text: str | None = None
+
+    @field_validator("title", "text")
+    @classmethod
+    def _filled(cls, value: str | None) -> str | None:
+        return None if value is None else _not_blank(value)
+
+
+# -- responses ------------------------------------------------------------------
+
+
+class ItemProgressOut(BaseModel):
+    chars_done: int
+    chars_total: int
+    audio_seconds: float
+    percent: float
+
+
+class BatchItemLinks(BaseModel):
+    job: str
+    retry: str
+
+
+class BatchItemOut(BaseModel):
+    """One item and its current job."""
+
+    index: int
+    title: str
+    chars: int
+    utf8_bytes: int
+    source: str | None = Field(description="where a book's chapter came from")
+    job_id: str
+    status: JobStatus
+    attempts: int
+    progress: ItemProgressOut
+    output: OutputOut | None = Field(description="the item's own file, with a presigned URL")
+    error: JobErrorOut | None
+    replaced_jobs: list[str] = Field(description="earlier jobs of this item (retries)")
+    links: BatchItemLinks
+
+
+class BatchCountsOut(BaseModel):
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class BatchProgressOut(BaseModel):
+    chars_done: int
+    chars_total: int
+    audio_seconds: float = Field(description="audio of every item so far")
+    percent: float
+
+
+class CombinedOut(BaseModel):
+    url: str
+    key: str
+    download_url: str | None
+    download_expires_at: datetime | None
+    bytes: int
+    duration_s: float
+    format: str
+    sample_rate: int
+    content_type: str
+    sha256: str
+
+
+class ManifestOut(BaseModel):
+    url: str
+    key: str
+    download_url: str | None
+    download_expires_at: datetime | None
+    bytes: int
+    sha256: str
+
+
+class AssemblyOut(BaseModel):
+    state: AssemblyState
+    generation: int = Field(description="bumped by every item retry")
+    built_generation: int | None
+    attempts: int
+    error: str | None
+    loudness: dict[str, Any] | None = Field(description="measured, when normalised")
+
+
+class BatchOutputsOut(BaseModel):
+    combined: CombinedOut | None
+    manifest: ManifestOut | None
+    assembly: AssemblyOut
+
+
+class BookInfoOut(BaseModel):
+    title: str
+    author: str | None
+    language: str | None
+    kind: str | None
+    filename: str | None
+    cover: bool
+    skipped: list[str]
+
+
+class BatchLinks(BaseModel):
+    self: str
+    cancel: str
+    jobs: str
+
+
+class BatchOut(BaseModel):
+    """A batch as its tenant sees it."""
+
+    id: str
+    status: BatchStatus
+    items_total: int
+    items_done: int = Field(description="items whose job succeeded")
+    items_failed: int = Field(description="items whose job failed or was canceled")
+    counts: BatchCountsOut
+    progress: BatchProgressOut
+    billing: BillingOut
+    book: BookInfoOut
+    produce: ProduceIn
+    defaults: dict[str, Any]
+    callback_url: str | None
+    metadata: dict[str, Any]
+    items: list[BatchItemOut]
+    outputs: BatchOutputsOut
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    canceled_at: datetime | None
+    finished_at: datetime | None
+    links: BatchLinks
+
+
+class BookChapterOut(BaseModel):
+    index: int
+    title: str
+    chars: int
+    utf8_bytes: int
+    source: str
+
+
+class ParsedBookOut(BaseModel):
+    """What was read from the upload: check the chapter list before (or while) it is narrated."""
+
+    title: str
+    author: str | None
+    language: str | None
+    kind: str
+    chars: int
+    utf8_bytes: int
+    estimated_cost_usd: float
+    cover: bool
+    chapters: list[BookChapterOut]
+    skipped: list[str] = Field(description="front matter and empty sections left out")
+
+
+class BookOut(BaseModel):
+    """``POST /v1/books``: the parsed book, and the batch narrating it (none in a dry run)."""
+
+    book: ParsedBookOut
+    batch: BatchOut | None

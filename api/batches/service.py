@@ -1,0 +1,384 @@
+"""What the batch routes do, apart from HTTP: check and submit a batch.
+
+Showing a batch is :mod:`api.batches.views`; cancelling it and retrying an item
+:mod:`api.batches.actions`.
+
+Submitting runs, like a job's: every check (nothing stored yet), the
+Idempotency-Key claim, then the cover, the batch record and the items' jobs,
+the tenant's in-flight limit (one slot per item, all or none), and the jobs'
+messages on the bulk queue.  A failure after the claim undoes everything done, so a request makes
+one whole batch or leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from api.batches.schemas import BATCH_TEXT_FACTOR, ProduceIn, VoiceIn, _BatchOptions
+from api.deps import ApiContext
+from api.errors import Conflict, InvalidInput, PayloadTooLarge, RateLimited, Unavailable
+from api.jobs.service import IDEMPOTENT_WAIT_SECONDS
+from api.limits import Claim, fingerprint
+from api.validation import check_callback_url, check_text_size, decode_references
+from worker.audio import UnsupportedOutput, format_info, validate_output
+from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
+from worker.batches.store import BatchStore
+from worker.fish.request import Prosody
+from worker.jobs.model import Billing, Job, JobRequest, ReferenceClip, estimate_billing, new_job_id
+from worker.jobs.tasks import enqueue
+from worker.settings import TenantConfig
+from worker.storage.client import StorageError
+from worker.storage.model import validate_key
+
+log = logging.getLogger(__name__)
+
+VOICE_FIELDS = ("reference_id", "references")
+SETTINGS_FIELDS = (
+    "model",
+    "prosody",
+    "latency",
+    "normalize",
+    "temperature",
+    "top_p",
+    "repetition_penalty",
+    "paragraph_silence_ms",
+)
+_COMBINED_CODEC = {CombinedFormat.M4B: "m4a", CombinedFormat.MP3: "mp3"}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    """An item about to be made: its text, title, where it came from, its own settings."""
+
+    title: str
+    text: str
+    voice: VoiceIn | None = None
+    source: str | None = None
+    field: str = "items"  # where errors about it point, e.g. "items.3"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSubmission:
+    """A submitted batch, and whether this request created it (False: a replay)."""
+
+    batch: Batch
+    created: bool
+
+
+def batches_of(ctx: ApiContext) -> BatchStore:
+    """The batch store over the API's Redis client."""
+    return BatchStore(ctx.redis, ctx.keys, ctx.settings.job_ttl_seconds)
+
+
+# -- checks ---------------------------------------------------------------------
+
+
+@contextmanager
+def _under(prefix: str) -> Iterator[None]:
+    """Re-raise a check's error with its field placed under ``prefix``."""
+    try:
+        yield
+    except (InvalidInput, PayloadTooLarge) as exc:
+        field = f"{prefix}.{exc.field}" if exc.field else prefix
+        message = exc.message
+        if exc.field and message.startswith(f"{exc.field}:"):
+            message = f"{field}:{message[len(exc.field) + 1 :]}"
+        raise type(exc)(message, field=field) from exc
+
+
+def _renamed(message: str, old: str | None, new: str) -> str:
+    """``message`` (which may start with "old: ") as about the field ``new``."""
+    if old and message.startswith(f"{old}:"):
+        return new + message[len(old) :]
+    return f"{new}: {message}"
+
+
+def check_produce(produce: ProduceIn) -> Produce:
+    """The produce options if they fit together; :class:`InvalidInput` naming the field."""
+    chapter = {"sample_rate": "chapter_sample_rate", "bitrate_kbps": "chapter_bitrate_kbps"}
+    try:
+        validate_output(
+            produce.chapter_format.value, produce.chapter_sample_rate, produce.chapter_bitrate_kbps
+        )
+    except UnsupportedOutput as exc:
+        field = f"produce.{chapter.get(exc.field or '', 'chapter_format')}"
+        raise InvalidInput(_renamed(exc.message, exc.field, field), field=field) from exc
+    if produce.combined is not None:
+        codec = _COMBINED_CODEC[produce.combined]
+        try:
+            validate_output(codec, produce.sample_rate, produce.bitrate_kbps)
+        except UnsupportedOutput as exc:
+            name = exc.field if exc.field in ("sample_rate", "bitrate_kbps") else "combined"
+            field = f"produce.{name}"
+            raise InvalidInput(_renamed(exc.message, exc.field, field), field=field) from exc
+    elif produce.loudness is not None:
+        raise InvalidInput(
+            "produce.loudness: normalises the combined book; set produce.combined too",
+            field="produce.loudness",
+        )
+    return Produce(
+        chapter_format=produce.chapter_format.value,
+        chapter_sample_rate=produce.chapter_sample_rate,
+        chapter_bitrate_kbps=produce.chapter_bitrate_kbps,
+        combined=produce.combined,
+        sample_rate=produce.sample_rate,
+        bitrate_kbps=produce.bitrate_kbps,
+        chapter_silence_ms=produce.chapter_silence_ms,
+        head_silence_ms=produce.head_silence_ms,
+        tail_silence_ms=produce.tail_silence_ms,
+        loudness=produce.loudness,
+    )
+
+
+class _Voices:
+    """Resolves each item's settings over the defaults, decoding reference audio once."""
+
+    def __init__(self, defaults: VoiceIn, field: str = "defaults") -> None:
+        self.defaults = defaults
+        self._clips = self._decode(defaults, field)
+
+    @staticmethod
+    def _decode(voice: VoiceIn, field: str) -> list[ReferenceClip]:
+        if voice.reference_id is not None and voice.references:
+            raise InvalidInput(
+                f"{field}.references: give reference_id or references, not both",
+                field=f"{field}.references",
+            )
+        with _under(field):
+            return decode_references(voice.references or [])
+
+    def request_fields(self, own: VoiceIn | None, field: str) -> dict[str, Any]:
+        """Keyword arguments of :class:`JobRequest` for an item with settings ``own``."""
+        out: dict[str, Any] = {}
+        if own is not None and (own.reference_id is not None or own.references):
+            # An item's voice replaces the default voice whole.
+            out["reference_id"] = own.reference_id
+            out["references"] = self._decode(own, field)
+        else:
+            out["reference_id"] = self.defaults.reference_id
+            out["references"] = self._clips
+        for name in SETTINGS_FIELDS:
+            value = getattr(own, name, None) if own is not None else None
+            if value is None:
+                value = getattr(self.defaults, name)
+            if value is not None:
+                out[name] = value
+        if "prosody" in out:
+            out["prosody"] = Prosody(**out["prosody"].model_dump())
+        return out
+
+
+def _chapter_key(tenant: str, batch_id: str, index: int, job_id: str, fmt: str) -> str:
+    ext = format_info(fmt).extension.lstrip(".")
+    return validate_key(f"{tenant}/{batch_id}/chapters/{index + 1:03d}-{job_id}.{ext}")
+
+
+def new_item_job(
+    tenant: str,
+    batch_id: str,
+    index: int,
+    title: str,
+    text: str,
+    fields: dict[str, Any],
+    produce: Produce,
+    priority: int,
+    price: float,
+) -> Job:
+    job_id = new_job_id()
+    request = JobRequest(
+        text=text,
+        format=produce.chapter_format,
+        sample_rate=produce.chapter_sample_rate,
+        bitrate_kbps=produce.chapter_bitrate_kbps,
+        output_key=_chapter_key(tenant, batch_id, index, job_id, produce.chapter_format),
+        priority=priority,
+        **fields,
+    )
+    return Job(
+        id=job_id,
+        tenant=tenant,
+        request=request,
+        billing=estimate_billing(text, price),
+        metadata={"batch_item": index, "title": title},
+        batch_id=batch_id,
+    )
+
+
+# -- submit ---------------------------------------------------------------------
+
+
+def submit_batch(
+    ctx: ApiContext,
+    tenant: TenantConfig,
+    *,
+    items: Sequence[PlannedItem],
+    options: _BatchOptions,
+    book: BookInfo,
+    cover: bytes | None,
+    idempotency: tuple[str, str] | None,
+    request_fingerprint: Any,
+) -> BatchSubmission:
+    """Check, store and enqueue a whole batch; or return the one this Idempotency-Key made.
+
+    ``idempotency`` is (namespace, key); ``request_fingerprint`` anything JSON-able
+    that stands for the request.  Raises :class:`ApiError` subclasses.
+    """
+    settings = ctx.settings
+    produce = check_produce(options.produce)
+    voices = _Voices(options.defaults)
+    callback = (
+        check_callback_url(options.callback_url, settings.allow_private_callbacks)
+        if options.callback_url is not None
+        else None
+    )
+    total = 0
+    for item in items:
+        total += check_text_size(item.text, settings, field=f"{item.field}.text")
+    limit = settings.max_text_bytes * BATCH_TEXT_FACTOR
+    if total > limit:
+        raise PayloadTooLarge(
+            f"items: {total} bytes of UTF-8 in all; a batch may have at most {limit} "
+            f"({BATCH_TEXT_FACTOR} × SHOAL_MAX_TEXT_BYTES); split it into several batches",
+            field="items",
+        )
+    batch_id = new_batch_id()
+    price = settings.price_per_million_bytes_usd
+    jobs = [
+        new_item_job(
+            tenant.id,
+            batch_id,
+            i,
+            item.title,
+            item.text,
+            voices.request_fields(item.voice, item.field),
+            produce,
+            options.defaults.priority,
+            price,
+        )
+        for i, item in enumerate(items)
+    ]
+    batch = Batch(
+        id=batch_id,
+        tenant=tenant.id,
+        items=[
+            BatchItem(
+                job_id=job.id,
+                title=item.title,
+                chars=len(item.text),
+                utf8_bytes=job.billing.utf8_bytes,
+                source=item.source,
+            )
+            for item, job in zip(items, jobs, strict=True)
+        ],
+        produce=produce,
+        book=book,
+        defaults=options.defaults.model_dump(mode="json", exclude={"references"})
+        | {"references": len(options.defaults.references or [])},
+        callback_url=callback,
+        metadata=options.metadata,
+        billing=Billing(utf8_bytes=total, estimated_cost_usd=round(total * price / 1e6, 6)),
+    )
+
+    claim = Claim(batch_id, fingerprint(request_fingerprint))
+    idem_key = f"{idempotency[0]}/{idempotency[1]}" if idempotency else None
+    if idem_key is not None:
+        earlier = ctx.idempotency.claim(tenant.id, idem_key, claim)
+        if earlier is not None:
+            return BatchSubmission(_replay(ctx, tenant, earlier, claim), created=False)
+    try:
+        _store_and_enqueue(ctx, tenant, batch, jobs, cover)
+    except BaseException:
+        if idem_key is not None:
+            ctx.idempotency.release(tenant.id, idem_key, batch_id)
+        raise
+    log.info(
+        "batch %s: submitted by %s (%d items, %d bytes)", batch_id, tenant.id, len(jobs), total
+    )
+    return BatchSubmission(batch, created=True)
+
+
+def _replay(ctx: ApiContext, tenant: TenantConfig, earlier: Claim, mine: Claim) -> Batch:
+    if earlier.fingerprint != mine.fingerprint:
+        raise Conflict(
+            "Idempotency-Key: already used with a different request",
+            field="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    deadline = time.monotonic() + IDEMPOTENT_WAIT_SECONDS
+    batches = batches_of(ctx)
+    while True:
+        batch = batches.get_for_tenant(earlier.job_id, tenant.id)
+        if batch is not None:
+            return batch
+        if time.monotonic() > deadline:
+            raise Conflict(
+                "Idempotency-Key: the first request with this key is still being processed",
+                field="Idempotency-Key",
+                code="idempotency_in_progress",
+            )
+        time.sleep(0.05)
+
+
+def _reserve(ctx: ApiContext, tenant: TenantConfig, job_ids: list[str]) -> None:
+    """Count every job as in flight, or none (the caller undoes the rest)."""
+    for job_id in job_ids:
+        if not ctx.in_flight.reserve(tenant.id, job_id, tenant.max_jobs_in_flight).admitted:
+            raise RateLimited(
+                f"a batch of {len(job_ids)} items does not fit: at most "
+                f"{tenant.max_jobs_in_flight} jobs may be queued or running at once",
+                retry_after=ctx.in_flight.RETRY_AFTER,
+                code="too_many_jobs_in_flight",
+            )
+
+
+def _store_and_enqueue(
+    ctx: ApiContext, tenant: TenantConfig, batch: Batch, jobs: list[Job], cover: bytes | None
+) -> None:
+    batches = batches_of(ctx)
+    created: list[Job] = []
+    enqueuing = False
+    try:
+        if cover is not None:
+            key = ctx.storage.staging_key(batch.id, "cover")
+            ctx.storage.put_bytes(key, cover, batch.book.cover_type or "application/octet-stream")
+            batch.book.cover_key = key
+        batches.create(batch)
+        for index, job in enumerate(jobs):
+            ctx.store.create(job, batch_item=index)
+            created.append(job)
+        # Counted once stored: the limit's pruning takes ids without a record as finished.
+        _reserve(ctx, tenant, [job.id for job in jobs])
+        enqueuing = True
+        for job in jobs:
+            enqueue(job, ctx.settings, ctx.celery)
+    except BaseException as exc:
+        # Never leave a queued job that no message will run, nor a batch without its jobs.
+        log.warning("batch %s: submission failed (%r); everything removed", batch.id, exc)
+        _undo(ctx, tenant, batch, jobs, created)
+        if isinstance(exc, StorageError):
+            raise Unavailable("storage is unreachable; try again shortly") from exc
+        if enqueuing and isinstance(exc, Exception) and not isinstance(exc, redis.RedisError):
+            raise Unavailable("the job queue (broker) is unreachable; try again shortly") from exc
+        raise
+
+
+def _undo(
+    ctx: ApiContext, tenant: TenantConfig, batch: Batch, jobs: list[Job], created: list[Job]
+) -> None:
+    for job in created:
+        ctx.store.delete(job.id)
+    for job in jobs:
+        ctx.in_flight.release(tenant.id, job.id)
+    batches_of(ctx).delete(batch.id)
+    if batch.book.cover_key is not None:
+        try:
+            ctx.storage.delete(batch.book.cover_key)
+        except StorageError:
+            log.warning("batch %s: cover left in staging", batch.id)

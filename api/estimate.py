@@ -1,0 +1,45 @@
+"""``/v1/estimate``: what a text would cost, and roughly how long its audio would be."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import SettingsDep, Tenant
+from api.schemas import ErrorOut, EstimateOut, EstimateRequest
+from worker.jobs.model import estimate_billing
+
+router = APIRouter(
+    tags=["estimate"],
+    responses={
+        401: {"model": ErrorOut, "description": "missing or unknown API key"},
+        422: {"model": ErrorOut, "description": "invalid input; `field` names it"},
+        429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
+    },
+)
+
+#: Characters a narrator speaks per second at speed 1.0 (about 150 words a minute).
+CHARS_PER_SECOND = 15.0
+
+
+def audio_seconds(text: str, speed: float = 1.0) -> float:
+    """A rough length of the narration of ``text``: its characters at a speaking pace."""
+    spoken = len(" ".join(text.split()))
+    return round(spoken / CHARS_PER_SECOND / speed, 1)
+
+
+@router.post("/estimate", response_model=EstimateOut, summary="Estimate cost and duration")
+def estimate(body: EstimateRequest, tenant: Tenant, settings: SettingsDep) -> EstimateOut:
+    """Price a text by its UTF-8 bytes and guess its audio length; nothing is enqueued.
+
+    A text over the job limit is still priced, with ``within_limit`` false.
+    """
+    billing = estimate_billing(body.text, settings.price_per_million_bytes_usd)
+    return EstimateOut(
+        characters=len(body.text),
+        utf8_bytes=billing.utf8_bytes,
+        estimated_cost_usd=billing.estimated_cost_usd,
+        price_per_million_bytes_usd=settings.price_per_million_bytes_usd,
+        estimated_audio_seconds=audio_seconds(body.text, body.speed),
+        max_text_bytes=settings.max_text_bytes,
+        within_limit=billing.utf8_bytes <= settings.max_text_bytes,
+    )

@@ -1,1 +1,0 @@
-"""One ``APIRouter`` per resource: jobs, estimates, and the system probes."""

@@ -1,0 +1,253 @@
+"""``shoal book``: a whole book to one audiobook file, through ``POST /v1/books``.
+
+::
+
+    shoal book book.epub -o book.m4b
+    shoal book novel.md --format mp3 --loudness acx --voice REF_ID -o novel.mp3
+    shoal book book.epub --dry-run          # only show the chapters it would narrate
+
+Uploads the book, prints the chapters the API found (and what it skipped),
+then a line per chapter as it starts and finishes (polling
+``GET /v1/batches/{id}``), and downloads the combined audiobook, checking its
+size and SHA-256 (``--manifest`` also saves the manifest).  Ctrl-C while it
+waits cancels the batch.  Exit status as for ``narrate``: 3 if chapters
+failed or the book could not be built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from shoal_cli.main import (
+    EXIT_INTERRUPTED,
+    EXIT_JOB,
+    EXIT_OK,
+    EXIT_USAGE,
+    UNREACHABLE_GRACE,
+    Api,
+    CliError,
+    Refused,
+    Unreachable,
+    fetch,
+)
+
+TERMINAL = frozenset({"succeeded", "partially_failed", "failed", "canceled"})
+ITEM_DONE = frozenset({"succeeded", "failed", "canceled"})
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``book`` on the ``shoal`` parser's subcommands."""
+    b = sub.add_parser("book", help="turn a book (EPUB, Markdown, text) into one audiobook")
+    b.add_argument("file", type=Path, help="the book: .epub, .md or .txt")
+    b.add_argument("-o", "--output", help="where to write the audiobook; default: TITLE.FORMAT")
+    b.add_argument("--format", choices=("m4b", "mp3"), default="m4b", help="audiobook format")
+    b.add_argument("--title", help="the book's title (default: what the book says)")
+    b.add_argument("--author", help="the book's author (default: what the book says)")
+    b.add_argument("--cover", type=Path, help="a JPEG or PNG cover image")
+    b.add_argument("--voice", help="a provider voice model id (reference_id)")
+    b.add_argument("--speed", type=float, help="speaking rate, 0.5–2.0 (1.0)")
+    b.add_argument("--model", help="provider model")
+    b.add_argument("--loudness", choices=("acx",), help="normalise to ACX's loudness rules")
+    b.add_argument("--sample-rate", type=int, help="Hz, of the audiobook and its chapters")
+    b.add_argument("--bitrate", type=int, help="kbps, of the audiobook")
+    b.add_argument("--chapter-format", default="mp3", help="each chapter's own file (mp3)")
+    b.add_argument("--chapter-silence-ms", type=int, help="silence between chapters (1000)")
+    b.add_argument("--head-silence-ms", type=int, help="silence at the start (500)")
+    b.add_argument("--tail-silence-ms", type=int, help="silence at the end (1000)")
+    b.add_argument("--no-titles", action="store_true", help="do not read chapter titles aloud")
+    b.add_argument("--callback-url", help="URL to receive signed batch events")
+    b.add_argument("--manifest", help="also save the manifest (JSON) here")
+    b.add_argument("--dry-run", action="store_true", help="show the chapters; narrate nothing")
+    b.add_argument("--no-wait", action="store_true", help="submit, print the batch, and exit")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    b.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    b.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    b.set_defaults(run=cmd_book)
+
+
+def book_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``options`` form field for ``book``'s flags."""
+    produce: dict[str, Any] = {"combined": args.format, "chapter_format": args.chapter_format}
+    optional = {
+        "loudness": args.loudness,
+        "sample_rate": args.sample_rate,
+        "chapter_sample_rate": args.sample_rate,
+        "bitrate_kbps": args.bitrate,
+        "chapter_silence_ms": args.chapter_silence_ms,
+        "head_silence_ms": args.head_silence_ms,
+        "tail_silence_ms": args.tail_silence_ms,
+    }
+    produce |= {k: v for k, v in optional.items() if v is not None}
+    defaults: dict[str, Any] = {}
+    if args.voice is not None:
+        defaults["reference_id"] = args.voice
+    if args.model is not None:
+        defaults["model"] = args.model
+    if args.speed is not None:
+        defaults["prosody"] = {"speed": args.speed}
+    out: dict[str, Any] = {"produce": produce, "defaults": defaults}
+    if args.no_titles:
+        out["speak_titles"] = False
+    if args.callback_url is not None:
+        out["callback_url"] = args.callback_url
+    return out
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from exc
+
+
+def upload(api: Api, args: argparse.Namespace) -> dict[str, Any]:
+    files: dict[str, Any] = {"file": (args.file.name, _read(args.file))}
+    if args.cover is not None:
+        files["cover"] = (args.cover.name, _read(args.cover))
+    form = {"options": json.dumps(book_options(args))}
+    if args.title is not None:
+        form["title"] = args.title
+    if args.author is not None:
+        form["author"] = args.author
+    # One key per upload: a retried POST can never make a second batch.
+    headers = {"Idempotency-Key": f"cli-book-{uuid.uuid4().hex}"}
+    params = {"dry_run": "true"} if args.dry_run else None
+    response = api.request(
+        "POST", "/v1/books", files=files, data=form, headers=headers, params=params
+    )
+    return dict(response.json())
+
+
+def describe_book(book: dict[str, Any], stream: IO[str]) -> None:
+    """The chapter list the API found, and what it skipped."""
+    by = f" by {book['author']}" if book.get("author") else ""
+    chapters = book.get("chapters", [])
+    stream.write(
+        f"{book['title']}{by}: {len(chapters)} chapters, {book['chars']} characters "
+        f"(about ${book['estimated_cost_usd']:.2f})\n"
+    )
+    for chapter in chapters:
+        stream.write(
+            f"  {chapter['index'] + 1:3d}. {chapter['title']}  ({chapter['chars']} chars)\n"
+        )
+    for skipped in book.get("skipped", []):
+        stream.write(f"  skipped: {skipped}\n")
+    stream.flush()
+
+
+class ChapterProgress:
+    """A line per chapter as it starts and as it ends, and one when the book is being built."""
+
+    def __init__(self, stream: IO[str], enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.seen: dict[str, str] = {}
+        self.building = False
+
+    def update(self, batch: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        items = batch.get("items", [])
+        total = len(items)
+        for item in items:
+            status = item["status"]
+            if self.seen.get(item["job_id"]) == status or status == "queued":
+                continue
+            self.seen[item["job_id"]] = status
+            line = f"[{item['index'] + 1:>{len(str(total))}}/{total}] {item['title']}  {status}"
+            if status == "succeeded" and item.get("output"):
+                line += f"  {item['output']['duration_s']:.1f}s"
+            elif item.get("error"):
+                line += f"  {item['error']['code']}: {item['error']['message']}"
+            self.stream.write(line + "\n")
+        state = batch.get("outputs", {}).get("assembly", {}).get("state")
+        if state in ("pending", "building") and not self.building:
+            self.building = True
+            self.stream.write("building the audiobook…\n")
+        self.stream.flush()
+
+
+def wait_for_batch(
+    api: Api,
+    batch: dict[str, Any],
+    progress: ChapterProgress,
+    interval: float,
+    timeout: float | None,
+) -> dict[str, Any]:
+    """Poll the batch until it finishes, reporting chapters; rides out short API outages."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    unreachable_since: float | None = None
+    path = f"/v1/batches/{batch['id']}"
+    while True:
+        progress.update(batch)
+        if batch.get("status") in TERMINAL:
+            return batch
+        if deadline is not None and time.monotonic() > deadline:
+            raise CliError(f"batch {batch['id']} still {batch.get('status')} after {timeout:g}s")
+        time.sleep(interval)
+        try:
+            batch = dict(api.request("GET", path).json())
+            unreachable_since = None
+        except Refused as exc:
+            if exc.status != 429:
+                raise
+            time.sleep(min(exc.retry_after or 1.0, 30.0))
+        except Unreachable as exc:
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > UNREACHABLE_GRACE:
+                raise CliError(f"{exc.message}; batch {batch['id']} carries on") from exc
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_book(api: Api, args: argparse.Namespace) -> int:
+    answer = upload(api, args)
+    if not args.quiet:
+        describe_book(answer["book"], sys.stderr)
+    batch = answer.get("batch")
+    if batch is None:  # a dry run
+        return EXIT_OK
+    if args.no_wait:
+        print(json.dumps(batch, indent=2))
+        return EXIT_OK
+    progress = ChapterProgress(sys.stderr, enabled=not args.quiet)
+    try:
+        batch = wait_for_batch(api, batch, progress, args.poll_interval, args.timeout)
+    except KeyboardInterrupt:
+        try:
+            api.request("POST", f"/v1/batches/{batch['id']}/cancel")
+            _note(f"interrupted: canceled batch {batch['id']}")
+        except CliError as exc:
+            _note(f"interrupted; batch {batch['id']} was not canceled: {exc.message}")
+        return EXIT_INTERRUPTED
+    combined = batch["outputs"]["combined"]
+    if batch["status"] != "succeeded" or combined is None:
+        reason = batch.get("error") or batch["outputs"]["assembly"].get("error") or ""
+        raise CliError(f"batch {batch['id']} {batch['status']}: {reason}".rstrip(": "), EXIT_JOB)
+    out = args.output or f"{batch['book']['title']}.{combined['format']}"
+    size = fetch(
+        combined["download_url"], out, combined["bytes"], combined["sha256"], "the audiobook"
+    )
+    manifest = batch["outputs"]["manifest"]
+    if args.manifest and manifest is not None:
+        fetch(
+            manifest["download_url"],
+            args.manifest,
+            manifest["bytes"],
+            manifest["sha256"],
+            "the manifest",
+        )
+    if out != "-" and not args.quiet:
+        _note(
+            f"wrote {out} ({size} bytes, {combined['duration_s']:.1f}s, "
+            f"{len(batch['items'])} chapters) from batch {batch['id']}"
+        )
+    return EXIT_OK

@@ -1,0 +1,471 @@
+"""Batch orchestration: what happens when a batch's jobs end, and the hooks the runner calls.
+
+The job runner knows nothing of batches beyond three calls into this module:
+
+* :func:`governor_priority` — the priority a job's segments wait with for a
+  provider slot: batch work always queues behind narration jobs;
+* :func:`keep_chapter_master` — before a batch job's staging is cleaned, its
+  segment PCM is kept as one lossless *chapter master* object, so the
+  combined book is encoded once, from the provider's own samples;
+* :func:`on_job_terminal` — after a job ends (succeeded, failed, canceled):
+  queues the item's ``batch.item.*`` callback, and when every item of the batch
+  has ended, acts on it exactly once (:func:`maybe_finalize`): queues
+  ``shoal.assemble_batch`` if every item succeeded, else reports the batch.
+
+Staging of a batch (masters, cover) lives under ``<staging>/<batch id>/`` and is
+kept while items may still be retried — until the batch expires — then
+deleted by :func:`sweep_staging`; a canceled batch's goes at once.
+
+Callbacks of a batch go to its ``callback_url``, signed and retried like job
+callbacks (the same delivery task); their ids are stable per batch and
+generation, so receivers can de-duplicate::
+
+    batch.item.succeeded / batch.item.failed   one per item job, data: {batch_id, index, title, job}
+    batch.succeeded                            every item done, combined outputs and manifest built
+    batch.failed                               items failed (or the outputs could not be built)
+    batch.canceled                             the batch was canceled
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from worker.audio import SegmentAudio
+from worker.batches.model import (
+    AssemblyState,
+    Batch,
+    BatchStatus,
+    ChapterMaster,
+    MasterPiece,
+    derive_status,
+)
+from worker.batches.store import BatchNotFound, BatchStore
+from worker.callbacks import delivery as callbacks
+from worker.celery import app, queue_names
+from worker.jobs.model import Job, JobStatus
+from worker.jobs.store import JobStore
+from worker.settings import Settings
+from worker.storage.client import Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+ASSEMBLE_BATCH = "shoal.assemble_batch"
+#: Batch jobs wait for provider slots this far below narration jobs of the same priority.
+BATCH_PRIORITY_OFFSET = 10
+_COPY_CHUNK = 1 << 20
+
+
+class BatchEvent(StrEnum):
+    """The callback events of a batch."""
+
+    ITEM_SUCCEEDED = "batch.item.succeeded"  # an item's job succeeded (once per job)
+    ITEM_FAILED = "batch.item.failed"  # an item's job failed for good (once per job)
+    SUCCEEDED = "batch.succeeded"  # every item succeeded; combined outputs and manifest built
+    FAILED = "batch.failed"  # items failed or were canceled, or the outputs failed to build
+    CANCELED = "batch.canceled"  # the batch was canceled
+
+
+# -- runner hooks -------------------------------------------------------------------
+
+
+def governor_priority(job: Job) -> int:
+    """The priority of ``job``'s segments at the provider governor.
+
+    Narration jobs keep their own (0–9); batch jobs get theirs minus
+    :data:`BATCH_PRIORITY_OFFSET`, so a book never holds back a short job that
+    waits for a provider slot, whatever priorities they were given.
+    """
+    priority = job.request.priority
+    return priority - BATCH_PRIORITY_OFFSET if job.batch_id else priority
+
+
+def master_key(storage: Storage, batch_id: str, job_id: str) -> str:
+    """Staging key of a job's chapter master."""
+    return storage.staging_key(batch_id, f"masters/{job_id}.pcm")
+
+
+def keep_chapter_master(
+    job: Job, parts: Sequence[SegmentAudio], *, storage: Storage, store: JobStore
+) -> ChapterMaster | None:
+    """Keep a batch job's segment PCM as one staging object; a no-op for other jobs.
+
+    Call it once the job's output is assembled, while ``parts`` (the segment
+    files, in order, with their pauses) are still on disk and before the job's
+    staging is cleaned.  The concatenation is written beside the first part,
+    uploaded to ``<staging>/<batch>/masters/<job>.pcm`` and recorded on the
+    batch, then removed.  Raises :class:`~worker.storage.client.StorageError` (a
+    failed upload: the attempt should be retried like any other upload).
+    """
+    if job.batch_id is None or not parts:
+        return None
+    path = parts[0].path.parent / f"master-{job.id}.pcm"
+    digest = hashlib.sha256()
+    pieces = []
+    try:
+        with path.open("wb") as out:
+            for part in parts:
+                size = 0
+                with part.path.open("rb") as src:
+                    while chunk := src.read(_COPY_CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                pieces.append(
+                    MasterPiece(
+                        bytes=size,
+                        sample_rate=part.sample_rate,
+                        silence_after_ms=part.silence_after_ms,
+                    )
+                )
+        key = master_key(storage, job.batch_id, job.id)
+        total = sum(p.bytes for p in pieces)
+        storage.upload_file(
+            path,
+            key,
+            content_type="application/octet-stream",
+            metadata={"job-id": job.id, "batch-id": job.batch_id},
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    master = ChapterMaster(
+        job_id=job.id, key=key, bytes=total, sha256=digest.hexdigest(), pieces=pieces
+    )
+    batches = _batches(store)
+    batches.set_master(job.batch_id, master)
+    batch = batches.get(job.batch_id)
+    if batch is None or batch.canceled_at is not None:
+        # Canceled while this job ran: the batch's staging is cleaned without waiting for it.
+        storage.delete(key)
+        batches.drop_masters(job.batch_id, [job.id])
+        return None
+    log.info("job %s: chapter master kept (%d bytes, %.1f s)", job.id, total, master.duration_s)
+    return master
+
+
+def on_job_terminal(
+    job_id: str,
+    settings: Settings,
+    *,
+    store: JobStore,
+    storage: Storage | None = None,
+    celery_app: Celery | None = None,
+) -> None:
+    """Tell the job's batch (if any) that the job ended.  Never raises.
+
+    Safe to call more than once, from any worker or the API: callbacks are
+    queued once per job and the end of the batch is acted on once.
+    """
+    try:
+        job = store.get(job_id)
+        if job is None or job.batch_id is None or not job.status.terminal:
+            return
+        batches = _batches(store, settings)
+        batch = batches.get(job.batch_id)
+        if batch is None:
+            return
+        index = batch.item_of(job.id)
+        if index is None:
+            return  # replaced by a retry: the item's new job speaks for it
+        event = {
+            JobStatus.SUCCEEDED: BatchEvent.ITEM_SUCCEEDED,
+            JobStatus.FAILED: BatchEvent.ITEM_FAILED,
+        }.get(job.status)
+        if event is not None and batch.callback_url and batches.claim_item_event(job.id):
+            data = {
+                "batch_id": batch.id,
+                "index": index,
+                "title": batch.items[index].title,
+                "job": callbacks.job_summary(job, _JOB_EVENT[job.status]),
+            }
+            emit_batch_event(
+                batch, event, settings=settings, celery_app=celery_app, data=data, job_id=job.id
+            )
+        maybe_finalize(batches, batch.id, settings, storage=storage, celery_app=celery_app)
+    except Exception:  # the job's own outcome must never depend on its batch
+        log.exception("job %s: batch bookkeeping failed", job_id)
+
+
+_JOB_EVENT = {
+    JobStatus.SUCCEEDED: callbacks.EventType.SUCCEEDED,
+    JobStatus.FAILED: callbacks.EventType.FAILED,
+}
+
+
+# -- the end of a batch -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    """A batch with its items' jobs (None where a record is gone) and its derived status."""
+
+    batch: Batch
+    jobs: list[Job | None]
+    status: BatchStatus
+
+    @property
+    def statuses(self) -> list[JobStatus | None]:
+        return [job.status if job else None for job in self.jobs]
+
+
+def load_view(batches: BatchStore, batch: Batch) -> BatchView:
+    """Load the batch's current jobs and derive its status."""
+    jobs = batches.jobs(batch.job_ids)
+    statuses = [job.status if job else None for job in jobs]
+    return BatchView(batch, jobs, derive_status(batch, statuses))
+
+
+def maybe_finalize(
+    batches: BatchStore,
+    batch_id: str,
+    settings: Settings,
+    *,
+    storage: Storage | None = None,
+    celery_app: Celery | None = None,
+) -> BatchView | None:
+    """Act on the end of the batch's current generation, once; returns the batch as seen.
+
+    Every item ended: if all succeeded, queue the build of the combined outputs
+    (again, if a build's worker died: its lease lapsed); otherwise record the
+    batch as finished and emit ``batch.failed`` (or ``batch.canceled``).  Called
+    after each job ends and by the API when it shows a batch, so a lost message
+    or a dead worker delays the end of a batch but never loses it.
+    """
+    batch = batches.get(batch_id)
+    if batch is None:
+        return None
+    view = load_view(batches, batch)
+    if any(s is not None and not s.terminal for s in view.statuses):
+        return view  # items still running (or a cancellation still reaching them)
+    generation = batch.assembly.generation
+    everything = all(s is JobStatus.SUCCEEDED for s in view.statuses)
+    if batch.canceled_at is None and everything:
+        return _build_or_rebuild(batches, view, settings, celery_app)
+    # A cancellation is its own end, even of a generation whose build was queued.
+    claim = f"{generation}-canceled" if batch.canceled_at is not None else str(generation)
+    if not batches.claim_finalize(batch.id, claim):
+        return view
+
+    def finish(b: Batch) -> Batch | None:
+        if b.assembly.generation != generation or b.finished_at is not None:
+            return None
+        state = AssemblyState.SKIPPED if b.assembly.state is not AssemblyState.DONE else None
+        assembly = b.assembly.model_copy(update={"state": state or b.assembly.state})
+        return b.model_copy(update={"assembly": assembly, "finished_at": time.time()})
+
+    finished = batches.update(batch.id, finish) or batch
+    view = load_view(batches, finished)
+    event = BatchEvent.CANCELED if view.status is BatchStatus.CANCELED else BatchEvent.FAILED
+    log.info("batch %s: ended %s (generation %d)", batch.id, view.status, generation)
+    emit_batch_event(
+        finished,
+        event,
+        settings=settings,
+        celery_app=celery_app,
+        data=batch_summary(view),
+        sequence=generation,
+    )
+    if view.status is BatchStatus.CANCELED and storage is not None:
+        clean_staging(batches, storage, batch.id)
+    else:
+        batches.schedule_staging_cleanup(batch.id, time.time() + batches.ttl_seconds)
+    return view
+
+
+def _build_or_rebuild(
+    batches: BatchStore, view: BatchView, settings: Settings, celery_app: Celery | None
+) -> BatchView:
+    batch = view.batch
+    generation = batch.assembly.generation
+    state = batch.assembly.state
+    if batches.claim_finalize(batch.id, str(generation)):
+        queue_assembly(batches, batch.id, generation, settings, celery_app)
+        return load_view(batches, batches.get(batch.id) or batch)
+    # Claimed before: re-queue a build whose worker died (state building, lease gone).
+    stalled = state is AssemblyState.BUILDING and not batches.assembly_held(batch.id)
+    if stalled and batches.claim_requeue(batch.id, settings.job_lease_seconds):
+        log.warning("batch %s: its build's worker is gone; building again", batch.id)
+        queue_assembly(batches, batch.id, generation, settings, celery_app)
+    return view
+
+
+def queue_assembly(
+    batches: BatchStore,
+    batch_id: str,
+    generation: int,
+    settings: Settings,
+    celery_app: Celery | None = None,
+) -> None:
+    """Mark the generation's build pending and queue ``shoal.assemble_batch`` on the bulk queue.
+
+    If the broker cannot take it, the claim is released so the next look at the
+    batch tries again.
+    """
+
+    def pending(b: Batch) -> Batch | None:
+        if b.assembly.generation != generation or b.canceled_at is not None:
+            return None
+        if b.assembly.state is AssemblyState.DONE and b.assembly.built_generation == generation:
+            return None
+        assembly = b.assembly.model_copy(update={"state": AssemblyState.PENDING, "error": None})
+        return b.model_copy(update={"assembly": assembly, "finished_at": None})
+
+    try:
+        if batches.update(batch_id, pending) is None:
+            return
+        (celery_app or app).send_task(
+            ASSEMBLE_BATCH,
+            kwargs={"batch_id": batch_id, "generation": generation},
+            queue=queue_names(settings)["bulk"],
+        )
+    except BatchNotFound:
+        return
+    except Exception:
+        batches.release_finalize(batch_id, str(generation))
+        raise
+    log.info("batch %s: every item succeeded; build of generation %d queued", batch_id, generation)
+
+
+# -- staging ------------------------------------------------------------------------------
+
+
+def clean_staging(batches: BatchStore, storage: Storage, batch_id: str) -> None:
+    """Delete the batch's staging objects (masters, cover) and forget its masters."""
+    try:
+        storage.delete_prefix(storage.staging_key(batch_id, ""))
+    except StorageError:
+        log.warning("batch %s: staging cleanup failed; objects may remain", batch_id)
+        batches.schedule_staging_cleanup(batch_id, time.time() + 3600)
+        return
+    batches.drop_masters(batch_id)
+    batches.unschedule_staging_cleanup(batch_id)
+
+
+def sweep_staging(batches: BatchStore, storage: Storage, now: float | None = None) -> list[str]:
+    """Clean the staging of batches whose retention has passed; returns their ids."""
+    done = []
+    for batch_id in batches.due_staging_cleanups(time.time() if now is None else now):
+        batch = batches.get(batch_id)
+        if batch is not None and batch.finished_at is None:
+            continue  # retried since: it needs its masters again
+        clean_staging(batches, storage, batch_id)
+        done.append(batch_id)
+    return done
+
+
+# -- callbacks --------------------------------------------------------------------------
+
+
+def batch_summary(view: BatchView) -> dict[str, Any]:
+    """What a batch event says about its batch: counts, failed items and outputs, no URLs."""
+    batch = view.batch
+    counts = {status.value: 0 for status in JobStatus}
+    failed = []
+    for index, (item, job) in enumerate(zip(batch.items, view.jobs, strict=True)):
+        status = job.status if job else JobStatus.FAILED
+        counts[status.value] += 1
+        if status in (JobStatus.FAILED, JobStatus.CANCELED):
+            error = job.error.model_dump(mode="json") if job and job.error else None
+            failed.append(
+                {"index": index, "title": item.title, "job_id": item.job_id, "error": error}
+            )
+    assembly = batch.assembly
+    return {
+        "id": batch.id,
+        "status": view.status.value,
+        "generation": assembly.generation,
+        "items": {"total": len(batch.items), **counts},
+        "failed_items": failed,
+        "outputs": {
+            "combined": assembly.combined.model_dump(mode="json") if assembly.combined else None,
+            "manifest": assembly.manifest.model_dump(mode="json") if assembly.manifest else None,
+        },
+        "error": assembly.error,
+        "metadata": batch.metadata,
+    }
+
+
+def emit_batch_event(
+    batch: Batch,
+    event: BatchEvent,
+    *,
+    settings: Settings,
+    celery_app: Celery | None = None,
+    data: dict[str, Any] | None = None,
+    sequence: int = 0,
+    job_id: str | None = None,
+) -> None:
+    """Queue ``event`` for the batch's ``callback_url``; never raises for delivery problems.
+
+    Item events are recorded on the item's job (``job_id``); the id of an
+    event is stable for (batch or job, type, ``sequence``).
+    """
+    url = batch.callback_url
+    if not url:
+        return
+    subject = job_id or batch.id
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    body = json.dumps(
+        {"type": event.value, "timestamp": stamp, "data": data or {}},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    delivery = callbacks.Delivery(
+        job_id=subject,
+        tenant=batch.tenant,
+        url=url,
+        event_id=callbacks.event_id(subject, event.value, sequence),
+        event_type=event.value,
+        body=body,
+    )
+    try:
+        (celery_app or app).send_task(
+            callbacks.DELIVER_CALLBACK,
+            kwargs=asdict(delivery),
+            queue=queue_names(settings)["callbacks"],
+            ignore_result=True,
+            retry_policy=callbacks.PUBLISH_RETRY,
+        )
+    except Exception:  # a broker outage must not fail what is reporting
+        log.warning("batch %s: could not queue %s callback", batch.id, event.value, exc_info=True)
+        return
+    log.info("batch %s: %s callback %s queued", batch.id, event.value, delivery.event_id)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _batches(store: JobStore, settings: Settings | None = None) -> BatchStore:
+    ttl = settings.job_ttl_seconds if settings is not None else store.ttl_seconds
+    return BatchStore(store.redis, store.keys, ttl)
+
+
+def split_master(master: ChapterMaster, source: Path, folder: Path) -> list[SegmentAudio]:
+    """Cut a downloaded master back into its segment files in ``folder``, in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    with source.open("rb") as src:
+        for n, piece in enumerate(master.pieces):
+            path = folder / f"{n:06d}.pcm"
+            left = piece.bytes
+            with path.open("wb") as out:
+                while left:
+                    chunk = src.read(min(left, _COPY_CHUNK))
+                    if not chunk:
+                        raise ValueError(f"master of job {master.job_id} is shorter than recorded")
+                    out.write(chunk)
+                    left -= len(chunk)
+            parts.append(SegmentAudio(path, piece.sample_rate, piece.silence_after_ms))
+        if src.read(1):
+            raise ValueError(f"master of job {master.job_id} is longer than recorded")
+    return parts

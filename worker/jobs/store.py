@@ -1,0 +1,510 @@
+"""The job store: job records, their indexes, segment checkpoints and job leases in Redis.
+
+A job is one hash (``Keys.job``): scalar fields as strings, nested values
+(request, progress, output, error, billing, metadata) as JSON.  Absent fields
+are ``None``.  Every change that must not interleave with another — creating,
+moving the status forward, bumping attempts — is one Lua script, so two
+workers (or a worker and the API's cancel) can never both "win".
+
+Indexes are sorted sets of job ids: all jobs, by tenant and by status are
+scored by creation time (ms), a batch by item number.  Records of finished
+jobs expire after the retention TTL; their index entries are pruned lazily
+when a listing meets them.
+
+Errors::
+
+    StoreError
+    ├── JobExists          create() of an id that is already stored
+    ├── JobNotFound        an update of a job that is not (or no longer) stored
+    ├── CorruptJobRecord   a stored hash that does not decode into a Job
+    └── InvalidCursor      a listing cursor this store did not hand out (also a ValueError)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+from pydantic import ValidationError
+from redis.commands.core import Script
+
+from worker.jobs import lua
+from worker.jobs.model import (
+    STATUS_RANK,
+    CallbackAttempt,
+    Job,
+    JobError,
+    JobRequest,
+    JobStatus,
+    Output,
+    Progress,
+)
+from worker.keys import Keys
+
+log = logging.getLogger(__name__)
+
+_JSON_FIELDS = ("request", "progress", "output", "error", "billing", "metadata", "callbacks")
+_STATUSES = tuple(JobStatus)
+
+# KEYS: job. ARGV: attempt json, cap.  Appends to the record's ``callbacks``
+# list, keeping the newest ``cap``; never touches status or updated_at, and
+# never brings back a record that is gone.
+_RECORD_CALLBACK_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local raw = redis.call('HGET', KEYS[1], 'callbacks')
+local list = {}
+if raw and raw ~= '' then list = cjson.decode(raw) end
+table.insert(list, cjson.decode(ARGV[1]))
+local cap = tonumber(ARGV[2])
+while #list > cap do table.remove(list, 1) end
+redis.call('HSET', KEYS[1], 'callbacks', cjson.encode(list))
+return 1
+"""
+
+
+class StoreError(Exception):
+    """Root of the job store's errors."""
+
+
+class JobExists(StoreError):
+    """A job with this id is already stored."""
+
+
+class JobNotFound(StoreError, KeyError):
+    """The job is not stored (never created, deleted, or expired)."""
+
+
+class CorruptJobRecord(StoreError):
+    """A stored record that does not decode into a :class:`Job`."""
+
+
+class InvalidCursor(StoreError, ValueError):
+    """A listing cursor that this store did not produce."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where a listing stands in its index: an entry's score and member."""
+
+    score: float
+    member: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.score, self.member], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> _Position:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            score, member = json.loads(raw)
+            return cls(float(score), str(member))
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise InvalidCursor(f"invalid cursor {cursor!r}") from exc
+
+    def before(self, other: _Position, ascending: bool) -> bool:
+        """True if ``self`` comes strictly before ``other`` in the walk's order."""
+        # Redis orders equal scores by member bytes; job ids are ASCII, so str order matches.
+        mine, theirs = (self.score, self.member), (other.score, other.member)
+        return mine < theirs if ascending else mine > theirs
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _seconds(value: float | datetime) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def _ms(value: float | datetime) -> float:
+    return _seconds(value) * 1000
+
+
+def _dump_request(request: JobRequest) -> str:
+    # Reference audio is arbitrary bytes, which JSON cannot carry: base64 it.
+    data = request.model_dump(mode="json", exclude={"references"})
+    data["references"] = [
+        {"audio": base64.b64encode(ref.audio).decode(), "text": ref.text}
+        for ref in request.references
+    ]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _load_request(raw: str) -> JobRequest:
+    data = json.loads(raw)
+    for ref in data.get("references", []):
+        ref["audio"] = base64.b64decode(ref["audio"])
+    return JobRequest.model_validate(data)
+
+
+def encode_job(job: Job) -> dict[str, str]:
+    """The hash fields of a job record; ``None`` values are left out."""
+    fields: dict[str, str] = {}
+    for name, value in job.model_dump(mode="json", exclude={"request"}).items():
+        if value is None:
+            continue
+        fields[name] = (
+            json.dumps(value, separators=(",", ":")) if name in _JSON_FIELDS else str(value)
+        )
+    fields["request"] = _dump_request(job.request)
+    return fields
+
+
+def decode_job(raw: dict[Any, Any]) -> Job:
+    """A :class:`Job` from its hash fields (bytes or str)."""
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    try:
+        data: dict[str, Any] = {
+            name: json.loads(value) if name in _JSON_FIELDS else value
+            for name, value in fields.items()
+            if name != "request"
+        }
+        data["request"] = _load_request(fields["request"])
+        return Job.model_validate(data)
+    except (KeyError, ValueError, ValidationError) as exc:
+        raise CorruptJobRecord(f"job {fields.get('id', '?')}: {exc}") from exc
+
+
+class JobStore:
+    """Job records in Redis; safe to share between threads (redis-py pools connections).
+
+    ``ttl_seconds`` is how long a finished job's record and checkpoints are kept.
+    Works with clients made with ``decode_responses`` on or off.
+    """
+
+    def __init__(self, redis: redis.Redis, keys: Keys, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_seconds = ttl_seconds
+        self._create = redis.register_script(lua.CREATE)
+        self._transition = redis.register_script(lua.TRANSITION)
+        self._update = redis.register_script(lua.UPDATE)
+        self._begin_attempt = redis.register_script(lua.BEGIN_ATTEMPT)
+        self._save_segment = redis.register_script(lua.SAVE_SEGMENT)
+        self._renew_lease = redis.register_script(lua.RENEW_LEASE)
+        self._release_lease = redis.register_script(lua.RELEASE_LEASE)
+
+    # -- records -----------------------------------------------------------------
+
+    def create(self, job: Job, *, batch_item: int | None = None) -> Job:
+        """Store a new job and index it; ``batch_item`` orders it within its batch.
+
+        Raises :class:`JobExists` if the id is taken.
+        """
+        k = self.keys
+        keys = [
+            k.job(job.id),
+            k.job_segments(job.id),
+            k.jobs_all(),
+            k.jobs_by_tenant(job.tenant),
+            k.jobs_by_status(job.status),
+        ]
+        if job.batch_id is not None:
+            keys.append(k.jobs_by_batch(job.batch_id))
+        created = _ms(job.created_at)
+        ttl = self.ttl_seconds if job.status.terminal else 0
+        args: list[Any] = [
+            job.id,
+            repr(created),
+            repr(float(batch_item) if batch_item is not None else created),
+            ttl,
+        ]
+        for name, value in encode_job(job).items():
+            args += [name, value]
+        if not self._create(keys=keys, args=args):
+            raise JobExists(job.id)
+        log.info("job %s: created (%s, tenant %s)", job.id, job.status, job.tenant)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or ``None`` if it is not stored (or has expired)."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job(job_id)))
+        return decode_job(raw) if raw else None
+
+    def get_for_tenant(self, job_id: str, tenant: str) -> Job | None:
+        """The job if it belongs to ``tenant``; ``None`` otherwise, so others see a 404."""
+        job = self.get(job_id)
+        return job if job is not None and job.tenant == tenant else None
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        error: JobError | None = None,
+        output: Output | None = None,
+    ) -> bool:
+        """Move the job to ``to`` if that is forward (higher rank); atomic.
+
+        Sets timestamps, ``error`` and ``output``; a terminal status starts the
+        retention TTL.  Returns False, changing nothing, when the move is not
+        allowed (or the job is gone).  Publishes a ``status`` event on success.
+        """
+        to = JobStatus(to)
+        keys = [self.keys.job(job_id), self.keys.job_segments(job_id)]
+        args: list[Any] = [
+            job_id,
+            to.value,
+            self.ttl_seconds,
+            output.model_dump_json() if output else "",
+            error.model_dump_json() if error else "",
+        ]
+        for status in _STATUSES:
+            keys.append(self.keys.jobs_by_status(status))
+            args += [status.value, STATUS_RANK[status], "1" if status.terminal else "0"]
+        result = cast(builtins.list[Any], self._transition(keys=keys, args=args))
+        if result[0] != 1:
+            current = _text(result[1]) if result[1] else "missing"
+            log.debug("job %s: %s → %s refused", job_id, current, to)
+            return False
+        previous, created, now = _text(result[1]), result[2], float(_text(result[3]))
+        elapsed = now - float(_text(created)) if created else 0.0
+        log.info("job %s: %s → %s after %.2fs", job_id, previous, to, elapsed)
+        event: dict[str, Any] = {"type": "status", "status": to.value, "previous": previous}
+        if error is not None:
+            event["error"] = error.model_dump(mode="json")
+        if output is not None:
+            event["output"] = output.model_dump(mode="json")
+        self.publish(job_id, event | {"at": now})
+        return True
+
+    def begin_attempt(self, job_id: str) -> int:
+        """Count one more attempt (atomically) and return its number, from 1."""
+        attempt = self._begin_attempt(keys=[self.keys.job(job_id)])
+        if attempt is None:
+            raise JobNotFound(job_id)
+        return int(cast(int, attempt))
+
+    def set_progress(self, job_id: str, progress: Progress) -> bool:
+        """Replace the job's progress and publish it; False if the job is gone."""
+        now = self._update(
+            keys=[self.keys.job(job_id)], args=["progress", progress.model_dump_json()]
+        )
+        if now is None:
+            return False
+        at = float(_text(cast(bytes | str, now)))
+        self.publish(job_id, {"type": "progress", "progress": progress.model_dump(), "at": at})
+        return True
+
+    def record_error(self, job_id: str, error: JobError) -> bool:
+        """Keep the latest error on the record (visible while the job still retries)."""
+        now = self._update(keys=[self.keys.job(job_id)], args=["error", error.model_dump_json()])
+        if now is None:
+            return False
+        at = float(_text(cast(bytes | str, now)))
+        self.publish(job_id, {"type": "error", "error": error.model_dump(mode="json"), "at": at})
+        return True
+
+    def publish(self, job_id: str, event: dict[str, Any]) -> int:
+        """Send ``event`` (plus ``job_id``) as JSON on the job's channel; returns receivers."""
+        message = json.dumps({"job_id": job_id, **event}, separators=(",", ":"))
+        return int(cast(int, self.redis.publish(self.keys.job_events(job_id), message)))
+
+    def delete(self, job_id: str) -> bool:
+        """Remove the job, its checkpoints, lease and index entries; False if absent."""
+        k = self.keys
+        raw = cast(builtins.list[Any], self.redis.hmget(k.job(job_id), ["tenant", "batch_id"]))
+        tenant, batch_id = (_text(v) if v is not None else None for v in raw)
+        pipe = self.redis.pipeline()
+        pipe.delete(
+            k.job(job_id), k.job_segments(job_id), k.job_lease(job_id), k.job_requeue(job_id)
+        )
+        pipe.zrem(k.jobs_all(), job_id)
+        for status in _STATUSES:
+            pipe.zrem(k.jobs_by_status(status), job_id)
+        if tenant is not None:
+            pipe.zrem(k.jobs_by_tenant(tenant), job_id)
+        if batch_id is not None:
+            pipe.zrem(k.jobs_by_batch(batch_id), job_id)
+        return bool(pipe.execute()[0])
+
+    # -- listing -----------------------------------------------------------------
+
+    def list(
+        self,
+        tenant: str | None = None,
+        status: JobStatus | None = None,
+        batch_id: str | None = None,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[builtins.list[Job], str | None]:
+        """One page of jobs matching every filter given, and the next page's cursor.
+
+        Newest first; a batch lists in item order instead (chapters of a book
+        read front to back).  ``created_after``/``created_before`` are
+        exclusive (epoch seconds or aware datetimes).  The cursor is opaque and
+        stable: jobs created after the first page never shift later pages.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        k = self.keys
+        filters = [k.jobs_by_tenant(tenant)] if tenant is not None else []
+        if status is not None:
+            filters.append(k.jobs_by_status(JobStatus(status)))
+        if batch_id is not None:
+            # The batch index is scored by item number, so it must lead the walk.
+            index, ascending, low, high = k.jobs_by_batch(batch_id), True, "-inf", "+inf"
+            filters.append(index)
+        else:
+            index = self._smallest(filters or [k.jobs_all()])
+            ascending = False
+            # Index scores are ms floats: bound loosely, then filter exactly on the record.
+            low = repr(_ms(created_after) - 1) if created_after is not None else "-inf"
+            high = repr(_ms(created_before) + 1) if created_before is not None else "+inf"
+
+        def wanted(job: Job) -> bool:
+            return (
+                (tenant is None or job.tenant == tenant)
+                and (status is None or job.status == status)
+                and (batch_id is None or job.batch_id == batch_id)
+                and (created_after is None or job.created_at > _seconds(created_after))
+                and (created_before is None or job.created_at < _seconds(created_before))
+            )
+
+        found: builtins.list[tuple[Job, _Position]] = []
+        anchor = _Position.decode(cursor) if cursor else None
+        chunk = min(max(2 * (limit + 1), 32), 512)
+        while len(found) <= limit:
+            if ascending:
+                start = repr(anchor.score) if anchor else low
+                rows = self.redis.zrangebyscore(index, start, high, 0, chunk, withscores=True)
+            else:
+                start = repr(anchor.score) if anchor else high
+                rows = self.redis.zrevrangebyscore(index, start, low, 0, chunk, withscores=True)
+            entries = [_Position(float(s), _text(m)) for m, s in cast(Any, rows)]
+            # The range starts at the anchor's score inclusive: skip what was already seen.
+            fresh = [e for e in entries if anchor is None or anchor.before(e, ascending)]
+            if fresh:
+                found += [
+                    (j, e)
+                    for j, e in self._load(fresh, [*filters, index, k.jobs_all()])
+                    if wanted(j)
+                ]
+                anchor = fresh[-1]
+            elif len(entries) == chunk:
+                chunk *= 2  # a run of equal scores longer than the chunk: widen, don't loop
+                continue
+            if len(entries) < chunk:
+                break
+        page = found[:limit]
+        more = len(found) > limit
+        return [job for job, _ in page], page[-1][1].encode() if more else None
+
+    def _smallest(self, indexes: builtins.list[str]) -> str:
+        """The index with the fewest entries: the cheapest to walk and filter."""
+        if len(indexes) == 1:
+            return indexes[0]
+        pipe = self.redis.pipeline()
+        for index in indexes:
+            pipe.zcard(index)
+        sizes = pipe.execute()
+        return min(zip(sizes, indexes, strict=True))[1]
+
+    def _load(
+        self, entries: builtins.list[_Position], indexes: builtins.list[str]
+    ) -> builtins.list[tuple[Job, _Position]]:
+        """Records for index entries, in order; entries of expired records are pruned."""
+        pipe = self.redis.pipeline()
+        for entry in entries:
+            pipe.hgetall(self.keys.job(entry.member))
+        loaded, gone = [], []
+        for entry, raw in zip(entries, pipe.execute(), strict=True):
+            if not raw:
+                gone.append(entry.member)
+                continue
+            try:
+                loaded.append((decode_job(raw), entry))
+            except CorruptJobRecord:
+                log.warning("job %s: unreadable record skipped in a listing", entry.member)
+        if gone:
+            pipe = self.redis.pipeline()
+            for index in indexes:
+                pipe.zrem(index, *gone)
+            pipe.execute()
+        return loaded
+
+    # -- segment checkpoints -----------------------------------------------------
+
+    def save_segment(self, job_id: str, index: int, checkpoint: dict[str, Any]) -> bool:
+        """Record a finished segment; False (nothing saved) if the job is gone."""
+        keys = [self.keys.job(job_id), self.keys.job_segments(job_id)]
+        return bool(self._save_segment(keys=keys, args=[index, json.dumps(checkpoint)]))
+
+    def segments(self, job_id: str) -> dict[int, dict[str, Any]]:
+        """Checkpoints of the job's finished segments, by segment index."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_segments(job_id)))
+        return {int(_text(i)): json.loads(_text(c)) for i, c in raw.items()}
+
+    def clear_segments(self, job_id: str) -> None:
+        """Forget the job's checkpoints (after assembly, or to start over)."""
+        self.redis.delete(self.keys.job_segments(job_id))
+
+    # -- job leases (crash recovery) ---------------------------------------------
+
+    def acquire_job_lease(self, job_id: str, owner: str, ttl: float) -> bool:
+        """Take the job's lease for ``ttl`` seconds if nobody holds it."""
+        key = self.keys.job_lease(job_id)
+        return bool(self.redis.set(key, owner, nx=True, px=max(1, int(ttl * 1000))))
+
+    def renew_job_lease(self, job_id: str, owner: str, ttl: float) -> bool:
+        """Extend the lease to ``ttl`` seconds from now, only if ``owner`` still holds it."""
+        key = self.keys.job_lease(job_id)
+        return bool(self._renew_lease(keys=[key], args=[owner, max(1, int(ttl * 1000))]))
+
+    def release_job_lease(self, job_id: str, owner: str) -> bool:
+        """Give the lease up if ``owner`` holds it; False if someone else does (or nobody)."""
+        return bool(self._release_lease(keys=[self.keys.job_lease(job_id)], args=[owner]))
+
+    def orphaned_running_jobs(self, limit: int) -> builtins.list[str]:
+        """Running jobs whose lease is gone (their worker died), oldest first."""
+        index = self.keys.jobs_by_status(JobStatus.RUNNING)
+        orphans: builtins.list[str] = []
+        start = 0
+        while len(orphans) < limit:
+            ids = [
+                _text(m)
+                for m in cast(builtins.list[Any], self.redis.zrange(index, start, start + 199))
+            ]
+            if not ids:
+                break
+            start += len(ids)
+            pipe = self.redis.pipeline()
+            for job_id in ids:
+                pipe.exists(self.keys.job_lease(job_id))
+                pipe.hget(self.keys.job(job_id), "status")
+            replies = pipe.execute()
+            for job_id, leased, status in zip(ids, replies[::2], replies[1::2], strict=True):
+                if not leased and status is not None and _text(status) == JobStatus.RUNNING:
+                    orphans.append(job_id)
+        return orphans[:limit]
+
+    def claim_requeue(self, job_id: str, ttl: float) -> bool:
+        """True for exactly one caller per ``ttl`` seconds: the reaper that re-queues the job."""
+        key = self.keys.job_requeue(job_id)
+        return bool(self.redis.set(key, "1", nx=True, px=max(1, int(ttl * 1000))))
+
+    # -- callbacks ---------------------------------------------------------------
+
+    def record_callback_attempt(
+        self, job_id: str, attempt: CallbackAttempt, *, cap: int = 50
+    ) -> bool:
+        """Append one callback delivery attempt to the job's ``callbacks`` (the newest
+        ``cap`` are kept); atomic, and never changes the job's status.  False if the
+        job is gone."""
+        args: builtins.list[str | int] = [attempt.model_dump_json(), cap]
+        return bool(self._record_callback(keys=[self.keys.job(job_id)], args=args))
+
+    @functools.cached_property
+    def _record_callback(self) -> Script:
+        return self.redis.register_script(_RECORD_CALLBACK_ATTEMPT)

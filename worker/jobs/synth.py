@@ -1,0 +1,343 @@
+"""Synthesis of one job's segments: provider sessions → PCM checkpoints.
+
+Each segment streams in its own provider session, inside a governor slot,
+into a PCM spool file on disk; the finished file is uploaded to staging and
+recorded on the job, so a later attempt synthesises only what is missing.
+Segments run in parallel up to the per-job limit; order is restored at assembly.
+
+Stopping (the job was canceled, or one segment failed for good) does not rely
+on task cancellation alone: on Python 3.11 ``asyncio.wait_for`` — which
+redis-py's asyncio client uses for every command — can swallow a cancellation
+that lands as its reply arrives, and a segment would then go on to open a
+provider session nobody wants.  Every segment also checks a *halt* event
+before it opens a session, and streams with it as the client's cancel event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import shutil
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.audio import PcmStream
+from worker.fish import AudioFormat, ProviderError, TTSRequest
+from worker.fish.client import ProviderConfig, StreamCanceled, stream_tts
+from worker.jobs.governor import Governor
+from worker.jobs.store import JobStore
+from worker.jobs.text import Segment
+from worker.jobs.truncation import check_duration
+from worker.retry import RetryPolicy
+from worker.storage.client import Storage
+
+log = logging.getLogger(__name__)
+
+#: Quick retries of one segment inside an attempt, before the attempt fails.
+SEGMENT_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCheckpoint:
+    """A finished segment: where its PCM is kept and what it holds."""
+
+    index: int
+    key: str  # staging object
+    bytes: int
+    sample_rate: int
+    chars: int
+    digest: str = ""  # of the segment's text; "" in checkpoints written before it existed
+
+    @property
+    def duration_s(self) -> float:
+        return self.bytes / 2 / self.sample_rate
+
+    def matches(self, segment: Segment, sample_rate: int) -> bool:
+        """Whether this checkpoint holds ``segment``'s audio at ``sample_rate``.
+
+        A worker configured with another segment length cuts the same text
+        differently; its checkpoints must not be stitched into this job's audio.
+        """
+        same_text = segment_digest(segment.text) == self.digest if self.digest else True
+        return (
+            same_text
+            and self.index == segment.index
+            and self.chars == len(segment.text)
+            and self.sample_rate == sample_rate
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "key": self.key,
+            "bytes": self.bytes,
+            "sample_rate": self.sample_rate,
+            "chars": self.chars,
+            "digest": self.digest,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> SegmentCheckpoint:
+        return cls(
+            index=int(data["index"]),  # type: ignore[call-overload]
+            key=str(data["key"]),
+            bytes=int(data["bytes"]),  # type: ignore[call-overload]
+            sample_rate=int(data["sample_rate"]),  # type: ignore[call-overload]
+            chars=int(data["chars"]),  # type: ignore[call-overload]
+            digest=str(data.get("digest", "")),
+        )
+
+
+def segment_digest(text: str) -> str:
+    """A short fingerprint of a segment's text, kept in its checkpoint."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class SegmentSynthesizer:
+    """Synthesises the missing segments of one job attempt."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        provider: ProviderConfig,
+        request: TTSRequest,
+        governor: Governor,
+        storage: Storage,
+        store: JobStore,
+        spool: Path,
+        parallel: int,
+        priority: int = 0,
+        on_segment: Callable[[SegmentCheckpoint], None] | None = None,
+        on_error: Callable[[ProviderError], None] | None = None,
+        still_leased: Callable[[], bool] | None = None,
+    ) -> None:
+        """``still_leased`` (blocking; run in a thread) says whether this attempt
+        still holds the job: asked before each provider session and each
+        checkpoint upload, so a worker that stalled past its lease (and whose job
+        another worker took over) neither pays for sessions nor leaves objects."""
+        if request.format is not AudioFormat.PCM:
+            raise ValueError("segments are always requested as raw PCM")
+        self.job_id = job_id
+        self.owner = owner
+        self.provider = provider
+        self.request = request
+        self.governor = governor
+        self.storage = storage
+        self.store = store
+        self.spool = spool
+        self.parallel = parallel
+        self.priority = priority
+        self.on_segment = on_segment
+        self.on_error = on_error
+        self.still_leased = still_leased
+        self._cancel = asyncio.Event()  # the caller's, once run() starts
+
+    async def run(self, segments: list[Segment], cancel: asyncio.Event) -> None:
+        """Synthesise ``segments``; the first failure stops the rest and is raised.
+
+        ``cancel`` set from outside stops everything and raises
+        :class:`StreamCanceled` (unless a segment failed for another reason first).
+        """
+        self._cancel = cancel
+        limit = asyncio.Semaphore(self.parallel)
+        halt = asyncio.Event()  # set by ``cancel`` or by a segment that failed for good
+
+        async def one(segment: Segment) -> None:
+            async with limit:
+                if halt.is_set():
+                    return
+                try:
+                    await self._with_retries(segment, halt)
+                except BaseException:
+                    halt.set()
+                    raise
+
+        async def relay() -> None:
+            await cancel.wait()
+            halt.set()
+
+        relaying = asyncio.create_task(relay())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for segment in segments:
+                    group.create_task(one(segment))
+        except ExceptionGroup as group:
+            raise _most_telling(group) from group
+        finally:
+            relaying.cancel()
+        if cancel.is_set():
+            raise StreamCanceled("canceled")
+
+    async def _with_retries(self, segment: Segment, halt: asyncio.Event) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._synthesize(segment, halt)
+                return
+            except ProviderError as exc:
+                if halt.is_set():  # stopping anyway: the error is a consequence, not news
+                    raise StreamCanceled("canceled") from exc
+                if self.on_error is not None:
+                    self.on_error(exc)
+                if not SEGMENT_RETRY.should_retry(attempt, exc.retryable):
+                    raise
+                delay = SEGMENT_RETRY.delay(attempt, random.random())
+                log.info(
+                    "job %s segment %d: %s; retrying in %.1fs",
+                    self.job_id,
+                    segment.index,
+                    exc,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(halt.wait(), delay)
+
+    async def _synthesize(self, segment: Segment, halt: asyncio.Event) -> None:
+        path = self.spool / f"{segment.index:06d}.pcm"
+        pcm = PcmStream(self.request.format)
+        if not segment.text.strip():
+            path.write_bytes(b"")  # nothing to say: no provider session, no audio
+        else:
+            await self._stream(segment, path, pcm, halt)
+            # Audio far shorter than its text is cut short: retried, never shipped.
+            check_duration(
+                path.stat().st_size / 2 / self.request.effective_sample_rate,
+                segment.text,
+                self.request.speed,
+                what=f"segment {segment.index}",
+            )
+        await self._checkpoint(segment, path)
+
+    async def _stream(
+        self, segment: Segment, path: Path, pcm: PcmStream, halt: asyncio.Event
+    ) -> None:
+        if halt.is_set():
+            raise StreamCanceled("canceled")
+        async with self.governor.slot(self.owner, priority=self.priority):
+            # Waiting for the slot may have taken a while: do not open a session
+            # for a job that was canceled (or failed, or taken over) meanwhile.
+            await self._check_halt(halt)
+            with path.open("wb") as out:
+
+                def write(data: bytes) -> None:
+                    out.write(pcm.feed(data))
+
+                await stream_tts(self.provider, self.request, segment.text, write, cancel=halt)
+                out.write(pcm.close())
+
+    async def _check_halt(self, halt: asyncio.Event) -> None:
+        if not halt.is_set() and not await self._leased():
+            halt.set()
+        if halt.is_set():
+            raise StreamCanceled("canceled")
+
+    async def _leased(self) -> bool:
+        leased = self.still_leased
+        return leased is None or await asyncio.to_thread(leased)
+
+    async def _checkpoint(self, segment: Segment, path: Path) -> None:
+        # A segment that streamed while a sibling failed is still kept (the
+        # provider billed it), but not for a canceled job or one taken over.
+        if self._cancel.is_set() or not await self._leased():
+            raise StreamCanceled("canceled")
+        checkpoint = SegmentCheckpoint(
+            index=segment.index,
+            key=self.storage.staging_key(self.job_id, path.name),
+            bytes=path.stat().st_size,
+            sample_rate=self.request.effective_sample_rate,
+            chars=len(segment.text),
+            digest=segment_digest(segment.text),
+        )
+        # Shielded: the attempt being torn down must not split the upload from its record.
+        await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path))
+        if self.on_segment is not None:
+            self.on_segment(checkpoint)
+
+    def _keep(self, checkpoint: SegmentCheckpoint, path: Path) -> None:
+        """Upload a finished segment to staging and record it on the job."""
+        self.storage.upload_file(
+            path,
+            checkpoint.key,
+            content_type="application/octet-stream",
+            metadata={"job-id": self.job_id, "segment": str(checkpoint.index)},
+        )
+        self.store.save_segment(self.job_id, checkpoint.index, checkpoint.to_json())
+
+
+def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error of parallel segments that decides the attempt: a permanent
+    provider error over anything else, then any real error over the
+    cancellations it caused in the other segments, else the first."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, ProviderError) and not exc.retryable:
+            return exc
+    for exc in leaves:
+        if not isinstance(exc, StreamCanceled | asyncio.CancelledError):
+            return exc
+    return leaves[0]
+
+
+_HOST = socket.gethostname().replace("/", "_")
+
+
+def make_spool(spool_dir: Path, job_id: str) -> Path:
+    """A fresh folder for one attempt's files: ``<spool_dir>/<job>/<host>-<pid>-<random>``.
+
+    Each attempt has its own, so a stalled worker that cleans up after losing
+    its lease never deletes the files of the attempt that took over.  Spools
+    left by dead worker processes of this machine are removed on the way.
+    """
+    root = spool_dir / job_id
+    root.mkdir(parents=True, exist_ok=True)
+    _prune_dead_spools(root)
+    spool = root / f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    spool.mkdir(parents=True)
+    return spool
+
+
+def drop_spool(spool: Path) -> None:
+    """Remove an attempt's folder, and the job's once no other attempt uses it."""
+    shutil.rmtree(spool, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        spool.parent.rmdir()  # fails while another attempt's folder is still there
+
+
+def _prune_dead_spools(root: Path) -> None:
+    """Remove spools of this machine's worker processes that died mid-attempt (kill -9)."""
+    with contextlib.suppress(OSError):
+        for child in root.iterdir():
+            host, _, rest = child.name.rpartition("-")[0].rpartition("-")
+            pid = int(rest) if rest.isdigit() else 0
+            if host == _HOST and pid and pid != os.getpid() and not _alive(pid):
+                log.info("removing %s: its worker process is gone", child)
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -1,0 +1,543 @@
+"""S3-compatible storage through one boto3 client: AWS, MinIO, R2, B2, Ceph, moto.
+
+Uploads stream from a file on disk in multipart parts (one PUT below one part),
+so memory holds one part however long the audio is. A failed multipart upload
+is aborted, and an outage is ridden out by retrying the whole upload with
+backoff; an abort that cannot reach the store is retried before the next
+attempt, so an outage of a few seconds ends in one finished object and no
+incomplete multipart upload. ``upload_part_copy`` and ranged GETs are never
+used: some S3-compatible servers break them.
+
+Errors::
+
+    StorageError              anything the store could not do; ``retryable`` says which kind
+    ├── StorageUnavailable    transient: refused/reset connections, timeouts, 5xx, throttling
+    └── StorageRejected       permanent: access denied, no such bucket, bad request or config
+        ├── ObjectNotFound    the key (or multipart upload) does not exist
+        ├── InvalidKey        a key or key template that is empty or escapes its prefix
+        └── UploadSourceError the local file is unreadable or changed during the upload
+
+Keys, templates, metadata and the small values returned live in
+:mod:`worker.storage.model`; the errors in :mod:`worker.storage.errors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.settings import Settings
+from worker.storage.errors import (
+    TRANSIENT_CODES,
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    StorageRejected,
+    StorageUnavailable,
+    UploadSourceError,
+    classify,
+)
+from worker.storage.model import (
+    DEFAULT_KEY_TEMPLATE,
+    IncompleteUpload,
+    UploadResult,
+    UploadRetry,
+    check_template,
+    content_disposition,
+    decode_metadata,
+    encode_metadata,
+    multipart_etag,
+    render_key,
+    validate_key,
+    validate_prefix,
+    validate_segment,
+)
+
+__all__ = [
+    "IncompleteUpload",
+    "InvalidKey",
+    "ObjectNotFound",
+    "Storage",
+    "StorageError",
+    "StorageRejected",
+    "StorageUnavailable",
+    "UploadResult",
+    "UploadRetry",
+    "UploadSourceError",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
+MIN_PART_BYTES = 5 << 20  # S3's smallest part (all but the last)
+MAX_PARTS = 10_000  # S3's most parts per upload; bigger files get bigger parts
+DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class Storage:
+    """One bucket of an S3-compatible store, through one thread-safe boto3 client."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        path_style: bool = False,
+        checksum_when_required: bool = False,
+        key_template: str = DEFAULT_KEY_TEMPLATE,
+        staging_prefix: str = "_staging",
+        part_bytes: int = 8 << 20,
+        presign_expiry: int = 3600,
+        retry: UploadRetry | None = None,
+        request_attempts: int = 3,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_pool_connections: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Build the client; nothing touches the network until the first call.
+
+        ``checksum_when_required`` turns off boto3's default CRC checksums for
+        servers that reject them (rclone, older MinIO and Ceph). ``sleep`` is
+        injectable so tests of the retry loop need not wait.
+        """
+        if part_bytes < MIN_PART_BYTES:
+            raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES} (S3's minimum)")
+        if not 1 <= presign_expiry <= MAX_PRESIGN_SECONDS:
+            raise ValueError("presign_expiry must be 1 s to 7 days (SigV4's limit)")
+        self.bucket = bucket
+        self.key_template = check_template(key_template)
+        self.staging_prefix = staging_prefix.strip("/")
+        self.part_bytes = part_bytes
+        self.presign_expiry = presign_expiry
+        self.retry = retry or UploadRetry()
+        self._sleep = sleep
+        checksum = "when_required" if checksum_when_required else None
+        config = Config(
+            region_name=region,
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if path_style else "auto"},
+            retries={"mode": "standard", "total_max_attempts": request_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=max_pool_connections,
+            tcp_keepalive=True,
+            request_checksum_calculation=checksum,
+            response_checksum_validation=checksum,
+        )
+        # A session of our own: boto3's default session is not thread-safe to build clients.
+        self.client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=config,
+        )
+        self._region = region
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Storage:
+        """A Storage from the ``s3_*`` settings; keyword ``overrides`` win."""
+        secret = settings.s3_secret_access_key
+        params: dict[str, Any] = {
+            "bucket": settings.s3_bucket,
+            "endpoint_url": settings.s3_endpoint_url,
+            "region": settings.s3_region,
+            "access_key_id": settings.s3_access_key_id,
+            "secret_access_key": secret.get_secret_value() if secret else None,
+            "path_style": settings.s3_path_style,
+            "checksum_when_required": settings.s3_checksum_when_required,
+            "key_template": settings.s3_key_template,
+            "staging_prefix": settings.s3_staging_prefix,
+            "part_bytes": settings.s3_multipart_chunk_bytes,
+            "presign_expiry": settings.presign_expiry_seconds,
+        }
+        params.update(overrides)
+        return cls(**params)
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        self.client.close()
+
+    # -- keys --------------------------------------------------------------------
+
+    def output_key(self, template_vars: Mapping[str, str]) -> str:
+        """The key of a job's output: ``key_template`` with {tenant}, {job_id}, {ext}, {date}.
+
+        ``date`` defaults to today (UTC, ``YYYY-MM-DD``). Raises
+        :class:`InvalidKey` for values that would escape their place in the key.
+        """
+        return render_key(self.key_template, template_vars)
+
+    def staging_key(self, job_id: str, name: str) -> str:
+        """Key of a job's intermediate object; with ``name=""`` the job's staging prefix."""
+        job_id = validate_segment("job_id", job_id)
+        prefix = f"{self.staging_prefix}/{job_id}/" if self.staging_prefix else f"{job_id}/"
+        return validate_prefix(prefix) if not name else validate_key(prefix + name)
+
+    def url(self, key: str) -> str:
+        """The object's location as ``s3://bucket/key``."""
+        return f"s3://{self.bucket}/{key}"
+
+    # -- bucket ------------------------------------------------------------------
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists (and is ours)."""
+        try:
+            self._s3("head_bucket")
+            return
+        except ObjectNotFound:
+            pass
+        params: dict[str, Any] = {}
+        if self._region != "us-east-1":  # us-east-1 refuses its own name as a constraint
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+        try:
+            self._s3("create_bucket", **params)
+        except StorageRejected as exc:
+            if exc.code != "BucketAlreadyOwnedByYou":  # a race with ourselves is fine
+                raise
+            return
+        log.info("created bucket %s", self.bucket)
+
+    # -- uploads -----------------------------------------------------------------
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> UploadResult:
+        """Upload a file to ``key``, streaming it part by part.
+
+        ``metadata`` becomes ``x-amz-meta-*`` (string values; non-ASCII ones
+        are percent-encoded, and :meth:`head` decodes them). ``progress`` is
+        called with the bytes sent so far after each part; if it raises, the
+        upload is aborted and the exception propagates (a way to cancel).
+        Transient failures retry the whole upload per ``self.retry``; every
+        failed multipart upload is aborted.
+        """
+        key = validate_key(key)
+        meta = encode_metadata(metadata or {})
+        source = Path(path)
+        pending: list[str] = []  # upload ids whose abort failed; retried when the store is back
+
+        def attempt(n: int) -> UploadResult:
+            self._abort_pending(key, pending)
+            return self._upload_once(source, key, content_type, meta, progress, pending, n)
+
+        started = time.monotonic()
+        try:
+            result = self._retrying("upload", key, attempt)
+        finally:
+            self._abort_pending(key, pending)
+            for upload_id in pending:
+                log.warning("upload %s of %s is left for cleanup: abort failed", upload_id, key)
+        elapsed = time.monotonic() - started
+        log.info("uploaded %s (%d bytes) in %.2fs", self.url(key), result.bytes, elapsed)
+        return result
+
+    def _upload_once(
+        self,
+        source: Path,
+        key: str,
+        content_type: str,
+        meta: dict[str, str],
+        progress: Callable[[int], None] | None,
+        pending: list[str],
+        attempt: int,
+    ) -> UploadResult:
+        digest = hashlib.sha256()
+        try:
+            f = source.open("rb")
+        except OSError as exc:
+            raise UploadSourceError(f"cannot read {source.name}: {exc}") from exc
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if size < self.part_bytes:
+                data = _read_exact(f, size, source)
+                digest.update(data)
+                put = self._s3(
+                    "put_object", key, Body=data, ContentType=content_type, Metadata=meta
+                )
+                if progress is not None:
+                    progress(size)
+                return UploadResult(
+                    self.bucket, key, size, put["ETag"], digest.hexdigest(), attempt
+                )
+            part_bytes = max(self.part_bytes, -(-size // MAX_PARTS))
+            created = self._s3(
+                "create_multipart_upload", key, ContentType=content_type, Metadata=meta
+            )
+            upload_id = created["UploadId"]
+            try:
+                parts: list[dict[str, Any]] = []
+                sent = 0
+                while sent < size:
+                    # One part in memory at a time: bytes, so botocore can resend on retry.
+                    chunk = _read_exact(f, min(part_bytes, size - sent), source)
+                    digest.update(chunk)
+                    number = len(parts) + 1
+                    done = self._s3(
+                        "upload_part", key, UploadId=upload_id, PartNumber=number, Body=chunk
+                    )
+                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                    sent += len(chunk)
+                    if progress is not None:
+                        progress(sent)
+                if f.read(1):  # a spool still being written is not ours to publish
+                    raise UploadSourceError(f"{source.name} grew during the upload")
+                etag = self._complete(key, upload_id, parts)
+            except BaseException:
+                # Any failure, cancellation included: an incomplete upload costs storage.
+                if not self._abort(key, upload_id):
+                    pending.append(upload_id)
+                raise
+        return UploadResult(self.bucket, key, size, etag, digest.hexdigest(), attempt)
+
+    def _complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+        try:
+            done = self._s3(
+                "complete_multipart_upload",
+                key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+            return str(done["ETag"])
+        except ObjectNotFound:
+            # A retried complete whose first try succeeded but whose answer was lost
+            # finds no upload; an object with exactly our parts' ETag says it completed.
+            if self.head(key)["etag"] != multipart_etag([p["ETag"] for p in parts]):
+                raise
+            return multipart_etag([p["ETag"] for p in parts])
+
+    def _abort(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False if the store could not be reached."""
+        try:
+            self._s3("abort_multipart_upload", key, UploadId=upload_id)
+        except ObjectNotFound:
+            return True  # already gone: completed or aborted
+        except StorageError as exc:
+            log.warning("abort of upload %s of %s failed: %s", upload_id, key, exc)
+            return False
+        log.info("aborted upload %s of %s", upload_id, key)
+        return True
+
+    def _abort_pending(self, key: str, pending: list[str]) -> None:
+        pending[:] = [upload_id for upload_id in pending if not self._abort(key, upload_id)]
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+    ) -> UploadResult:
+        """Store a small object from memory in one PUT."""
+        key = validate_key(key)
+        meta = encode_metadata(metadata or {})
+        put = self._s3("put_object", key, Body=data, ContentType=content_type, Metadata=meta)
+        digest = hashlib.sha256(data).hexdigest()
+        return UploadResult(self.bucket, key, len(data), put["ETag"], digest)
+
+    # -- downloads and queries ---------------------------------------------------
+
+    def download_file(self, key: str, path: str | os.PathLike[str]) -> int:
+        """Stream an object to ``path`` (replaced atomically); returns the bytes written.
+
+        The whole object is fetched each attempt: some servers answer ranged GETs
+        with the whole object, so resuming from an offset is not safe.
+        """
+        key = validate_key(key)
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+
+        def attempt(_: int) -> int:
+            body = self._s3("get_object", key)["Body"]
+            written = 0
+            try:
+                with tmp.open("wb") as out:
+                    for chunk in body.iter_chunks(DOWNLOAD_CHUNK):
+                        out.write(chunk)
+                        written += len(chunk)
+            except (BotoCoreError, ClientError) as exc:  # the stream broke mid-way
+                raise classify(exc, f"get_object {self.url(key)}") from exc
+            finally:
+                body.close()
+            os.replace(tmp, target)
+            return written
+
+        try:
+            return self._retrying("download", key, attempt)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def head(self, key: str) -> dict[str, Any]:
+        """The object's ``bytes``, ``content_type``, ``etag``, ``metadata``, ``last_modified``."""
+        got = self._s3("head_object", validate_key(key))
+        return {
+            "key": key,
+            "bytes": int(got["ContentLength"]),
+            "content_type": got.get("ContentType"),
+            "etag": got.get("ETag"),
+            "metadata": decode_metadata(got.get("Metadata") or {}),
+            "last_modified": got.get("LastModified"),
+        }
+
+    def exists(self, key: str) -> bool:
+        """True if ``key`` names an object."""
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def presign_get(self, key: str, expires: int | None = None, filename: str | None = None) -> str:
+        """A URL anyone can GET for ``expires`` seconds (default from settings).
+
+        With ``filename`` the download is served as an attachment of that name.
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": validate_key(key)}
+        if filename:
+            params["ResponseContentDisposition"] = content_disposition(filename)
+        ttl = self.presign_expiry if expires is None else expires
+        if not 1 <= ttl <= MAX_PRESIGN_SECONDS:
+            raise ValueError("expires must be 1 s to 7 days (SigV4's limit)")
+        try:
+            url = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+        except (BotoCoreError, ClientError) as exc:
+            raise classify(exc, f"presign {self.url(key)}") from exc
+        return str(url)
+
+    # -- deletion ----------------------------------------------------------------
+
+    def delete(self, key: str) -> None:
+        """Delete one object; deleting a missing key is not an error."""
+        self._s3("delete_object", validate_key(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; returns how many.
+
+        An empty prefix is refused: it would empty the bucket.
+        """
+        prefix = validate_prefix(prefix)
+        deleted = 0
+        batch: list[str] = []
+        for page in self._pages("list_objects_v2", prefix):
+            batch.extend(item["Key"] for item in page.get("Contents", ()))
+            while len(batch) >= DELETE_BATCH:
+                deleted += self._delete_batch(batch[:DELETE_BATCH])
+                batch = batch[DELETE_BATCH:]
+        if batch:
+            deleted += self._delete_batch(batch)
+        if deleted:
+            log.info("deleted %d object(s) under %s", deleted, self.url(prefix))
+        return deleted
+
+    def _delete_batch(self, keys: list[str]) -> int:
+        objects = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        errors = self._s3("delete_objects", Delete=objects).get("Errors") or []
+        if errors:
+            first = errors[0]
+            code = first.get("Code")
+            where = self.url(first.get("Key", ""))
+            message = f"delete_objects {where}: {code} {first.get('Message', '')}"
+            kind = StorageUnavailable if code in TRANSIENT_CODES else StorageRejected
+            raise kind(message, code=code)
+        return len(keys)
+
+    # -- incomplete multipart uploads ---------------------------------------------
+
+    def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
+        """Multipart uploads under ``prefix`` that were neither completed nor aborted."""
+        return [
+            IncompleteUpload(u["Key"], u["UploadId"], u.get("Initiated"))
+            for page in self._pages("list_multipart_uploads", prefix)
+            for u in page.get("Uploads", ())
+        ]
+
+    def abort_incomplete_uploads(self, prefix: str = "", older_than: float = 0.0) -> int:
+        """Abort incomplete uploads under ``prefix`` started over ``older_than`` seconds ago.
+
+        Cleanup after a crash or an outage that outlasted every retry; a bucket
+        lifecycle rule (AbortIncompleteMultipartUpload) does the same on AWS.
+        """
+        now = time.time()
+        aborted = 0
+        for upload in self.list_incomplete_uploads(prefix):
+            if upload.initiated and now - upload.initiated.timestamp() < older_than:
+                continue
+            aborted += self._abort(upload.key, upload.upload_id)
+        return aborted
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _s3(self, op: str, key: str | None = None, **params: Any) -> Any:
+        """One S3 operation on our bucket (and ``key``), botocore errors as StorageErrors."""
+        if key is not None:
+            params["Key"] = key
+        try:
+            return getattr(self.client, op)(Bucket=self.bucket, **params)
+        except (BotoCoreError, ClientError) as exc:
+            raise classify(exc, f"{op} {self.url(key or '')}") from exc
+
+    def _pages(self, op: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The pages of a listing under ``prefix``, errors as StorageErrors."""
+        pages = iter(self.client.get_paginator(op).paginate(Bucket=self.bucket, Prefix=prefix))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except (BotoCoreError, ClientError) as exc:
+                raise classify(exc, f"{op} {self.url(prefix)}") from exc
+            yield page
+
+    def _retrying(self, action: str, key: str, fn: Callable[[int], T]) -> T:
+        """Run ``fn(attempt)`` until it succeeds, retrying StorageUnavailable with backoff."""
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(1, attempts):
+            try:
+                return fn(attempt)
+            except StorageUnavailable as exc:
+                delay = self.retry.delay(attempt, random.random())
+                log.warning(
+                    "%s of %s failed (attempt %d/%d): %s; retry in %.2fs",
+                    *(action, self.url(key), attempt, attempts, exc, delay),
+                )
+                self._sleep(delay)
+        try:
+            return fn(attempts)
+        except StorageUnavailable as exc:
+            message = f"gave up after {attempts} attempts: {exc}"
+            raise StorageUnavailable(message, code=exc.code, status=exc.status) from exc
+
+
+def _read_exact(f: IO[bytes], n: int, source: Path) -> bytes:
+    """Exactly ``n`` bytes of ``f``: a short read means the file shrank under us."""
+    try:
+        data = f.read(n)
+    except OSError as exc:
+        raise UploadSourceError(f"cannot read {source.name}: {exc}") from exc
+    if len(data) != n:
+        raise UploadSourceError(f"{source.name} shrank during the upload")
+    return data
