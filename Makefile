@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # extra options for `python -m shoal_run`, e.g. RUN_ARGS="--api-port 8001"
 RUN_ARGS ?=
 
-.PHONY: venv run demo test lint typecheck bench clean
+.PHONY: venv run demo test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,6 +30,11 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -n 2 tests
+
+# The pure tests only (protocol, segmentation, audio, books, models, retry policy):
+# no Redis, no servers, no subprocesses, nothing marked slow; under a minute.
+test-fast: venv
+	$(BIN)/python -m pytest -n 2 -m "not integration and not slow" tests
 
 lint: venv
 	$(BIN)/ruff check .

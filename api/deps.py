@@ -1,7 +1,7 @@
 """What routes depend on: the app's resources, the current tenant, the job in the path.
 
 :class:`ApiContext` holds everything built from the settings (Redis client, job
-store, storage, Celery app, limits); :func:`api.app.create_app` builds one and
+store, storage, the task dispatcher, limits); :func:`api.app.create_app` builds one and
 keeps it on ``app.state``.  Routes take them as ``Annotated`` dependencies::
 
     def get_job(job: OwnedJob, storage: StorageDep) -> JobOut: ...
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import redis
-from celery import Celery
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.dispatch import Dispatcher
 from api.errors import NotFound, RateLimited, Unauthorized
-from api.limits import Idempotency, InFlight, RequestRate
-from worker.celery import create_app as create_celery_app
+from api.idempotency import Idempotency
+from api.limits import InFlight, RequestRate
 from worker.jobs.model import Job
 from worker.jobs.store import JobStore
 from worker.keys import Keys
@@ -45,7 +45,7 @@ class ApiContext:
     redis: redis.Redis
     store: JobStore
     storage: Storage
-    celery: Celery
+    dispatch: Dispatcher
     rate: RequestRate
     in_flight: InFlight
     idempotency: Idempotency
@@ -70,7 +70,7 @@ class ApiContext:
             redis=client,
             store=JobStore(client, keys, settings.job_ttl_seconds),
             storage=storage,
-            celery=create_celery_app(settings),
+            dispatch=Dispatcher(settings),
             rate=RequestRate(client, keys),
             in_flight=InFlight(client, keys),
             idempotency=Idempotency(client, keys, settings.idempotency_ttl_seconds),
@@ -78,7 +78,7 @@ class ApiContext:
 
     def close(self) -> None:
         """Close every client's connections."""
-        self.celery.close()
+        self.dispatch.close()
         self.storage.close()
         self.redis.close()
 
@@ -103,14 +103,9 @@ def _storage(ctx: Ctx) -> Storage:
     return ctx.storage
 
 
-def _celery(ctx: Ctx) -> Celery:
-    return ctx.celery
-
-
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[JobStore, Depends(_store)]
 StorageDep = Annotated[Storage, Depends(_storage)]
-CeleryDep = Annotated[Celery, Depends(_celery)]
 
 _bearer = HTTPBearer(
     auto_error=False,

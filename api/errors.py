@@ -26,6 +26,7 @@ status; a Redis or broker outage is a 503; anything else is a logged 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -60,14 +61,17 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         code: str | None = None,
-        headers: dict[str, str] | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         if code is not None:
             self.code = code
-        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the answer."""
@@ -154,9 +158,18 @@ def _validation_message(err: dict[str, Any], field: str | None) -> str:
     return f"{field}: {msg}" if field else msg
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+def _answer(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    """An :class:`ApiError`, or an HTTP error Starlette raised on its own, in the one shape."""
+    if isinstance(exc, StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        exc = ApiError(message, code=code, status=exc.status_code, headers=exc.headers)
+    assert isinstance(exc, ApiError)
+    return _answer(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -169,35 +182,26 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     message = _validation_message(err, field)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return JSONResponse(error_body(InvalidInput.code, message, field), status_code=422)
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return JSONResponse(
-        error_body(code, message), status_code=exc.status_code, headers=exc.headers or None
-    )
+    return _answer(InvalidInput(message, field=field))
 
 
 async def _backend_down(request: Request, exc: Exception) -> JSONResponse:
     what = "redis" if isinstance(exc, redis.RedisError) else "broker"
     log.warning("%s %s: %s unreachable: %s", request.method, request.url.path, what, exc)
-    body = error_body(Unavailable.code, f"{what} is unreachable; try again shortly")
-    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    message = f"{what} is unreachable; try again shortly"
+    return _answer(Unavailable(message, headers={"Retry-After": "5"}))
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+    return _answer(ApiError("internal error", code="internal_error", status=500))
 
 
 def install_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the JSON shape above."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(redis.ConnectionError, _backend_down)
     app.add_exception_handler(redis.TimeoutError, _backend_down)
     app.add_exception_handler(OperationalError, _backend_down)

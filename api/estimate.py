@@ -5,17 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep, Tenant
-from api.schemas import ErrorOut, EstimateOut, EstimateRequest
+from api.schemas import V1_ERRORS, EstimateOut, EstimateRequest
 from worker.jobs.model import estimate_billing
 
-router = APIRouter(
-    tags=["estimate"],
-    responses={
-        401: {"model": ErrorOut, "description": "missing or unknown API key"},
-        422: {"model": ErrorOut, "description": "invalid input; `field` names it"},
-        429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
-    },
-)
+router = APIRouter(tags=["estimate"], responses=V1_ERRORS)
 
 #: Characters a narrator speaks per second at speed 1.0 (about 150 words a minute).
 CHARS_PER_SECOND = 15.0

@@ -29,8 +29,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import ServerSentEvent
 
 from api.deps import ApiContext
+from api.jobs.schemas import ProgressOut
 from api.jobs.service import job_view
-from api.schemas import JobErrorOut, ProgressOut
+from api.schemas import JobErrorOut
 from worker.jobs.model import Job, JobError, Progress
 
 log = logging.getLogger(__name__)

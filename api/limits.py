@@ -1,4 +1,4 @@
-"""Per-tenant limits and idempotency, in Redis so every API process shares them.
+"""Per-tenant limits, in Redis so every API process shares them.
 
 * :class:`RequestRate` — requests per minute, a sliding window estimated from
   two fixed one-minute counters (the previous minute's count weighted by how
@@ -6,16 +6,14 @@
 * :class:`InFlight` — jobs queued or running: a set of job ids per tenant that
   admits a new one only below the limit (atomically), and drops finished or
   expired jobs when it is full.
-* :class:`Idempotency` — an ``Idempotency-Key`` claims the job id it will
-  create together with a hash of the request; a retry finds the same id.
+
+Idempotency-Key claims, also per tenant and in Redis, are :mod:`api.idempotency`'s.
 
 All key names come from :class:`worker.keys.Keys`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -149,45 +147,3 @@ class InFlight:
 
     def _members(self, key: str) -> list[Any]:
         return cast(list[Any], self.redis.zrange(key, 0, -1))
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What an Idempotency-Key stands for: the job it made and the request's hash."""
-
-    job_id: str
-    fingerprint: str
-
-
-def fingerprint(payload: Any) -> str:
-    """A stable hash of a JSON-able request: the same request always hashes the same."""
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class Idempotency:
-    """``Idempotency-Key`` claims of each tenant, kept ``ttl`` seconds."""
-
-    def __init__(self, client: redis.Redis, keys: Keys, ttl: int) -> None:
-        self.redis = client
-        self.keys = keys
-        self.ttl = ttl
-
-    def claim(self, tenant: str, key: str, claim: Claim) -> Claim | None:
-        """Take ``key`` for ``claim``; None if taken now, else the earlier claim."""
-        name = self.keys.idempotency(tenant, key)
-        value = json.dumps({"job_id": claim.job_id, "fingerprint": claim.fingerprint})
-        if self.redis.set(name, value, nx=True, ex=self.ttl):
-            return None
-        raw = self.redis.get(name)
-        if raw is None:  # expired between the two calls: try once more
-            return None if self.redis.set(name, value, nx=True, ex=self.ttl) else claim
-        data = json.loads(cast(bytes | str, raw))
-        return Claim(str(data["job_id"]), str(data["fingerprint"]))
-
-    def release(self, tenant: str, key: str, job_id: str) -> None:
-        """Forget ``key`` if it still stands for ``job_id`` (that job was never made)."""
-        name = self.keys.idempotency(tenant, key)
-        raw = self.redis.get(name)
-        if raw is not None and json.loads(cast(bytes | str, raw)).get("job_id") == job_id:
-            self.redis.delete(name)

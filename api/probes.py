@@ -31,8 +31,8 @@ from prometheus_client.registry import Collector
 
 from api.deps import ApiContext
 from api.schemas import CheckOut, ReadyOut
-from worker.celery import queue_names
 from worker.jobs.model import TERMINAL, JobStatus
+from worker.queues import queue_names
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,7 @@ def _check_redis(ctx: ApiContext) -> None:
 
 
 def _check_broker(ctx: ApiContext) -> None:
-    with ctx.celery.connection_for_write() as conn:
-        conn.ensure_connection(
-            max_retries=1, interval_start=0, interval_step=0, timeout=CHECK_TIMEOUT
-        )
+    ctx.dispatch.check_broker(CHECK_TIMEOUT)
 
 
 def _check_storage(ctx: ApiContext) -> None:

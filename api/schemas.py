@@ -1,26 +1,28 @@
-"""What the API takes and what it answers: request and response schemas, kept apart.
+"""What every room of the API shares: request building blocks and response schemas.
 
 Request schemas forbid unknown fields (a typo is a 422 naming it, not a
-silently ignored option) and non-finite numbers.  Checks that need settings or
-I/O — the text limit, output choices, reference audio, callback addresses —
-live in :mod:`api.validation`; here are only the ones a schema can state.
-Response schemas are what clients see; they never carry the text or the
-reference audio back.
+silently ignored option) and non-finite numbers: they derive from
+:class:`RequestModel`.  Checks that need settings or I/O — the text limit,
+output choices, reference audio, callback addresses — live in
+:mod:`api.validation`; here are only the ones a schema can state.  Response
+schemas are what clients see; they never carry the text or the reference
+audio back.
+
+Each resource keeps its own schemas beside its routes (:mod:`api.jobs.schemas`,
+:mod:`api.batches.schemas`, :mod:`api.books.schemas`); here are the parts they
+share (the error envelope, stored files, billing, voice settings) and the
+schemas of the small top-level routes (``/v1/estimate``, the probes).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from worker.audio import OutputFormat
-from worker.fish.request import Latency
-from worker.jobs.model import JobStatus
-
-#: Most metadata a job may carry, as compact JSON.
+#: Most metadata a job or batch may carry, as compact JSON.
 MAX_METADATA_BYTES = 16 * 1024
 #: Deepest nesting of objects and arrays in metadata.
 MAX_METADATA_DEPTH = 16
@@ -41,7 +43,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _utf8(value: str) -> str:
+def utf8(value: str) -> str:
     """``value`` if it encodes as UTF-8 (JSON may smuggle in lone surrogates)."""
     try:
         value.encode()
@@ -50,14 +52,60 @@ def _utf8(value: str) -> str:
     return value
 
 
-class _Request(BaseModel):
+def optional_utf8(value: str | None) -> str | None:
+    """:func:`utf8` for an optional field."""
+    return None if value is None else utf8(value)
+
+
+def not_blank(value: str) -> str:
+    """``value`` if it is valid Unicode and not only whitespace."""
+    utf8(value)
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def small_json(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if it is plain JSON within the metadata limits (size and depth)."""
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_METADATA_DEPTH} levels")
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"must be plain JSON ({exc})") from None
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed")
+    return value
+
+
+class RequestModel(BaseModel):
+    """The base of request schemas: unknown fields and NaN/infinity are refused."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class SubmitModel(RequestModel):
+    """The base of requests that make a job or batch: with a callback URL and metadata.
+
+    Each subclass declares ``callback_url`` and ``metadata`` with its own
+    descriptions; the checks of both are here.
+    """
+
+    @field_validator("callback_url", check_fields=False)
+    @classmethod
+    def _callback_unicode(cls, value: str | None) -> str | None:
+        return optional_utf8(value)
+
+    @field_validator("metadata", check_fields=False)
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return small_json(value)
 
 
 # -- requests -------------------------------------------------------------------
 
 
-class ProsodyIn(_Request):
+class ProsodyIn(RequestModel):
     """Speaking rate and loudness."""
 
     speed: float = Field(1.0, ge=0.5, le=2.0, description="speaking rate, 1.0 is normal")
@@ -65,7 +113,7 @@ class ProsodyIn(_Request):
     normalize_loudness: bool = True
 
 
-class ReferenceIn(_Request):
+class ReferenceIn(RequestModel):
     """A voice-cloning reference: a short clip and what is said in it."""
 
     audio: str = Field(min_length=1, description="the clip (wav, mp3, flac, ogg…), base64-encoded")
@@ -74,77 +122,10 @@ class ReferenceIn(_Request):
     @field_validator("text")
     @classmethod
     def _unicode(cls, value: str) -> str:
-        return _utf8(value)
+        return utf8(value)
 
 
-class JobCreate(_Request):
-    """``POST /v1/jobs``: one text to narrate, and how."""
-
-    text: str = Field(description="what to say; at most SHOAL_MAX_TEXT_BYTES in UTF-8")
-    reference_id: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
-        description="a voice model id of the provider; or give `references` to clone a voice",
-    )
-    references: list[ReferenceIn] = Field(default_factory=list, max_length=MAX_REFERENCES)
-    model: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="provider model (the `model` header); default: SHOAL_FISH_MODEL",
-    )
-    format: OutputFormat = OutputFormat.MP3
-    sample_rate: int | None = Field(None, description="Hz; default: the format's default")
-    bitrate_kbps: int | None = Field(None, description="lossy formats only; default per format")
-    prosody: ProsodyIn | None = None
-    latency: Latency = Latency.NORMAL
-    normalize: bool = Field(True, description="normalise numbers and the like before speaking")
-    temperature: float = Field(0.7, ge=0, le=1)
-    top_p: float = Field(0.7, ge=0, le=1)
-    repetition_penalty: float = Field(1.2, gt=0, le=10)
-    paragraph_silence_ms: int | None = Field(None, ge=0, le=10_000)
-    output_key: str | None = Field(
-        None,
-        min_length=1,
-        max_length=512,
-        description="object key for the output, under the tenant's own prefix "
-        "(`<tenant>/<output_key>`); default: SHOAL_S3_KEY_TEMPLATE",
-    )
-    callback_url: str | None = Field(
-        None, min_length=1, max_length=2048, description="http(s) URL that receives job events"
-    )
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="any JSON object, echoed back (at most 16 KiB)"
-    )
-    priority: int = Field(0, ge=0, le=9, description="higher goes first for provider slots")
-
-    @field_validator("output_key", "callback_url")
-    @classmethod
-    def _unicode(cls, value: str | None) -> str | None:
-        return None if value is None else _utf8(value)
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        _utf8(value)
-        if not value.strip():
-            raise ValueError("must not be empty or only whitespace")
-        return value
-
-    @field_validator("metadata")
-    @classmethod
-    def _small_json(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if _depth(value) > MAX_METADATA_DEPTH:
-            raise ValueError(f"nests deeper than {MAX_METADATA_DEPTH} levels")
-        try:
-            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
-        except (ValueError, UnicodeEncodeError) as exc:
-            raise ValueError(f"must be plain JSON ({exc})") from None
-        if size > MAX_METADATA_BYTES:
-            raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed")
-        return value
-
-
-class EstimateRequest(_Request):
+class EstimateRequest(RequestModel):
     """``POST /v1/estimate``: a text to price before enqueueing it."""
 
     text: str
@@ -153,13 +134,20 @@ class EstimateRequest(_Request):
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        _utf8(value)
-        if not value.strip():
-            raise ValueError("must not be empty or only whitespace")
-        return value
+        return not_blank(value)
 
 
 # -- responses ------------------------------------------------------------------
+
+
+def when(ts: float | None) -> datetime | None:
+    """A record's epoch time as an aware UTC datetime."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def percent(done: float, total: float) -> float:
+    """``done`` as a share of ``total``, 0–100, to two decimals (0 when there is nothing)."""
+    return round(min(100.0 * done / total, 100.0), 2) if total else 0.0
 
 
 class ErrorInfo(BaseModel):
@@ -174,25 +162,59 @@ class ErrorOut(BaseModel):
     error: ErrorInfo
 
 
-class ProgressOut(BaseModel):
-    segments_done: int
-    segments_total: int
-    chars_done: int
-    chars_total: int
-    audio_seconds: float
-    percent: float = Field(description="characters done as a share of all, 0–100")
+#: What a route's ``responses=`` takes: OpenAPI documentation by status code.
+Responses = dict[int | str, dict[str, Any]]
 
 
-class OutputOut(BaseModel):
+def error_responses(descriptions: dict[int, str]) -> Responses:
+    """OpenAPI documentation of error answers: each status with ``ErrorOut`` as its body."""
+    return {status: {"model": ErrorOut, "description": d} for status, d in descriptions.items()}
+
+
+#: The errors any ``/v1`` route may answer.
+V1_ERRORS = error_responses(
+    {
+        401: "missing or unknown API key",
+        422: "invalid input; `field` names it",
+        429: "rate limited; see Retry-After",
+    }
+)
+#: The errors of a ``POST`` that makes something, beside its own 413.
+CREATE_ERRORS = error_responses(
+    {
+        409: "Idempotency-Key used with another body",
+        503: "the queue is unreachable; nothing was made",
+    }
+)
+
+
+class StoredFileOut(BaseModel):
+    """Where a finished file is, and a presigned URL to download it.
+
+    Each kind of file adds its own fields; each ends with ``sha256``, where the
+    JSON has always had it.
+    """
+
     url: str = Field(description="s3://bucket/key")
     key: str
     download_url: str | None = Field(description="presigned GET URL, valid until expires_at")
     download_expires_at: datetime | None
     bytes: int
+
+
+class OutputOut(StoredFileOut):
+    """An audio file: a job's output, a batch item's, or a batch's combined book."""
+
     duration_s: float
     format: str
     sample_rate: int
     content_type: str
+    sha256: str
+
+
+class ManifestOut(StoredFileOut):
+    """A batch's manifest (JSON)."""
+
     sha256: str
 
 
@@ -205,62 +227,6 @@ class JobErrorOut(BaseModel):
 class BillingOut(BaseModel):
     utf8_bytes: int
     estimated_cost_usd: float
-
-
-class JobSettingsOut(BaseModel):
-    """The job's request as accepted, without the text and reference audio."""
-
-    characters: int
-    reference_id: str | None
-    references: int = Field(description="number of voice-cloning reference clips")
-    model: str | None
-    format: str
-    sample_rate: int | None
-    bitrate_kbps: int | None
-    prosody: ProsodyIn | None
-    latency: Latency
-    normalize: bool
-    temperature: float
-    top_p: float
-    repetition_penalty: float
-    paragraph_silence_ms: int | None
-    output_key: str | None
-    callback_url: str | None
-    priority: int
-
-
-class JobLinks(BaseModel):
-    self: str
-    cancel: str
-    audio: str
-    events: str
-
-
-class JobOut(BaseModel):
-    """A job as its tenant sees it."""
-
-    id: str
-    status: JobStatus
-    batch_id: str | None
-    attempts: int
-    progress: ProgressOut
-    output: OutputOut | None
-    error: JobErrorOut | None
-    billing: BillingOut
-    request: JobSettingsOut
-    metadata: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    links: JobLinks
-
-
-class JobList(BaseModel):
-    """One page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
-
-    data: list[JobOut]
-    next_cursor: str | None
 
 
 class EstimateOut(BaseModel):

@@ -2,7 +2,7 @@
 
 They run before anything is stored or enqueued: a request that fails one
 leaves no trace.  Schema-level checks (types, ranges, blank text) are in
-:mod:`api.schemas`.
+:mod:`api.schemas` and :mod:`api.jobs.schemas`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import binascii
 import logging
 
 from api.errors import InvalidInput, PayloadTooLarge
-from api.schemas import JobCreate, ReferenceIn
+from api.jobs.schemas import JobCreate
+from api.schemas import ReferenceIn
 from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
-from worker.callbacks.delivery import callback_url_problem
-from worker.fish.request import Prosody
+from worker.callbacks.urls import callback_url_problem
 from worker.jobs.model import JobRequest, ReferenceClip
 from worker.settings import Settings
 from worker.storage.errors import InvalidKey
@@ -69,9 +69,12 @@ def decode_references(refs: list[ReferenceIn]) -> list[ReferenceClip]:
     return clips
 
 
-def check_callback_url(url: str, allow_private: bool) -> str:
-    """``url`` if it may receive callbacks (see :func:`worker.callbacks.delivery.callback_url_problem`)."""  # noqa: E501
-    problem = callback_url_problem(url, allow_private=allow_private)
+def check_callback_url(url: str | None, settings: Settings) -> str | None:
+    """``url`` if it may receive callbacks (see
+    :func:`worker.callbacks.urls.callback_url_problem`)."""
+    if url is None:
+        return None
+    problem = callback_url_problem(url, allow_private=settings.allow_private_callbacks)
     if problem is not None:
         raise InvalidInput(problem, field="callback_url")
     return url
@@ -96,29 +99,15 @@ def build_request(body: JobCreate, tenant: str, settings: Settings) -> JobReques
             "references: give reference_id or references, not both", field="references"
         )
     check_output(body.format.value, body.sample_rate, body.bitrate_kbps)
-    callback = (
-        check_callback_url(body.callback_url, settings.allow_private_callbacks)
-        if body.callback_url is not None
-        else None
-    )
+    callback = check_callback_url(body.callback_url, settings)
     output_key = scoped_output_key(tenant, body.output_key) if body.output_key else None
-    references = decode_references(body.references)
+    settings_fields = body.model_dump(
+        exclude={"references", "format", "output_key", "callback_url", "metadata"}
+    )
     return JobRequest(
-        text=body.text,
-        reference_id=body.reference_id,
-        references=references,
-        model=body.model,
+        **settings_fields,
+        references=decode_references(body.references),
         format=body.format.value,
-        sample_rate=body.sample_rate,
-        bitrate_kbps=body.bitrate_kbps,
-        prosody=Prosody(**body.prosody.model_dump()) if body.prosody else None,
-        latency=body.latency,
-        normalize=body.normalize,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        repetition_penalty=body.repetition_penalty,
-        paragraph_silence_ms=body.paragraph_silence_ms,
         output_key=output_key,
         callback_url=callback,
-        priority=body.priority,
     )

@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): the performance figures of DESIGN §7 as a table.
+"""``python -m bench`` (``make bench``): shoal's performance figures as a table.
 
 Every figure is a ratio of two things measured side by side in this run, so
 the table reads the same on a laptop and on a CI runner.  Progress goes to

@@ -1,6 +1,6 @@
 """Figure 5: a worker's peak memory for a short job against a very long one.
 
-DESIGN §4 wants memory flat however long the text: audio goes through a spool
+Memory should stay flat however long the text: audio goes through a spool
 on disk and multipart upload, never whole into RAM.  One worker process runs a
 warm-up job, a ~1-minute job, a middle-sized book and a long book (1 hour by
 default, 20 minutes with ``--quick``, 10 hours with ``--full``) against a tone
@@ -9,7 +9,7 @@ audio take minutes.  The worker's resident memory is sampled at 20 Hz during
 each job (``/proc/PID/status`` ``VmRSS``); ``VmHWM``, the kernel's own peak,
 is reported too.
 
-Two rows: 5a is DESIGN's comparison, long book against the 1-minute job; 5b
+Two rows: 5a is the headline comparison, long book against the 1-minute job; 5b
 compares the long book with the middle one.  Both of those upload their
 output in several parts (a small one goes up in a single request), so 5b is
 the slope — growth with length — without the fixed cost of a multipart upload.

@@ -3,8 +3,8 @@
 A :class:`StreamEncoder` lives for one session.  Every ``feed()`` takes int16
 mono PCM at the engine's rate, applies the session's gain, resamples to the
 requested rate and encodes; ``close()`` flushes.  Joining everything it
-returned gives one complete stream in the requested format (fish-protocol.md
-§6):
+returned gives one complete stream in the requested format (docs/protocol.md,
+'Audio payloads'):
 
 - ``pcm``: raw s16le mono, no header;
 - ``wav``: one RIFF/WAVE header at the very start, with Fish's placeholder
@@ -28,7 +28,7 @@ from worker.fish.request import SAMPLE_RATES, AudioFormat
 
 log = logging.getLogger(__name__)
 
-#: Fish's placeholder sizes in a streamed WAV header (DOCS-COMPAT).
+#: Fish's placeholder sizes in a streamed WAV header (its docs name them).
 WAV_RIFF_SIZE = 0xFFFFFF24
 WAV_DATA_SIZE = 0xFFFFFF00
 WAV_HEADER_BYTES = 44

@@ -11,7 +11,7 @@ Two engines share one interface (:class:`Engine`):
   nothing to compute and is paced like a cloud service, for benchmarks.
 
 Both cut their output into pieces of about ``piece_ms``, the size of the
-audio events a real provider sends (fish-protocol.md §5, item 8).
+audio events a real provider sends (a few hundred ms; docs/protocol.md).
 """
 
 from __future__ import annotations

@@ -19,22 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from shoal_cli.main import (
-    EXIT_INTERRUPTED,
+from shoal_cli.client import (
     EXIT_JOB,
     EXIT_OK,
     EXIT_USAGE,
-    UNREACHABLE_GRACE,
     Api,
     CliError,
-    Refused,
-    Unreachable,
+    cancel_interrupted,
     fetch,
+    note,
+    poll,
 )
 
 TERMINAL = frozenset({"succeeded", "partially_failed", "failed", "canceled"})
@@ -107,6 +105,7 @@ def _read(path: Path) -> bytes:
 
 
 def upload(api: Api, args: argparse.Namespace) -> dict[str, Any]:
+    """``POST /v1/books`` with the book, its cover and the options; the API's answer."""
     files: dict[str, Any] = {"file": (args.file.name, _read(args.file))}
     if args.cover is not None:
         files["cover"] = (args.cover.name, _read(args.cover))
@@ -151,6 +150,7 @@ class ChapterProgress:
         self.building = False
 
     def update(self, batch: dict[str, Any]) -> None:
+        """Report what changed in ``batch`` since the last call."""
         if not self.enabled:
             return
         items = batch.get("items", [])
@@ -181,34 +181,19 @@ def wait_for_batch(
     timeout: float | None,
 ) -> dict[str, Any]:
     """Poll the batch until it finishes, reporting chapters; rides out short API outages."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    unreachable_since: float | None = None
-    path = f"/v1/batches/{batch['id']}"
-    while True:
-        progress.update(batch)
-        if batch.get("status") in TERMINAL:
-            return batch
-        if deadline is not None and time.monotonic() > deadline:
-            raise CliError(f"batch {batch['id']} still {batch.get('status')} after {timeout:g}s")
-        time.sleep(interval)
-        try:
-            batch = dict(api.request("GET", path).json())
-            unreachable_since = None
-        except Refused as exc:
-            if exc.status != 429:
-                raise
-            time.sleep(min(exc.retry_after or 1.0, 30.0))
-        except Unreachable as exc:
-            unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since > UNREACHABLE_GRACE:
-                raise CliError(f"{exc.message}; batch {batch['id']} carries on") from exc
-
-
-def _note(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    return poll(
+        api,
+        batch,
+        what=f"batch {batch['id']}",
+        report=progress.update,
+        finished=TERMINAL,
+        interval=interval,
+        timeout=timeout,
+    )
 
 
 def cmd_book(api: Api, args: argparse.Namespace) -> int:
+    """``shoal book``: upload, follow the chapters, download and verify the audiobook."""
     answer = upload(api, args)
     if not args.quiet:
         describe_book(answer["book"], sys.stderr)
@@ -222,12 +207,7 @@ def cmd_book(api: Api, args: argparse.Namespace) -> int:
     try:
         batch = wait_for_batch(api, batch, progress, args.poll_interval, args.timeout)
     except KeyboardInterrupt:
-        try:
-            api.request("POST", f"/v1/batches/{batch['id']}/cancel")
-            _note(f"interrupted: canceled batch {batch['id']}")
-        except CliError as exc:
-            _note(f"interrupted; batch {batch['id']} was not canceled: {exc.message}")
-        return EXIT_INTERRUPTED
+        return cancel_interrupted(api, batch, f"batch {batch['id']}")
     combined = batch["outputs"]["combined"]
     if batch["status"] != "succeeded" or combined is None:
         reason = batch.get("error") or batch["outputs"]["assembly"].get("error") or ""
@@ -246,7 +226,7 @@ def cmd_book(api: Api, args: argparse.Namespace) -> int:
             "the manifest",
         )
     if out != "-" and not args.quiet:
-        _note(
+        note(
             f"wrote {out} ({size} bytes, {combined['duration_s']:.1f}s, "
             f"{len(batch['items'])} chapters) from batch {batch['id']}"
         )

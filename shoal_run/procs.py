@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -222,8 +221,3 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
-
-
-def python_argv(module: str, *args: str) -> list[str]:
-    """``python -m module args`` with this interpreter (the virtual environment's)."""
-    return [sys.executable, "-m", module, *args]

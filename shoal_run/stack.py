@@ -136,12 +136,7 @@ class Stack:
         except ValidationError as exc:
             raise LaunchError(f"invalid SHOAL_* settings:\n{exc}") from exc
         host = self.options.host
-        api_port = self.options.api_port or p.free_port(host)
-        if not p.port_free(host, api_port):
-            raise PartUnavailable(
-                f"port {api_port} on {host} is in use, so the API cannot listen there; "
-                "stop what uses it, or pass --api-port"
-            )
+        api_port = self._api_port(host)
         overrides: dict[str, Any] = {}
         env = dict(self.environ)
 
@@ -166,17 +161,7 @@ class Stack:
         worker = self._spawn("worker", p.worker_argv(f"shoal-run-{os.getpid()}@%h"), env)
         api = self._spawn("api", p.api_argv(host, api_port), env)
         self._record()
-
-        if tts_child is not None:
-            tts_child.wait_for_line(r"local_tts listening on ", self.options.start_timeout)
-            tts_child.ready()
-        if s3_child is not None:
-            s3_child.wait_for_line(r"Starting s3 server on", self.options.start_timeout)
-        self._ensure_bucket(final, s3_child)
-        if s3_child is not None:
-            s3_child.ready()
-        worker.wait_for_line(r"\bready\.", self.options.start_timeout)
-        worker.ready()
+        self._await_parts(final, tts_child, s3_child, worker)
         self._wait_api(api, api_url)
         api.ready()
         self.ready = Ready(
@@ -193,6 +178,30 @@ class Stack:
             pids={c.name: c.pid for c in self.children},
         )
         return self.ready
+
+    def _api_port(self, host: str) -> int:
+        port = self.options.api_port or p.free_port(host)
+        if not p.port_free(host, port):
+            raise PartUnavailable(
+                f"port {port} on {host} is in use, so the API cannot listen there; "
+                "stop what uses it, or pass --api-port"
+            )
+        return port
+
+    def _await_parts(
+        self, settings: Settings, tts: Child | None, s3: Child | None, worker: Child
+    ) -> None:
+        """Wait for the provider, the store (and its bucket) and the worker, in that order."""
+        if tts is not None:
+            tts.wait_for_line(r"local_tts listening on ", self.options.start_timeout)
+            tts.ready()
+        if s3 is not None:
+            s3.wait_for_line(r"Starting s3 server on", self.options.start_timeout)
+        self._ensure_bucket(settings, s3)
+        if s3 is not None:
+            s3.ready()
+        worker.wait_for_line(r"\bready\.", self.options.start_timeout)
+        worker.ready()
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> Child:
         child = Child(

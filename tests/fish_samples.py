@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: What fishaudio 1.3.0 sends as its start request (fish-protocol.md §2), nils included.
+#: What fishaudio 1.3.0 sends as its start request, nils included.
 SDK_DEFAULT_REQUEST: dict[str, Any] = {
     "text": "",
     "chunk_length": 200,

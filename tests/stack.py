@@ -4,6 +4,7 @@ Redis (the test session's), ``local_tts`` in a subprocess, moto's S3 over
 HTTP, and Celery workers in subprocesses started with ``celery -A worker
 worker`` exactly as the README says.  Each stack has its own key prefix (so its
 own queues) and its own bucket, so stacks in parallel tests never meet.
+Fixtures build them through :class:`Stacks`, which also tears them down.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import redis
@@ -124,6 +126,8 @@ class Stack:
             "SHOAL_S3_PATH_STYLE": "true",
             "SHOAL_SPOOL_DIR": str(workdir / "spool"),
             "SHOAL_WORKER_CONCURRENCY": "4",
+            # Short segments: a paragraph is several, so every job exercises the stitching.
+            "SHOAL_SEGMENT_MAX_CHARS": "60",
             "SHOAL_JOB_LEASE_SECONDS": "3",
             "SHOAL_PROVIDER_LEASE_SECONDS": "5",
             "SHOAL_RETRY_BASE_DELAY": "0.2",
@@ -195,6 +199,68 @@ class Stack:
             worker.stop()
         self.celery.close()
         self.redis.close()
+
+
+class Stacks:
+    """Builds stacks on one Redis and one S3 and closes every one of them at the end.
+
+    The one way tests get a stack: a fixture of any scope opens a ``Stacks`` and
+    calls it with the provider and the settings its module needs (environment
+    names, as the workers read them)::
+
+        with Stacks(redis_url, s3.endpoint_url, workdir) as make:
+            stack = make(tts, workers=1, SHOAL_PROVIDER_SLOTS="2")
+
+    Closing stops each stack's workers, deletes its keys and clears any faults
+    left on its provider (a provider may outlive the stack).
+    """
+
+    def __init__(self, redis_url: str, s3_endpoint: str, workdir: Path) -> None:
+        self.redis_url = redis_url
+        self.s3_endpoint = s3_endpoint
+        self.workdir = workdir
+        self.built: list[Stack] = []
+
+    def __call__(
+        self, tts: LocalTTS, *, s3_endpoint: str | None = None, workers: int = 0, **env: str
+    ) -> Stack:
+        """A new stack on ``tts`` (faults cleared, counters zeroed) with ``env`` over the defaults.
+
+        ``s3_endpoint`` replaces the S3 address (a proxy in front of it, say);
+        ``workers`` Celery workers are started and ready when this returns.
+        """
+        workdir = self.workdir / f"stack{len(self.built)}"
+        workdir.mkdir(parents=True)
+        tts.clear_faults()
+        tts.reset()
+        stack = Stack(
+            redis_url=self.redis_url,
+            tts=tts,
+            s3_endpoint=s3_endpoint or self.s3_endpoint,
+            workdir=workdir,
+            env=env,
+        )
+        self.built.append(stack)
+        for _ in range(workers):
+            stack.start_worker()
+        return stack
+
+    def close(self) -> None:
+        """Stop every stack's workers, delete its keys, clear its provider's faults."""
+        for stack in self.built:
+            stack.close()
+            delete_prefix(stack.redis, stack.keys.prefix)
+            if stack.tts.running:
+                stack.tts.clear_faults()
+        self.built.clear()
+
+    def __enter__(self) -> Stacks:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def sentences(n: int) -> str:

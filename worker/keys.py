@@ -47,6 +47,11 @@ class Keys:
         """Hash: segment index → JSON checkpoint of a finished segment."""
         return f"{self.prefix}:segments:{job_id}"
 
+    def job_sessions(self, job_id: str) -> str:
+        """Hash: segment index → provider sessions opened for it, over all attempts
+        (the segment's retry budget; see :mod:`worker.retry`)."""
+        return f"{self.prefix}:sessions:{job_id}"
+
     def job_requeue(self, job_id: str) -> str:
         """String with a short TTL: one reaper re-queues an orphaned job, not several."""
         return f"{self.prefix}:requeue:{job_id}"
@@ -84,6 +89,15 @@ class Keys:
     def batch_item_event(self, job_id: str) -> str:
         """String: set once a job's ``batch.item.succeeded`` callback has been queued."""
         return f"{self.prefix}:batch:itemevent:{job_id}"
+
+    def batches_open(self) -> str:
+        """Sorted set: unfinished batch id → when it last changed or the reaper looked at
+        it (epoch s); the reaper's worklist of batches whose end may be unacted on."""
+        return f"{self.prefix}:idx:batches-open"
+
+    def batches_open_adopted(self) -> str:
+        """String: set once the batches stored before ``batches_open`` existed were indexed."""
+        return f"{self.prefix}:idx:batches-open:adopted"
 
     def batch_staging_expiry(self) -> str:
         """Sorted set: batch id → when its staging objects may be deleted (epoch s)."""

@@ -1,13 +1,38 @@
-"""Retry policy as plain data and pure functions: exponential backoff with jitter.
+"""Retry policy as plain data and pure functions, and the retry budget of every unit of work.
 
 Nothing here sleeps or reads a clock.  The caller supplies the random number,
 so a test can pin every delay, and decides what to do with the answer (Celery's
-``countdown``, ``asyncio.sleep``, a scheduled callback).
+``countdown``, ``time.sleep``, ``asyncio.sleep``, a scheduled callback).
+Attempts are numbered from 1.  Permanent errors are never retried, and nothing
+is retried forever.
 
-Attempts are numbered from 1.  With the defaults a transient failure is tried
-five times in all, waiting about 1, 2, 4 and 8 seconds (less jitter) between
-tries, and then the job fails with :func:`give_up_message`.  Permanent errors
-are never retried, and nothing is retried forever.
+The budgets, each counted in one place and never multiplied by another layer
+(``max_attempts`` is ``Settings.max_attempts``, 5 by default)::
+
+    unit of work     at most                                      counted by
+    a job            max_attempts attempts                        the job record (``attempts``)
+    one segment      max_attempts provider sessions over all the  a Redis counter per segment
+                     attempts of its job; up to 3 in a row inside (``JobStore.count_session``)
+                     one attempt (SEGMENT_POLICY)
+    one S3 request   5 sends, 7.5-15 s of waits (STORAGE_POLICY)  the storage client alone:
+                                                                  botocore's retries are off
+    a batch build    max_attempts builds per generation           the batch record
+                                                                  (``assembly.attempts``)
+    a callback       len(CALLBACK_SCHEDULE) + 1 deliveries        the delivery's attempt number
+
+A job's attempts and its batch's builds wait :func:`job_policy` between them
+(``retry_base_delay`` doubling up to ``retry_max_delay``).  A segment's quick
+retries ride out a provider blip without failing the attempt (and without
+stopping its siblings mid-stream); :class:`SessionBudget` stops them from adding
+up across attempts: the session that would exceed ``max_attempts`` is never
+opened, and the job fails with :func:`give_up_message`.  The S3 retries are
+ours, not botocore's, because ours are deterministic to test, outlast an outage
+of several seconds (botocore's full jitter may retry three times within the
+same second), are logged, and also cover a download whose body breaks mid-way.
+An upload is one PUT (or one request per multipart step: create, each part,
+complete), each sent at most 5 times; an attempt that fails anyway uploads
+again in the job's next attempt, so one object costs at most 5 × max_attempts
+sends of each of its requests.
 """
 
 from __future__ import annotations
@@ -16,8 +41,23 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["CALLBACK_SCHEDULE", "DEFAULT_POLICY", "RetryPolicy", "give_up_message"]
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+__all__ = [
+    "CALLBACK_SCHEDULE",
+    "DEFAULT_POLICY",
+    "SEGMENT_POLICY",
+    "STORAGE_POLICY",
+    "RetryPolicy",
+    "SessionBudget",
+    "Step",
+    "give_up_message",
+    "job_policy",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +143,71 @@ class RetryPolicy:
 
 DEFAULT_POLICY = RetryPolicy()
 
+#: Quick retries of one segment inside one attempt: up to 3 sessions in a row,
+#: 0.25-0.5 s and 0.5-1 s apart.  They count against the segment's
+#: :class:`SessionBudget`, which has the last word.
+SEGMENT_POLICY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
+
+#: Every S3 request (a PUT, each part of a multipart upload, its completion, a
+#: GET with its body, a DELETE, a page of a listing): sent at most 5 times,
+#: waiting 0.5-1, 1-2, 2-4 and 4-8 s between, 7.5-15 s in all.  The only retry
+#: layer of a request: botocore is told to send each request once.
+STORAGE_POLICY = RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=15.0)
+
+
+def job_policy(settings: Settings) -> RetryPolicy:
+    """The attempts of a job, and the builds of a batch generation: ``max_attempts`` of
+    them, ``retry_base_delay`` doubling up to ``retry_max_delay`` between."""
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_delay=settings.retry_base_delay,
+        max_delay=settings.retry_max_delay,
+    )
+
+
+class Step(StrEnum):
+    """What a segment does after one of its provider sessions failed."""
+
+    RETRY = "retry"  # open another session now, in this attempt, after SEGMENT_POLICY's delay
+    RAISE = "raise"  # end the attempt with the error; the job's policy decides what follows
+    GIVE_UP = "give_up"  # the segment spent every session it may: the job fails
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBudget:
+    """How many provider sessions one segment may cost, across every attempt of its job.
+
+    ``total`` is the job's ``max_attempts``, so a segment never costs more
+    sessions than its job may have attempts, however the failures fall: quick
+    retries inside an attempt, attempts re-queued with backoff, attempts whose
+    worker died mid-session.  ``in_a_row`` bounds the quick retries of one
+    attempt; after them the attempt fails and the job's slower backoff takes over.
+    """
+
+    total: int
+    in_a_row: RetryPolicy = SEGMENT_POLICY
+
+    def __post_init__(self) -> None:
+        if self.total < 1:
+            raise ValueError(f"a segment needs at least one session, got {self.total}")
+
+    def may_open(self, session: int) -> bool:
+        """Whether the segment's ``session``-th session (counted over all attempts,
+        from 1, this one included) may be opened."""
+        return 1 <= session <= self.total
+
+    def after_failure(self, tries: int, sessions: int, retryable: bool) -> Step:
+        """What follows a failed session: the ``tries``-th of this attempt (from 1),
+        the ``sessions``-th of the segment over all attempts."""
+        if tries < 1 or sessions < tries:
+            raise ValueError(f"{tries} tries in this attempt but {sessions} sessions in all")
+        if not retryable:
+            return Step.RAISE  # a permanent error fails the job by itself
+        if sessions >= self.total:
+            return Step.GIVE_UP
+        return Step.RETRY if self.in_a_row.should_retry(tries, True) else Step.RAISE
+
+
 # Delays before each redelivery of a callback that failed, from seconds to
 # hours: a receiver that is down for a deploy gets it within minutes, one that
 # is down for an afternoon still gets it the same day.  The first delivery is
@@ -121,16 +226,19 @@ CALLBACK_SCHEDULE: tuple[float, ...] = (
 )
 
 
-def give_up_message(attempts: int, last_error: str) -> str:
-    """The error message of a job that exhausted its retries.
+def give_up_message(attempts: int, last_error: str, *, unit: str = "attempt", of: str = "") -> str:
+    """The error message of work that exhausted its retries.
 
-    ``"gave up after 5 attempts: provider closed the connection"``.  An empty
+    ``"gave up after 5 attempts: provider closed the connection"``;
+    with ``unit="provider session", of="segment 3"``:
+    ``"gave up after 5 provider sessions of segment 3: ..."``.  An empty
     ``last_error`` reads as "unknown error" rather than ending in a colon.
     """
     _check_attempt(attempts)
-    noun = "attempt" if attempts == 1 else "attempts"
+    noun = unit if attempts == 1 else f"{unit}s"
+    where = f" of {of}" if of else ""
     reason = last_error.strip() or "unknown error"
-    return f"gave up after {attempts} {noun}: {reason}"
+    return f"gave up after {attempts} {noun}{where}: {reason}"
 
 
 def _check_attempt(attempt: int) -> None:

@@ -7,16 +7,21 @@ import time
 from typing import Any
 
 from api.batches.schemas import ItemRetryIn
-from api.batches.service import SETTINGS_FIELDS, VOICE_FIELDS, batches_of, new_item_job
+from api.batches.service import (
+    SETTINGS_FIELDS,
+    VOICE_FIELDS,
+    batch_billing,
+    batches_of,
+    new_item_job,
+)
 from api.batches.views import current_view
 from api.deps import ApiContext
 from api.errors import Conflict, InvalidInput, RateLimited, Unavailable
 from api.validation import check_text_size, decode_references
-from worker.batches.lifecycle import BatchView, load_view
+from worker.batches.lifecycle import BatchView, load_view, maybe_finalize
 from worker.batches.model import AssemblyState, Batch
 from worker.fish.request import Prosody
-from worker.jobs.model import Billing, Job, JobStatus
-from worker.jobs.tasks import enqueue
+from worker.jobs.model import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ def cancel_batch(ctx: ApiContext, batch: Batch) -> BatchView:
                 canceled += 1
             ctx.in_flight.release(batch.tenant, job_id)
     log.info("batch %s: canceled (%d items stopped)", batch.id, canceled)
+    try:  # the end of a cancellation: batch.canceled, staging cleaned
+        maybe_finalize(batches, batch.id, ctx.settings, sender=ctx.dispatch, storage=ctx.storage)
+    except Exception:  # the worker's reaper acts on it if this could not
+        log.warning("batch %s: could not act on its cancellation now", batch.id, exc_info=True)
     return current_view(ctx, batches.get(batch.id) or batch)
 
 
@@ -54,80 +63,15 @@ def retry_item(ctx: ApiContext, batch: Batch, index: int, body: ItemRetryIn | No
     The new job takes the old one's settings, changed by ``body``; the old job
     stays as it was (listed in ``replaced_jobs``).
     """
-    if not 0 <= index < len(batch.items):
-        raise InvalidInput(f"n: batch {batch.id} has items 0 to {len(batch.items) - 1}", field="n")
-    if batch.canceled_at is not None:
-        raise Conflict(f"batch {batch.id} was canceled", code="batch_canceled")
-    item = batch.items[index]
-    old = ctx.store.get(item.job_id)
-    if old is not None and not old.status.terminal:
-        raise Conflict(
-            f"item {index} is still {old.status.value}; retry it once it has ended",
-            code="item_running",
-        )
+    old = _retryable(ctx, batch, index)
     body = body or ItemRetryIn()
-    settings = ctx.settings
-    text = body.text if body.text is not None else (old.request.text if old else None)
-    if text is None:
-        raise Conflict(f"item {index}'s job has expired; give its text", code="item_gone")
-    check_text_size(text, settings, field="text")
-    title = body.title or item.title
-    fields = _retry_fields(old, body)
-    priority = old.request.priority if old else 0
-    job = new_item_job(
-        batch.tenant,
-        batch.id,
-        index,
-        title,
-        text,
-        fields,
-        batch.produce,
-        priority,
-        settings.price_per_million_bytes_usd,
-    )
-    tenant = settings.tenant(batch.tenant)
-    limit = tenant.max_jobs_in_flight if tenant else 1000
+    title = body.title or batch.items[index].title
+    job = _retry_job(ctx, batch, index, title, old, body)
+    _reserve(ctx, batch.tenant, index, job)
+    replaced = batch.items[index].job_id
+    price = ctx.settings.price_per_million_bytes_usd
     batches = batches_of(ctx)
-    ctx.store.create(job, batch_item=index)
-    if not ctx.in_flight.reserve(batch.tenant, job.id, limit).admitted:
-        ctx.store.delete(job.id)
-        raise RateLimited(
-            f"{limit} jobs are already queued or running; wait for some to finish",
-            retry_after=ctx.in_flight.RETRY_AFTER,
-            code="too_many_jobs_in_flight",
-        )
-
-    def swap(b: Batch) -> Batch | None:
-        if b.canceled_at is not None or b.items[index].job_id != item.job_id:
-            return None
-        items = list(b.items)
-        items[index] = items[index].model_copy(
-            update={
-                "job_id": job.id,
-                "title": title,
-                "chars": len(text),
-                "utf8_bytes": job.billing.utf8_bytes,
-                "replaced": [*items[index].replaced, item.job_id],
-            }
-        )
-        assembly = b.assembly.model_copy(
-            update={
-                "generation": b.assembly.generation + 1,
-                "state": AssemblyState.WAITING,
-                "attempts": 0,
-                "error": None,
-            }
-        )
-        utf8 = sum(i.utf8_bytes for i in items)
-        billing = Billing(
-            utf8_bytes=utf8,
-            estimated_cost_usd=round(utf8 * settings.price_per_million_bytes_usd / 1e6, 6),
-        )
-        return b.model_copy(
-            update={"items": items, "assembly": assembly, "finished_at": None, "billing": billing}
-        )
-
-    swapped = batches.update(batch.id, swap)
+    swapped = batches.update(batch.id, lambda b: _swap(b, index, replaced, job, title, price))
     if swapped is None:
         ctx.store.delete(job.id)
         ctx.in_flight.release(batch.tenant, job.id)
@@ -136,10 +80,10 @@ def retry_item(ctx: ApiContext, batch: Batch, index: int, body: ItemRetryIn | No
             code="item_changed",
         )
     # The batch index lists an item's current job only.
-    ctx.redis.zrem(ctx.keys.jobs_by_batch(batch.id), item.job_id)
+    ctx.redis.zrem(ctx.keys.jobs_by_batch(batch.id), replaced)
     batches.unschedule_staging_cleanup(batch.id)
     try:
-        enqueue(job, settings, ctx.celery)
+        ctx.dispatch.enqueue(job)
     except Exception as exc:
         # The item now waits for a job no message will run: fail it visibly instead.
         log.warning("batch %s: item %d retry could not be queued: %s", batch.id, index, exc)
@@ -148,6 +92,91 @@ def retry_item(ctx: ApiContext, batch: Batch, index: int, body: ItemRetryIn | No
         raise Unavailable("the job queue (broker) is unreachable; try again shortly") from exc
     log.info("batch %s: item %d re-rendered by job %s", batch.id, index, job.id)
     return load_view(batches, swapped)
+
+
+def _retryable(ctx: ApiContext, batch: Batch, index: int) -> Job | None:
+    """Item ``index``'s current job, if the item may be retried now (None: it expired)."""
+    if not 0 <= index < len(batch.items):
+        raise InvalidInput(f"n: batch {batch.id} has items 0 to {len(batch.items) - 1}", field="n")
+    if batch.canceled_at is not None:
+        raise Conflict(f"batch {batch.id} was canceled", code="batch_canceled")
+    old = ctx.store.get(batch.items[index].job_id)
+    if old is not None and not old.status.terminal:
+        raise Conflict(
+            f"item {index} is still {old.status.value}; retry it once it has ended",
+            code="item_running",
+        )
+    return old
+
+
+def _retry_job(
+    ctx: ApiContext, batch: Batch, index: int, title: str, old: Job | None, body: ItemRetryIn
+) -> Job:
+    """The new job of item ``index``: the old job's text and settings, changed by ``body``."""
+    text = body.text if body.text is not None else (old.request.text if old else None)
+    if text is None:
+        raise Conflict(f"item {index}'s job has expired; give its text", code="item_gone")
+    check_text_size(text, ctx.settings, field="text")
+    return new_item_job(
+        batch.tenant,
+        batch.id,
+        index,
+        title,
+        text,
+        _retry_fields(old, body),
+        batch.produce,
+        old.request.priority if old else 0,
+        ctx.settings.price_per_million_bytes_usd,
+    )
+
+
+def _reserve(ctx: ApiContext, tenant_id: str, index: int, job: Job) -> None:
+    """Store ``job`` and count it in flight; :class:`RateLimited` (and no job) if full."""
+    tenant = ctx.settings.tenant(tenant_id)
+    limit = tenant.max_jobs_in_flight if tenant else 1000
+    ctx.store.create(job, batch_item=index)
+    if not ctx.in_flight.reserve(tenant_id, job.id, limit).admitted:
+        ctx.store.delete(job.id)
+        raise RateLimited(
+            f"{limit} jobs are already queued or running; wait for some to finish",
+            retry_after=ctx.in_flight.RETRY_AFTER,
+            code="too_many_jobs_in_flight",
+        )
+
+
+def _swap(b: Batch, index: int, replaced: str, job: Job, title: str, price: float) -> Batch | None:
+    """``b`` with ``job`` as item ``index``'s job in place of ``replaced``, and a new build.
+
+    None if the item changed meanwhile or the batch was canceled.
+    """
+    if b.canceled_at is not None or b.items[index].job_id != replaced:
+        return None
+    items = list(b.items)
+    items[index] = items[index].model_copy(
+        update={
+            "job_id": job.id,
+            "title": title,
+            "chars": len(job.request.text),
+            "utf8_bytes": job.billing.utf8_bytes,
+            "replaced": [*items[index].replaced, replaced],
+        }
+    )
+    assembly = b.assembly.model_copy(
+        update={
+            "generation": b.assembly.generation + 1,
+            "state": AssemblyState.WAITING,
+            "attempts": 0,
+            "error": None,
+        }
+    )
+    return b.model_copy(
+        update={
+            "items": items,
+            "assembly": assembly,
+            "finished_at": None,
+            "billing": batch_billing(items, price),
+        }
+    )
 
 
 def _retry_fields(old: Job | None, body: ItemRetryIn) -> dict[str, Any]:

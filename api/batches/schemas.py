@@ -1,30 +1,29 @@
-"""What the batch and book routes take and answer: request and response schemas, kept apart.
+"""What the batch routes take and answer: ``BatchCreate`` and ``ItemRetryIn`` in, ``BatchOut`` out.
 
-Like :mod:`api.schemas`, requests forbid unknown fields and non-finite
-numbers; checks that need settings (text limits, output choices, reference
-audio, callback addresses) are in :mod:`api.batches.service`.
+Requests derive from :class:`api.schemas.RequestModel`; checks that need
+settings (text limits, output choices, reference audio, callback addresses)
+are in :mod:`api.batches.service`.  :class:`BatchOptions` is also what a
+book takes (:mod:`api.books.schemas`).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from api.schemas import (
-    MAX_METADATA_BYTES,
-    MAX_METADATA_DEPTH,
     MAX_REFERENCES,
     BillingOut,
     JobErrorOut,
+    ManifestOut,
     OutputOut,
     ProsodyIn,
     ReferenceIn,
-    _depth,
-    _Request,
-    _utf8,
+    RequestModel,
+    SubmitModel,
+    not_blank,
 )
 from worker.audio import OutputFormat
 from worker.batches.model import (
@@ -43,29 +42,10 @@ BATCH_TEXT_FACTOR = 20
 MAX_TITLE_CHARS = 300
 
 
-def _not_blank(value: str) -> str:
-    _utf8(value)
-    if not value.strip():
-        raise ValueError("must not be empty or only whitespace")
-    return value
-
-
-def _small_json(value: dict[str, Any]) -> dict[str, Any]:
-    if _depth(value) > MAX_METADATA_DEPTH:
-        raise ValueError(f"nests deeper than {MAX_METADATA_DEPTH} levels")
-    try:
-        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise ValueError(f"must be plain JSON ({exc})") from None
-    if size > MAX_METADATA_BYTES:
-        raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed")
-    return value
-
-
 # -- requests -------------------------------------------------------------------
 
 
-class VoiceIn(_Request):
+class VoiceIn(RequestModel):
     """How items are spoken; every field left out is inherited (defaults, then the server's)."""
 
     reference_id: str | None = Field(
@@ -99,10 +79,10 @@ class BatchItemIn(VoiceIn):
     @field_validator("title", "text")
     @classmethod
     def _filled(cls, value: str) -> str:
-        return _not_blank(value)
+        return not_blank(value)
 
 
-class ProduceIn(_Request):
+class ProduceIn(RequestModel):
     """What a batch makes: each item's own file, a combined book, and always a manifest."""
 
     chapter_format: OutputFormat = Field(OutputFormat.MP3, description="each item's own file")
@@ -122,7 +102,9 @@ class ProduceIn(_Request):
     )
 
 
-class _BatchOptions(_Request):
+class BatchOptions(SubmitModel):
+    """What a batch and a book both take: defaults, outputs, callback, metadata."""
+
     defaults: BatchDefaultsIn = Field(default_factory=BatchDefaultsIn)
     produce: ProduceIn = Field(default_factory=ProduceIn)
     callback_url: str | None = Field(
@@ -130,18 +112,8 @@ class _BatchOptions(_Request):
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="echoed back (≤ 16 KiB)")
 
-    @field_validator("callback_url")
-    @classmethod
-    def _unicode(cls, value: str | None) -> str | None:
-        return None if value is None else _utf8(value)
 
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _small_json(value)
-
-
-class BatchCreate(_BatchOptions):
+class BatchCreate(BatchOptions):
     """``POST /v1/batches``: many texts (e.g. a book's chapters), shared defaults, and outputs."""
 
     title: str | None = Field(
@@ -149,12 +121,6 @@ class BatchCreate(_BatchOptions):
     )
     author: str | None = Field(None, max_length=MAX_TITLE_CHARS)
     items: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
-
-
-class BookOptions(_BatchOptions):
-    """The ``options`` field of ``POST /v1/books`` (JSON): the batch options of a book."""
-
-    speak_titles: bool = Field(True, description="read each chapter's title before its text")
 
 
 class ItemRetryIn(VoiceIn):
@@ -166,7 +132,7 @@ class ItemRetryIn(VoiceIn):
     @field_validator("title", "text")
     @classmethod
     def _filled(cls, value: str | None) -> str | None:
-        return None if value is None else _not_blank(value)
+        return None if value is None else not_blank(value)
 
 
 # -- responses ------------------------------------------------------------------
@@ -218,28 +184,6 @@ class BatchProgressOut(BaseModel):
     percent: float
 
 
-class CombinedOut(BaseModel):
-    url: str
-    key: str
-    download_url: str | None
-    download_expires_at: datetime | None
-    bytes: int
-    duration_s: float
-    format: str
-    sample_rate: int
-    content_type: str
-    sha256: str
-
-
-class ManifestOut(BaseModel):
-    url: str
-    key: str
-    download_url: str | None
-    download_expires_at: datetime | None
-    bytes: int
-    sha256: str
-
-
 class AssemblyOut(BaseModel):
     state: AssemblyState
     generation: int = Field(description="bumped by every item retry")
@@ -250,7 +194,7 @@ class AssemblyOut(BaseModel):
 
 
 class BatchOutputsOut(BaseModel):
-    combined: CombinedOut | None
+    combined: OutputOut | None
     manifest: ManifestOut | None
     assembly: AssemblyOut
 
@@ -295,33 +239,3 @@ class BatchOut(BaseModel):
     canceled_at: datetime | None
     finished_at: datetime | None
     links: BatchLinks
-
-
-class BookChapterOut(BaseModel):
-    index: int
-    title: str
-    chars: int
-    utf8_bytes: int
-    source: str
-
-
-class ParsedBookOut(BaseModel):
-    """What was read from the upload: check the chapter list before (or while) it is narrated."""
-
-    title: str
-    author: str | None
-    language: str | None
-    kind: str
-    chars: int
-    utf8_bytes: int
-    estimated_cost_usd: float
-    cover: bool
-    chapters: list[BookChapterOut]
-    skipped: list[str] = Field(description="front matter and empty sections left out")
-
-
-class BookOut(BaseModel):
-    """``POST /v1/books``: the parsed book, and the batch narrating it (none in a dry run)."""
-
-    book: ParsedBookOut
-    batch: BatchOut | None

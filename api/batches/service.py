@@ -1,19 +1,20 @@
 """What the batch routes do, apart from HTTP: check and submit a batch.
 
 Showing a batch is :mod:`api.batches.views`; cancelling it and retrying an item
-:mod:`api.batches.actions`.
+:mod:`api.batches.actions`.  A book (:mod:`api.books.service`) is submitted
+as a batch too, through :func:`submit_batch`.
 
-Submitting runs, like a job's: every check (nothing stored yet), the
-Idempotency-Key claim, then the cover, the batch record and the items' jobs,
-the tenant's in-flight limit (one slot per item, all or none), and the jobs'
-messages on the bulk queue.  A failure after the claim undoes everything done, so a request makes
-one whole batch or leaves nothing behind.
+Submitting runs, like a job's: every check and the plan of the batch and its
+items' jobs (:func:`plan_batch`, nothing stored yet), the Idempotency-Key
+claim, then the cover, the batch record and the items' jobs, the tenant's
+in-flight limit (one slot per item, all or none), and the jobs' messages on
+the bulk queue.  A failure after the claim undoes everything done, so a
+request makes one whole batch or leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,19 +22,25 @@ from typing import Any
 
 import redis
 
-from api.batches.schemas import BATCH_TEXT_FACTOR, ProduceIn, VoiceIn, _BatchOptions
+from api.batches.schemas import BATCH_TEXT_FACTOR, BatchCreate, BatchOptions, ProduceIn, VoiceIn
 from api.deps import ApiContext
-from api.errors import Conflict, InvalidInput, PayloadTooLarge, RateLimited, Unavailable
-from api.jobs.service import IDEMPOTENT_WAIT_SECONDS
-from api.limits import Claim, fingerprint
+from api.errors import InvalidInput, PayloadTooLarge, RateLimited, Unavailable
+from api.idempotency import Claim, Created, check_idempotency_key, create_once, fingerprint
 from api.validation import check_callback_url, check_text_size, decode_references
 from worker.audio import UnsupportedOutput, format_info, validate_output
 from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
 from worker.batches.store import BatchStore
 from worker.fish.request import Prosody
-from worker.jobs.model import Billing, Job, JobRequest, ReferenceClip, estimate_billing, new_job_id
-from worker.jobs.tasks import enqueue
-from worker.settings import TenantConfig
+from worker.jobs.model import (
+    Billing,
+    Job,
+    JobRequest,
+    ReferenceClip,
+    billing_for_bytes,
+    estimate_billing,
+    new_job_id,
+)
+from worker.settings import Settings, TenantConfig
 from worker.storage.client import StorageError
 from worker.storage.model import validate_key
 
@@ -62,14 +69,6 @@ class PlannedItem:
     voice: VoiceIn | None = None
     source: str | None = None
     field: str = "items"  # where errors about it point, e.g. "items.3"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSubmission:
-    """A submitted batch, and whether this request created it (False: a replay)."""
-
-    batch: Batch
-    created: bool
 
 
 def batches_of(ctx: ApiContext) -> BatchStore:
@@ -211,33 +210,17 @@ def new_item_job(
     )
 
 
+def batch_billing(items: Sequence[BatchItem], price: float) -> Billing:
+    """What a batch's items cost together, by their UTF-8 bytes."""
+    utf8 = sum(item.utf8_bytes for item in items)
+    return billing_for_bytes(utf8, price)
+
+
 # -- submit ---------------------------------------------------------------------
 
 
-def submit_batch(
-    ctx: ApiContext,
-    tenant: TenantConfig,
-    *,
-    items: Sequence[PlannedItem],
-    options: _BatchOptions,
-    book: BookInfo,
-    cover: bytes | None,
-    idempotency: tuple[str, str] | None,
-    request_fingerprint: Any,
-) -> BatchSubmission:
-    """Check, store and enqueue a whole batch; or return the one this Idempotency-Key made.
-
-    ``idempotency`` is (namespace, key); ``request_fingerprint`` anything JSON-able
-    that stands for the request.  Raises :class:`ApiError` subclasses.
-    """
-    settings = ctx.settings
-    produce = check_produce(options.produce)
-    voices = _Voices(options.defaults)
-    callback = (
-        check_callback_url(options.callback_url, settings.allow_private_callbacks)
-        if options.callback_url is not None
-        else None
-    )
+def _check_sizes(settings: Settings, items: Sequence[PlannedItem]) -> None:
+    """Each item's text, and all of them together, within the limits."""
     total = 0
     for item in items:
         total += check_text_size(item.text, settings, field=f"{item.field}.text")
@@ -248,11 +231,49 @@ def submit_batch(
             f"({BATCH_TEXT_FACTOR} × SHOAL_MAX_TEXT_BYTES); split it into several batches",
             field="items",
         )
+
+
+def create_batch(
+    ctx: ApiContext, tenant: TenantConfig, body: BatchCreate, idempotency_key: str | None
+) -> Created[Batch]:
+    """``POST /v1/batches``: submit ``body``'s items as one batch."""
+    key = check_idempotency_key(idempotency_key)
+    items = [
+        PlannedItem(title=item.title, text=item.text, voice=item, field=f"items.{i}")
+        for i, item in enumerate(body.items)
+    ]
+    return submit_batch(
+        ctx,
+        tenant,
+        items=items,
+        options=body,
+        book=BookInfo(title=(body.title or "").strip() or "Untitled", author=body.author),
+        cover=None,
+        idempotency=("batches", key) if key else None,
+        request_fingerprint=body.model_dump(mode="json"),
+    )
+
+
+def plan_batch(
+    settings: Settings,
+    tenant: str,
+    items: Sequence[PlannedItem],
+    options: BatchOptions,
+    book: BookInfo,
+) -> tuple[Batch, list[Job]]:
+    """Check everything about a batch and make its record and its items' jobs (unsaved).
+
+    Raises :class:`ApiError` subclasses; has no side effects.
+    """
+    produce = check_produce(options.produce)
+    voices = _Voices(options.defaults)
+    callback = check_callback_url(options.callback_url, settings)
+    _check_sizes(settings, items)
     batch_id = new_batch_id()
     price = settings.price_per_million_bytes_usd
     jobs = [
         new_item_job(
-            tenant.id,
+            tenant,
             batch_id,
             i,
             item.title,
@@ -264,66 +285,66 @@ def submit_batch(
         )
         for i, item in enumerate(items)
     ]
+    planned = [
+        BatchItem(
+            job_id=job.id,
+            title=item.title,
+            chars=len(item.text),
+            utf8_bytes=job.billing.utf8_bytes,
+            source=item.source,
+        )
+        for item, job in zip(items, jobs, strict=True)
+    ]
     batch = Batch(
         id=batch_id,
-        tenant=tenant.id,
-        items=[
-            BatchItem(
-                job_id=job.id,
-                title=item.title,
-                chars=len(item.text),
-                utf8_bytes=job.billing.utf8_bytes,
-                source=item.source,
-            )
-            for item, job in zip(items, jobs, strict=True)
-        ],
+        tenant=tenant,
+        items=planned,
         produce=produce,
         book=book,
         defaults=options.defaults.model_dump(mode="json", exclude={"references"})
         | {"references": len(options.defaults.references or [])},
         callback_url=callback,
         metadata=options.metadata,
-        billing=Billing(utf8_bytes=total, estimated_cost_usd=round(total * price / 1e6, 6)),
+        billing=batch_billing(planned, price),
     )
-
-    claim = Claim(batch_id, fingerprint(request_fingerprint))
-    idem_key = f"{idempotency[0]}/{idempotency[1]}" if idempotency else None
-    if idem_key is not None:
-        earlier = ctx.idempotency.claim(tenant.id, idem_key, claim)
-        if earlier is not None:
-            return BatchSubmission(_replay(ctx, tenant, earlier, claim), created=False)
-    try:
-        _store_and_enqueue(ctx, tenant, batch, jobs, cover)
-    except BaseException:
-        if idem_key is not None:
-            ctx.idempotency.release(tenant.id, idem_key, batch_id)
-        raise
-    log.info(
-        "batch %s: submitted by %s (%d items, %d bytes)", batch_id, tenant.id, len(jobs), total
-    )
-    return BatchSubmission(batch, created=True)
+    return batch, jobs
 
 
-def _replay(ctx: ApiContext, tenant: TenantConfig, earlier: Claim, mine: Claim) -> Batch:
-    if earlier.fingerprint != mine.fingerprint:
-        raise Conflict(
-            "Idempotency-Key: already used with a different request",
-            field="Idempotency-Key",
-            code="idempotency_key_reused",
-        )
-    deadline = time.monotonic() + IDEMPOTENT_WAIT_SECONDS
+def submit_batch(
+    ctx: ApiContext,
+    tenant: TenantConfig,
+    *,
+    items: Sequence[PlannedItem],
+    options: BatchOptions,
+    book: BookInfo,
+    cover: bytes | None,
+    idempotency: tuple[str, str] | None,
+    request_fingerprint: Any,
+) -> Created[Batch]:
+    """Check, store and enqueue a whole batch; or return the one this Idempotency-Key made.
+
+    ``idempotency`` is (namespace, a checked Idempotency-Key); ``request_fingerprint``
+    anything JSON-able that stands for the request.  Raises :class:`ApiError` subclasses.
+    """
+    batch, jobs = plan_batch(ctx.settings, tenant.id, items, options, book)
     batches = batches_of(ctx)
-    while True:
-        batch = batches.get_for_tenant(earlier.job_id, tenant.id)
-        if batch is not None:
-            return batch
-        if time.monotonic() > deadline:
-            raise Conflict(
-                "Idempotency-Key: the first request with this key is still being processed",
-                field="Idempotency-Key",
-                code="idempotency_in_progress",
-            )
-        time.sleep(0.05)
+    submission = create_once(
+        ctx.idempotency,
+        tenant.id,
+        "/".join(idempotency) if idempotency else None,
+        Claim(batch.id, fingerprint(request_fingerprint)),
+        create=lambda: _store_and_enqueue(ctx, tenant, batch, jobs, cover),
+        load=lambda batch_id: batches.get_for_tenant(batch_id, tenant.id),
+    )
+    if submission.created:
+        log.info(
+            "batch %s: submitted by %s (%d items, %d bytes)",
+            batch.id,
+            tenant.id,
+            len(jobs),
+            batch.billing.utf8_bytes,
+        )
+    return submission
 
 
 def _reserve(ctx: ApiContext, tenant: TenantConfig, job_ids: list[str]) -> None:
@@ -340,7 +361,7 @@ def _reserve(ctx: ApiContext, tenant: TenantConfig, job_ids: list[str]) -> None:
 
 def _store_and_enqueue(
     ctx: ApiContext, tenant: TenantConfig, batch: Batch, jobs: list[Job], cover: bytes | None
-) -> None:
+) -> Batch:
     batches = batches_of(ctx)
     created: list[Job] = []
     enqueuing = False
@@ -357,7 +378,8 @@ def _store_and_enqueue(
         _reserve(ctx, tenant, [job.id for job in jobs])
         enqueuing = True
         for job in jobs:
-            enqueue(job, ctx.settings, ctx.celery)
+            ctx.dispatch.enqueue(job)
+        return batch
     except BaseException as exc:
         # Never leave a queued job that no message will run, nor a batch without its jobs.
         log.warning("batch %s: submission failed (%r); everything removed", batch.id, exc)

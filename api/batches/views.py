@@ -1,15 +1,15 @@
 """What ``GET /v1/batches/{id}`` shows: the batch, its items' jobs, presigned outputs.
 
-Showing a batch also acts on an end nobody has acted on yet
-(:func:`worker.batches.lifecycle.maybe_finalize`), so a lost message or a dead worker
-never leaves a finished batch waiting.
+Showing a batch only reads it: acting on an end nobody has acted on (a lost
+message, a dead worker) is the worker's reaper's job
+(:func:`worker.batches.lifecycle.reap_batches`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from api.batches.schemas import (
     AssemblyOut,
@@ -21,34 +21,20 @@ from api.batches.schemas import (
     BatchOutputsOut,
     BatchProgressOut,
     BookInfoOut,
-    CombinedOut,
     ItemProgressOut,
-    ManifestOut,
     ProduceIn,
 )
 from api.batches.service import batches_of
 from api.deps import ApiContext
-from api.schemas import BillingOut, JobErrorOut, OutputOut
+from api.jobs.service import file_out
+from api.schemas import BillingOut, JobErrorOut, ManifestOut, OutputOut, percent, when
 from worker.audio import format_info
-from worker.batches.lifecycle import BatchView, load_view, maybe_finalize
-from worker.batches.model import AssemblyState, Batch, BatchStatus
-from worker.jobs.model import JobStatus
-from worker.storage.client import Storage, StorageError
+from worker.batches.lifecycle import BatchView, load_view
+from worker.batches.model import AssemblyState, Batch, BatchItem, BatchStatus
+from worker.jobs.model import Job, JobStatus
+from worker.storage.client import Storage
 
 log = logging.getLogger(__name__)
-
-
-def _when(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _presign(storage: Storage, key: str, filename: str) -> tuple[str | None, datetime | None]:
-    try:
-        url = storage.presign_get(key, filename=filename)
-    except StorageError as exc:
-        log.warning("cannot presign %s: %s", storage.url(key), exc)
-        return None, None
-    return url, datetime.now(UTC) + timedelta(seconds=storage.presign_expiry)
 
 
 def _filename(title: str, ext: str, number: int | None = None) -> str:
@@ -57,96 +43,93 @@ def _filename(title: str, ext: str, number: int | None = None) -> str:
 
 
 def current_view(ctx: ApiContext, batch: Batch) -> BatchView:
-    """The batch and its items now; acts on a batch end nobody has acted on yet."""
-    batches = batches_of(ctx)
-    try:
-        view = maybe_finalize(
-            batches, batch.id, ctx.settings, storage=ctx.storage, celery_app=ctx.celery
-        )
-    except Exception:  # showing a batch must not fail because the broker hiccups
-        log.warning("batch %s: could not act on its end now", batch.id, exc_info=True)
-        view = None
-    return view or load_view(batches, batch)
+    """The batch and its items now, read only."""
+    return load_view(batches_of(ctx), batch)
+
+
+def _item_out(
+    base: str, index: int, item: BatchItem, job: Job | None, storage: Storage
+) -> tuple[BatchItemOut, float]:
+    """Item ``index`` and its current job (None: the job record expired), and its audio seconds."""
+    status = job.status if job else JobStatus.FAILED
+    output = None
+    if job is not None and job.output is not None and status is JobStatus.SUCCEEDED:
+        ext = format_info(job.output.format).extension.lstrip(".")
+        filename = _filename(item.title, ext, index + 1)
+        output = file_out(OutputOut, job.output, storage, filename)
+    prog = job.progress if job else None
+    done = item.chars if status is JobStatus.SUCCEEDED else (prog.chars_done if prog else 0)
+    done = min(done, item.chars)
+    seconds = prog.audio_seconds if prog else 0.0
+    if output is not None:
+        seconds = output.duration_s
+    error = None
+    if job is None:
+        error = JobErrorOut(code="gone", message="the job record expired", retryable=False)
+    elif job.error is not None:
+        error = JobErrorOut(**job.error.model_dump())
+    out = BatchItemOut(
+        index=index,
+        title=item.title,
+        chars=item.chars,
+        utf8_bytes=item.utf8_bytes,
+        source=item.source,
+        job_id=item.job_id,
+        status=status,
+        attempts=job.attempts if job else 0,
+        progress=ItemProgressOut(
+            chars_done=done,
+            chars_total=item.chars,
+            audio_seconds=round(seconds, 3),
+            percent=percent(done, item.chars),
+        ),
+        output=output,
+        error=error,
+        replaced_jobs=item.replaced,
+        links=BatchItemLinks(job=f"/v1/jobs/{item.job_id}", retry=f"{base}/items/{index}/retry"),
+    )
+    return out, seconds
+
+
+def _outputs(batch: Batch, storage: Storage) -> BatchOutputsOut:
+    """The combined book and the manifest, with presigned URLs, and how their build goes."""
+    a, title = batch.assembly, batch.book.title
+    combined = manifest = None
+    if a.combined is not None:
+        combined = file_out(OutputOut, a.combined, storage, _filename(title, a.combined.format))
+    if a.manifest is not None:
+        manifest = file_out(ManifestOut, a.manifest, storage, _filename(title, "json"))
+    assembly = AssemblyOut.model_validate(a, from_attributes=True)
+    return BatchOutputsOut(combined=combined, manifest=manifest, assembly=assembly)
+
+
+def _error(view: BatchView, counts: dict[str, int]) -> str | None:
+    """Why the batch did not succeed: its build's error, or how many items did not."""
+    a = view.batch.assembly
+    if a.state is AssemblyState.FAILED and a.error is not None:
+        return a.error
+    if view.status in (BatchStatus.FAILED, BatchStatus.PARTIALLY_FAILED):
+        bad = counts["failed"] + counts["canceled"]
+        total = len(view.batch.items)
+        return f"{bad} of {total} items did not succeed; retry them to finish the batch"
+    return None
 
 
 def batch_out(view: BatchView, storage: Storage) -> BatchOut:
     """The batch as its tenant sees it, with presigned URLs of everything finished."""
     batch = view.batch
-    counts = {status.value: 0 for status in JobStatus}
-    items = []
-    chars_done = audio = 0.0
     base = f"/v1/batches/{batch.id}"
-    for index, (item, job) in enumerate(zip(batch.items, view.jobs, strict=True)):
-        status = job.status if job else JobStatus.FAILED
-        counts[status.value] += 1
-        output = None
-        if job is not None and job.output is not None and status is JobStatus.SUCCEEDED:
-            ext = format_info(job.output.format).extension.lstrip(".")
-            url, expires = _presign(storage, job.output.key, _filename(item.title, ext, index + 1))
-            output = OutputOut(
-                **job.output.model_dump(exclude={"bucket"}),
-                download_url=url,
-                download_expires_at=expires,
-            )
-        prog = job.progress if job else None
-        done = item.chars if status is JobStatus.SUCCEEDED else (prog.chars_done if prog else 0)
-        seconds = prog.audio_seconds if prog else 0.0
-        if output is not None:
-            seconds = output.duration_s
-        chars_done += min(done, item.chars)
-        audio += seconds
-        job_error = job.error if job else None
-        items.append(
-            BatchItemOut(
-                index=index,
-                title=item.title,
-                chars=item.chars,
-                utf8_bytes=item.utf8_bytes,
-                source=item.source,
-                job_id=item.job_id,
-                status=status,
-                attempts=job.attempts if job else 0,
-                progress=ItemProgressOut(
-                    chars_done=min(done, item.chars),
-                    chars_total=item.chars,
-                    audio_seconds=round(seconds, 3),
-                    percent=round(100.0 * min(done, item.chars) / item.chars, 2)
-                    if item.chars
-                    else 0.0,
-                ),
-                output=output,
-                error=JobErrorOut(**job_error.model_dump())
-                if job_error
-                else (
-                    JobErrorOut(code="gone", message="the job record expired", retryable=False)
-                    if job is None
-                    else None
-                ),
-                replaced_jobs=item.replaced,
-                links=BatchItemLinks(
-                    job=f"/v1/jobs/{item.job_id}", retry=f"{base}/items/{index}/retry"
-                ),
-            )
-        )
+    shown = [
+        _item_out(base, index, item, job, storage)
+        for index, (item, job) in enumerate(zip(batch.items, view.jobs, strict=True))
+    ]
+    items = [item for item, _ in shown]
+    counts = {status.value: 0 for status in JobStatus}
+    for item in items:
+        counts[item.status.value] += 1
+    chars_done = sum(item.progress.chars_done for item in items)
     chars_total = sum(item.chars for item in batch.items)
-    a = batch.assembly
-    combined = manifest = None
-    if a.combined is not None:
-        url, expires = _presign(
-            storage, a.combined.key, _filename(batch.book.title, a.combined.format)
-        )
-        combined = CombinedOut(
-            **a.combined.model_dump(), download_url=url, download_expires_at=expires
-        )
-    if a.manifest is not None:
-        url, expires = _presign(storage, a.manifest.key, _filename(batch.book.title, "json"))
-        manifest = ManifestOut(
-            **a.manifest.model_dump(), download_url=url, download_expires_at=expires
-        )
-    error = a.error if a.state is AssemblyState.FAILED else None
-    if view.status in (BatchStatus.FAILED, BatchStatus.PARTIALLY_FAILED) and error is None:
-        bad = counts["failed"] + counts["canceled"]
-        error = f"{bad} of {len(batch.items)} items did not succeed; retry them to finish the batch"
+    book = batch.book.model_dump() | {"cover": batch.book.cover_key is not None}
     return BatchOut(
         id=batch.id,
         status=view.status,
@@ -155,42 +138,23 @@ def batch_out(view: BatchView, storage: Storage) -> BatchOut:
         items_failed=counts["failed"] + counts["canceled"],
         counts=BatchCountsOut(total=len(batch.items), **counts),
         progress=BatchProgressOut(
-            chars_done=int(chars_done),
+            chars_done=chars_done,
             chars_total=chars_total,
-            audio_seconds=round(audio, 3),
-            percent=round(100.0 * chars_done / chars_total, 2) if chars_total else 0.0,
+            audio_seconds=round(sum(seconds for _, seconds in shown), 3),
+            percent=percent(chars_done, chars_total),
         ),
         billing=BillingOut(**batch.billing.model_dump()),
-        book=BookInfoOut(
-            title=batch.book.title,
-            author=batch.book.author,
-            language=batch.book.language,
-            kind=batch.book.kind,
-            filename=batch.book.filename,
-            cover=batch.book.cover_key is not None,
-            skipped=batch.book.skipped,
-        ),
+        book=BookInfoOut.model_validate(book),
         produce=ProduceIn(**batch.produce.model_dump()),
         defaults=batch.defaults,
         callback_url=batch.callback_url,
         metadata=batch.metadata,
         items=items,
-        outputs=BatchOutputsOut(
-            combined=combined,
-            manifest=manifest,
-            assembly=AssemblyOut(
-                state=a.state,
-                generation=a.generation,
-                built_generation=a.built_generation,
-                attempts=a.attempts,
-                error=a.error,
-                loudness=a.loudness,
-            ),
-        ),
-        error=error,
-        created_at=_when(batch.created_at) or datetime.now(UTC),
-        updated_at=_when(batch.updated_at) or datetime.now(UTC),
-        canceled_at=_when(batch.canceled_at),
-        finished_at=_when(batch.finished_at) if view.status.terminal else None,
+        outputs=_outputs(batch, storage),
+        error=_error(view, counts),
+        created_at=when(batch.created_at) or datetime.now(UTC),
+        updated_at=when(batch.updated_at) or datetime.now(UTC),
+        canceled_at=when(batch.canceled_at),
+        finished_at=when(batch.finished_at) if view.status.terminal else None,
         links=BatchLinks(self=base, cancel=f"{base}/cancel", jobs=f"/v1/jobs?batch_id={batch.id}"),
     )

@@ -5,34 +5,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import Ctx, OwnedJob, StorageDep, StoreDep, Tenant
 from api.errors import Conflict, InvalidInput
 from api.events import job_event_stream
-from api.jobs.service import cancel_job, check_idempotency_key, job_view, submit_job
-from api.schemas import ErrorOut, JobCreate, JobList, JobOut
+from api.idempotency import IdempotencyKey, answer_created
+from api.jobs.schemas import JobCreate, JobList, JobOut
+from api.jobs.service import cancel_job, job_view, submit_job
+from api.schemas import CREATE_ERRORS, V1_ERRORS, error_responses
 from worker.jobs.model import JobStatus
 from worker.jobs.store import InvalidCursor
 
-router = APIRouter(
-    prefix="/jobs",
-    tags=["jobs"],
-    responses={
-        401: {"model": ErrorOut, "description": "missing or unknown API key"},
-        422: {"model": ErrorOut, "description": "invalid input; `field` names it"},
-        429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
-    },
-)
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=V1_ERRORS)
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "no such job for this tenant"}
-}
+_NOT_FOUND = error_responses({404: "no such job for this tenant"})
 
 
 @router.post(
@@ -45,9 +37,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
             "model": JobOut,
             "description": "the job an earlier request with this Idempotency-Key created",
         },
-        409: {"model": ErrorOut, "description": "Idempotency-Key used with another body"},
-        413: {"model": ErrorOut, "description": "text over the limit (UTF-8 bytes)"},
-        503: {"model": ErrorOut, "description": "the queue is unreachable; nothing was made"},
+        **CREATE_ERRORS,
+        **error_responses({413: "text over the limit (UTF-8 bytes)"}),
     },
 )
 def create_job(
@@ -55,22 +46,13 @@ def create_job(
     tenant: Tenant,
     ctx: Ctx,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="retries with the same key and body return the same job",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue one text for narration; answers 202 with the job and its ``Location``."""
-    key = check_idempotency_key(idempotency_key)
-    submission = submit_job(ctx, tenant, body, key)
-    response.headers["Location"] = f"/v1/jobs/{submission.job.id}"
-    if not submission.created:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    return job_view(submission.job, ctx.storage)
+    submission = submit_job(ctx, tenant, body, idempotency_key)
+    job = submission.value
+    answer_created(response, f"/v1/jobs/{job.id}", submission.created)
+    return job_view(job, ctx.storage)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -125,10 +107,7 @@ def get_job(job: OwnedJob, storage: StorageDep) -> JobOut:
     "/{job_id}/cancel",
     response_model=JobOut,
     summary="Cancel a job",
-    responses={
-        **_NOT_FOUND,
-        409: {"model": ErrorOut, "description": "the job has already finished"},
-    },
+    responses={**_NOT_FOUND, **error_responses({409: "the job has already finished"})},
 )
 def cancel(job: OwnedJob, ctx: Ctx) -> JobOut:
     """Cancel a queued or running job; a worker stops streaming it within moments."""
@@ -144,7 +123,7 @@ def cancel(job: OwnedJob, ctx: Ctx) -> JobOut:
     responses={
         **_NOT_FOUND,
         307: {"description": "redirect to a presigned URL of the audio"},
-        409: {"model": ErrorOut, "description": "the job has not succeeded (yet)"},
+        **error_responses({409: "the job has not succeeded (yet)"}),
     },
 )
 def audio(job: OwnedJob, storage: StorageDep) -> RedirectResponse:

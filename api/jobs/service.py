@@ -1,169 +1,96 @@
 """What the job routes do, apart from HTTP: submit, cancel, and show a job.
 
 Submitting runs, in order: every check (nothing stored yet), the
-Idempotency-Key claim, the tenant's in-flight limit, then the store and the
-queue.  A failure after the claim undoes what was done, so a request either
-makes exactly one queued job or leaves nothing behind.
+Idempotency-Key claim (:func:`api.idempotency.create_once`), the tenant's
+in-flight limit, then the store and the queue.  A failure after the claim
+undoes what was done, so a request either makes exactly one queued job or
+leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 from api.deps import ApiContext
-from api.errors import Conflict, InvalidInput, RateLimited, Unavailable
-from api.limits import Claim, fingerprint
-from api.schemas import (
-    BillingOut,
-    JobCreate,
-    JobErrorOut,
-    JobLinks,
-    JobOut,
-    JobSettingsOut,
-    OutputOut,
-    ProgressOut,
-    ProsodyIn,
-)
+from api.errors import Conflict, RateLimited, Unavailable
+from api.idempotency import Claim, Created, check_idempotency_key, create_once, fingerprint
+from api.jobs.schemas import JobCreate, JobLinks, JobOut, JobSettingsOut, ProgressOut
+from api.schemas import BillingOut, JobErrorOut, OutputOut, StoredFileOut, percent, when
 from api.validation import build_request
-from worker.callbacks import delivery as callbacks
-from worker.jobs.model import Job, JobStatus, estimate_billing, new_job_id
-from worker.jobs.tasks import enqueue
+from worker.callbacks.emit import EventType, emit_job_event
+from worker.jobs.model import Job, JobStatus, StoredFile, estimate_billing, new_job_id
 from worker.settings import TenantConfig
 from worker.storage.client import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
-#: How long a retried request waits for the job its Idempotency-Key is still creating.
-IDEMPOTENT_WAIT_SECONDS = 5.0
-_IDEMPOTENCY_KEY_MAX = 255
+F = TypeVar("F", bound=StoredFileOut)
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """A submitted job, and whether this request created it (False: a replay)."""
+def file_out(model: type[F], stored: StoredFile, storage: Storage, filename: str | None) -> F:
+    """A stored file as ``model``, with a presigned download URL named ``filename``.
 
-    job: Job
-    created: bool
-
-
-def _when(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _output(job: Job, storage: Storage) -> OutputOut | None:
-    out = job.output
-    if out is None:
-        return None
+    No URL without a ``filename`` (the file is not final yet), nor when
+    storage cannot presign now: showing a job or batch never fails for it.
+    """
     url: str | None = None
     expires: datetime | None = None
-    if job.status is JobStatus.SUCCEEDED:
+    if filename is not None:
         try:
-            url = storage.presign_get(out.key, filename=PurePosixPath(out.key).name)
+            url = storage.presign_get(stored.key, filename=filename)
             expires = datetime.now(UTC) + timedelta(seconds=storage.presign_expiry)
         except StorageError as exc:
-            log.warning("job %s: cannot presign %s: %s", job.id, out.url, exc)
-    return OutputOut(
-        url=out.url,
-        key=out.key,
-        download_url=url,
-        download_expires_at=expires,
-        bytes=out.bytes,
-        duration_s=out.duration_s,
-        format=out.format,
-        sample_rate=out.sample_rate,
-        content_type=out.content_type,
-        sha256=out.sha256,
-    )
+            log.warning("cannot presign %s: %s", storage.url(stored.key), exc)
+    fields = stored.model_dump() | {"download_url": url, "download_expires_at": expires}
+    return model.model_validate(fields)
+
+
+def _settings(job: Job) -> JobSettingsOut:
+    """The job's request as accepted: its settings, without the text and reference audio."""
+    req = job.request
+    fields = req.model_dump(exclude={"text", "references"})
+    return JobSettingsOut(**fields, characters=len(req.text), references=len(req.references))
 
 
 def job_view(job: Job, storage: Storage) -> JobOut:
     """The job as its tenant sees it, with a presigned ``download_url`` once it succeeded."""
-    req, prog = job.request, job.progress
+    prog = job.progress
     base = f"/v1/jobs/{job.id}"
-    percent = 100.0 * prog.chars_done / prog.chars_total if prog.chars_total else 0.0
-    if job.status is JobStatus.SUCCEEDED:
-        percent = 100.0
+    succeeded = job.status is JobStatus.SUCCEEDED
+    share = 100.0 if succeeded else percent(prog.chars_done, prog.chars_total)
+    output = None
+    if job.output is not None:
+        name = PurePosixPath(job.output.key).name if succeeded else None
+        output = file_out(OutputOut, job.output, storage, name)
     return JobOut(
         id=job.id,
         status=job.status,
         batch_id=job.batch_id,
         attempts=job.attempts,
-        progress=ProgressOut(**prog.model_dump(), percent=round(min(percent, 100.0), 2)),
-        output=_output(job, storage),
+        progress=ProgressOut(**prog.model_dump(), percent=share),
+        output=output,
         error=JobErrorOut(**job.error.model_dump()) if job.error else None,
         billing=BillingOut(**job.billing.model_dump()),
-        request=JobSettingsOut(
-            characters=len(req.text),
-            reference_id=req.reference_id,
-            references=len(req.references),
-            model=req.model,
-            format=req.format,
-            sample_rate=req.sample_rate,
-            bitrate_kbps=req.bitrate_kbps,
-            prosody=ProsodyIn(**req.prosody.model_dump()) if req.prosody else None,
-            latency=req.latency,
-            normalize=req.normalize,
-            temperature=req.temperature,
-            top_p=req.top_p,
-            repetition_penalty=req.repetition_penalty,
-            paragraph_silence_ms=req.paragraph_silence_ms,
-            output_key=req.output_key,
-            callback_url=req.callback_url,
-            priority=req.priority,
-        ),
+        request=_settings(job),
         metadata=job.metadata,
-        created_at=_when(job.created_at) or datetime.now(UTC),
-        updated_at=_when(job.updated_at) or datetime.now(UTC),
-        started_at=_when(job.started_at),
-        finished_at=_when(job.finished_at),
+        created_at=when(job.created_at) or datetime.now(UTC),
+        updated_at=when(job.updated_at) or datetime.now(UTC),
+        started_at=when(job.started_at),
+        finished_at=when(job.finished_at),
         links=JobLinks(
             self=base, cancel=f"{base}/cancel", audio=f"{base}/audio", events=f"{base}/events"
         ),
     )
 
 
-def check_idempotency_key(key: str | None) -> str | None:
-    """The header's value if usable as a key: 1–255 printable ASCII characters."""
-    if key is None:
-        return None
-    if not 0 < len(key) <= _IDEMPOTENCY_KEY_MAX or not all(33 <= ord(c) < 127 for c in key):
-        raise InvalidInput(
-            "Idempotency-Key: must be 1 to 255 printable ASCII characters without spaces",
-            field="Idempotency-Key",
-        )
-    return key
-
-
-def _replay(ctx: ApiContext, tenant: TenantConfig, earlier: Claim, mine: Claim) -> Job:
-    """The job an earlier request with the same Idempotency-Key made (or is making)."""
-    if earlier.fingerprint != mine.fingerprint:
-        raise Conflict(
-            "Idempotency-Key: already used with a different request body",
-            field="Idempotency-Key",
-            code="idempotency_key_reused",
-        )
-    deadline = time.monotonic() + IDEMPOTENT_WAIT_SECONDS
-    while True:
-        job = ctx.store.get_for_tenant(earlier.job_id, tenant.id)
-        if job is not None:
-            return job
-        if time.monotonic() > deadline:
-            raise Conflict(
-                "Idempotency-Key: the first request with this key is still being processed",
-                field="Idempotency-Key",
-                code="idempotency_in_progress",
-            )
-        time.sleep(0.05)
-
-
 def submit_job(
     ctx: ApiContext, tenant: TenantConfig, body: JobCreate, idempotency_key: str | None
-) -> Submission:
+) -> Created[Job]:
     """Check, store and enqueue one job; or return the one this Idempotency-Key made."""
+    key = check_idempotency_key(idempotency_key)
     settings = ctx.settings
     request = build_request(body, tenant.id, settings)
     job = Job(
@@ -173,43 +100,44 @@ def submit_job(
         billing=estimate_billing(request.text, settings.price_per_million_bytes_usd),
         metadata=body.metadata,
     )
-    claim = Claim(job.id, fingerprint(body.model_dump(mode="json")))
-    if idempotency_key is not None:
-        earlier = ctx.idempotency.claim(tenant.id, idempotency_key, claim)
-        if earlier is not None:
-            return Submission(_replay(ctx, tenant, earlier, claim), created=False)
-    try:
-        admission = ctx.in_flight.reserve(tenant.id, job.id, tenant.max_jobs_in_flight)
-        if not admission.admitted:
-            raise RateLimited(
-                f"{tenant.max_jobs_in_flight} jobs are already queued or running; "
-                "wait for some to finish",
-                retry_after=admission.retry_after,
-                code="too_many_jobs_in_flight",
-            )
-        _store_and_enqueue(ctx, tenant, job)
-    except BaseException:
-        if idempotency_key is not None:
-            ctx.idempotency.release(tenant.id, idempotency_key, job.id)
-        raise
-    log.info("job %s: submitted by %s (%d bytes)", job.id, tenant.id, job.billing.utf8_bytes)
-    return Submission(job, created=True)
+    submission = create_once(
+        ctx.idempotency,
+        tenant.id,
+        key,
+        Claim(job.id, fingerprint(body.model_dump(mode="json"))),
+        create=lambda: _admit(ctx, tenant, job),
+        load=lambda job_id: ctx.store.get_for_tenant(job_id, tenant.id),
+        request="request body",
+    )
+    if submission.created:
+        log.info("job %s: submitted by %s (%d bytes)", job.id, tenant.id, job.billing.utf8_bytes)
+    return submission
 
 
-def _store_and_enqueue(ctx: ApiContext, tenant: TenantConfig, job: Job) -> None:
+def _admit(ctx: ApiContext, tenant: TenantConfig, job: Job) -> Job:
+    """Count ``job`` against the tenant's in-flight limit, then store and enqueue it."""
+    admission = ctx.in_flight.reserve(tenant.id, job.id, tenant.max_jobs_in_flight)
+    if not admission.admitted:
+        raise RateLimited(
+            f"{tenant.max_jobs_in_flight} jobs are already queued or running; "
+            "wait for some to finish",
+            retry_after=admission.retry_after,
+            code="too_many_jobs_in_flight",
+        )
     try:
         ctx.store.create(job)
     except BaseException:
         ctx.in_flight.release(tenant.id, job.id)
         raise
     try:
-        enqueue(job, ctx.settings, ctx.celery)
+        ctx.dispatch.enqueue(job)
     except Exception as exc:
         # Never leave a queued job that no message will ever run.
         log.warning("job %s: enqueue failed (%s); job removed", job.id, exc)
         ctx.store.delete(job.id)
         ctx.in_flight.release(tenant.id, job.id)
         raise Unavailable("the job queue (broker) is unreachable; try again shortly") from exc
+    return job
 
 
 def cancel_job(ctx: ApiContext, job: Job) -> Job:
@@ -218,9 +146,7 @@ def cancel_job(ctx: ApiContext, job: Job) -> Job:
         ctx.in_flight.release(job.tenant, job.id)
         canceled = ctx.store.get(job.id) or job.model_copy(update={"status": JobStatus.CANCELED})
         try:
-            callbacks.emit_job_event(
-                canceled, "job.canceled", settings=ctx.settings, celery_app=ctx.celery
-            )
+            emit_job_event(canceled, EventType.CANCELED, settings=ctx.settings, sender=ctx.dispatch)
         except Exception:  # a callback problem must never undo or fail the cancel
             log.exception("job %s: job.canceled callback could not be queued", job.id)
         return canceled

@@ -15,10 +15,9 @@ import httpx
 import pytest
 
 from tests.api.server import ApiServer, api_settings, tenant
-from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack
+from tests.stack import Stack, Stacks
 from worker.settings import TenantConfig
 
 #: Tenants of every test API: id → API key; limits are per test module where needed.
@@ -76,31 +75,12 @@ def api_tts() -> Iterator[LocalTTS]:
 
 
 def _env(
-    redis_url: str,
-    tts: LocalTTS,
-    s3: MotoS3,
-    workdir: Path,
-    workers: int = 0,
-    **env: str,
+    redis_url: str, tts: LocalTTS, s3: MotoS3, workdir: Path, workers: int = 0
 ) -> Iterator[ApiEnv]:
-    stack = Stack(
-        redis_url=redis_url,
-        tts=tts,
-        s3_endpoint=s3.endpoint_url,
-        workdir=workdir,
-        env={"SHOAL_SEGMENT_MAX_CHARS": "60", "SHOAL_MAX_TEXT_BYTES": "4000", **env},
-    )
-    api = None
-    try:
-        for _ in range(workers):
-            stack.start_worker()
-        api = ApiServer(api_settings(stack, all_tenants())).start()
-        yield ApiEnv(stack, api)
-    finally:
-        if api is not None:
-            api.stop()
-        stack.close()
-        delete_prefix(stack.redis, stack.keys.prefix)
+    with Stacks(redis_url, s3.endpoint_url, workdir) as make:
+        stack = make(tts, workers=workers, SHOAL_MAX_TEXT_BYTES="4000")
+        with ApiServer(api_settings(stack, all_tenants())) as api:
+            yield ApiEnv(stack, api)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ import httpx
 import pytest
 
 from tests.api.server import ApiServer, api_settings, tenant
-from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack
+from tests.stack import Stack, Stacks
 
 KEY = "fair-key"
 CHAPTERS = 40
@@ -30,24 +29,14 @@ CHAPTERS = 40
 def api(
     redis_url: str, api_s3: MotoS3, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, ApiServer]]:
-    with LocalTTS(engine="tone", rtf=0.05, ttfb_ms=100) as tts:
-        stack = Stack(
-            redis_url=redis_url,
-            tts=tts,
-            s3_endpoint=api_s3.endpoint_url,
-            workdir=tmp_path_factory.mktemp("fair"),
-            env={"SHOAL_PROVIDER_SLOTS": "2", "SHOAL_SEGMENT_MAX_CHARS": "400"},
-        )
-        server = None
-        try:
-            stack.start_worker(concurrency=4)
-            server = ApiServer(api_settings(stack, [tenant("fair", KEY)])).start()
+    with (
+        LocalTTS(engine="tone", rtf=0.05, ttfb_ms=100) as tts,
+        Stacks(redis_url, api_s3.endpoint_url, tmp_path_factory.mktemp("fair")) as make,
+    ):
+        stack = make(tts, SHOAL_PROVIDER_SLOTS="2", SHOAL_SEGMENT_MAX_CHARS="400")
+        stack.start_worker(concurrency=4)
+        with ApiServer(api_settings(stack, [tenant("fair", KEY)])) as server:
             yield stack, server
-        finally:
-            if server is not None:
-                server.stop()
-            stack.close()
-            delete_prefix(stack.redis, stack.keys.prefix)
 
 
 def test_a_short_job_after_a_big_book_finishes_first(

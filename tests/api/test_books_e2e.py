@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 
 from shoal_cli import main as cli
+from shoal_cli.keys import hash_key
 from tests.api.server import ApiServer, api_settings, tenant
-from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack, WorkerProcess
+from tests.stack import Stack, Stacks, WorkerProcess
 from tests.worker.test_books_fixtures import Doc, EpubSpec, build_epub, nav_document, xhtml
 from worker.audio import measure_loudness
-from worker.callbacks.delivery import verify
+from worker.callbacks.signing import verify
 
 KEY = "books-e2e-key"
 SECRET = "whsec_" + "c2VjcmV0LW9mLXRoZS1ib29rcy10ZXN0cw=="
@@ -41,7 +41,7 @@ SILENCE = {"head_silence_ms": 300, "chapter_silence_ms": 800, "tail_silence_ms":
 TOLERANCE_S = 0.05
 #: The worker's tenants, with the webhook secret its callbacks are signed with.
 TENANTS_JSON = json.dumps(
-    [{"id": "books", "key_sha256": [cli.hash_key(KEY)], "webhook_secret": SECRET}]
+    [{"id": "books", "key_sha256": [hash_key(KEY)], "webhook_secret": SECRET}]
 )
 
 
@@ -142,33 +142,26 @@ class Env:
 @pytest.fixture(scope="module")
 def env(redis_url: str, api_s3: MotoS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("books-e2e")
-    with LocalTTS(engine="tone", rtf=0.02, ttfb_ms=30) as tts:
-        stack = Stack(
-            redis_url=redis_url,
-            tts=tts,
-            s3_endpoint=api_s3.endpoint_url,
-            workdir=workdir,
-            env={
-                "SHOAL_SEGMENT_MAX_CHARS": "150",
-                "SHOAL_MAX_ATTEMPTS": "2",
-                "SHOAL_VISIBILITY_TIMEOUT": "10",  # a killed worker's unstarted message comes back
-            },
+    with (
+        LocalTTS(engine="tone", rtf=0.02, ttfb_ms=30) as tts,
+        Stacks(redis_url, api_s3.endpoint_url, workdir) as make,
+    ):
+        stack = make(
+            tts,
+            SHOAL_SEGMENT_MAX_CHARS="150",
+            SHOAL_MAX_ATTEMPTS="2",
+            SHOAL_VISIBILITY_TIMEOUT="10",  # a killed worker's unstarted message comes back
         )
         receiver = Receiver()
-        api = None
         try:
             made = Env(stack, None, tts, receiver)  # type: ignore[arg-type]
             made.start_worker()
             settings = api_settings(stack, [tenant("books", KEY)], allow_private_callbacks=True)
-            api = ApiServer(settings).start()
-            made.api = api
-            yield made
+            with ApiServer(settings) as api:
+                made.api = api
+                yield made
         finally:
-            if api is not None:
-                api.stop()
             receiver.close()
-            stack.close()
-            delete_prefix(stack.redis, stack.keys.prefix)
 
 
 def options(**produce: Any) -> dict[str, Any]:

@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
+from shoal_cli import client, jobs, keys
 from shoal_cli import main as cli
 from tests.api.server import ApiServer, api_settings
-from tests.conftest import delete_prefix
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import ROOT, Stack
+from tests.stack import ROOT, Stack, Stacks
 from worker.audio import probe
 from worker.jobs.model import JobStatus
 from worker.settings import TenantConfig
@@ -52,30 +52,16 @@ class Env:
 def _tenants() -> list[TenantConfig]:
     # Keys hashed by the command operators use to configure them.
     return [
-        TenantConfig(id="cli", key_sha256=[cli.hash_key(KEY)]),
-        TenantConfig(id="other", key_sha256=[cli.hash_key(OTHER_KEY)]),
+        TenantConfig(id="cli", key_sha256=[keys.hash_key(KEY)]),
+        TenantConfig(id="other", key_sha256=[keys.hash_key(OTHER_KEY)]),
     ]
 
 
 def _env(tts: LocalTTS, redis_url: str, s3: MotoS3, workdir: Path, worker: bool) -> Iterator[Env]:
-    stack = Stack(
-        redis_url=redis_url,
-        tts=tts,
-        s3_endpoint=s3.endpoint_url,
-        workdir=workdir,
-        env={"SHOAL_SEGMENT_MAX_CHARS": "60"},
-    )
-    api = None
-    try:
-        if worker:
-            stack.start_worker()
-        api = ApiServer(api_settings(stack, _tenants())).start()
-        yield Env(stack, api)
-    finally:
-        if api is not None:
-            api.stop()
-        stack.close()
-        delete_prefix(stack.redis, stack.keys.prefix)
+    with Stacks(redis_url, s3.endpoint_url, workdir) as make:
+        stack = make(tts, workers=int(worker))
+        with ApiServer(api_settings(stack, _tenants())) as api:
+            yield Env(stack, api)
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +172,7 @@ def test_the_progress_bar_redraws_one_line_on_a_terminal() -> None:
             return True
 
     stream = Tty()
-    bar = cli.ProgressBar(stream, width=10)
+    bar = jobs.ProgressBar(stream, width=10)
     for done in (0, 1, 2):
         progress = {"percent": 50.0 * done, "segments_done": done, "segments_total": 2}
         bar.update({"id": "job_1", "status": "running", "progress": progress})
@@ -197,7 +183,7 @@ def test_the_progress_bar_redraws_one_line_on_a_terminal() -> None:
 
 
 def test_the_table_lines_up() -> None:
-    jobs = [
+    listed = [
         {
             "id": "job_a",
             "status": "succeeded",
@@ -208,7 +194,7 @@ def test_the_table_lines_up() -> None:
         },
         {"id": "job_bbbbbb", "status": "queued", "progress": {}, "request": {"format": "wav"}},
     ]
-    lines = cli.format_table(jobs).splitlines()
+    lines = jobs.format_table(listed).splitlines()
     assert lines[0].split() == ["ID", "STATUS", "PROGRESS", "FORMAT", "AUDIO", "CREATED"]
     assert lines[1].split() == [
         "job_a",
@@ -288,6 +274,7 @@ def test_status_and_jobs_show_what_the_api_knows(
     assert any(row.split()[:2] == [job_id, "succeeded"] for row in rows)
     assert shoal(capsys, monkeypatch, live, "jobs", "--status", "failed").out.count("\n") == 1
 
+    live.stack.submit("Another.", tenant="cli")  # a second page, whatever ran before
     page = json.loads(shoal(capsys, monkeypatch, live, "jobs", "--json", "--limit", "1").out)
     assert len(page["data"]) == 1 and page["next_cursor"]
 
@@ -345,12 +332,12 @@ def test_a_failed_job_exits_3_with_its_error(
 def test_a_corrupt_download_is_refused_and_removed(live: Env, tmp_path: Path) -> None:
     job = live.stack.submit("Checksums matter.", tenant="cli")
     assert live.stack.wait(job.id).status is JobStatus.SUCCEEDED
-    api = cli.Api(live.api.url, KEY)
+    api = client.Api(live.api.url, KEY)
     try:
-        shown = api.job(job.id)
+        shown = jobs.get_job(api, job.id)
         shown["output"]["sha256"] = "0" * 64
-        with pytest.raises(cli.CliError, match="corrupt"):
-            cli.download(api, shown, str(tmp_path / "x.mp3"))
+        with pytest.raises(client.CliError, match="corrupt"):
+            jobs.download(api, shown, str(tmp_path / "x.mp3"))
     finally:
         api.close()
     assert list(tmp_path.iterdir()) == []

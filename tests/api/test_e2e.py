@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,25 +136,76 @@ def test_cancel_a_running_job(live: ApiEnv) -> None:
     assert not live.stack.storage.exists(key)
 
 
-def test_probes_and_metrics_of_a_live_stack(live: ApiEnv) -> None:
-    with live.client() as http:
-        job = poll(http, http.post("/v1/jobs", json={"text": "Count me."}).json()["id"])
-        assert job["status"] == "succeeded"
-        ready = http.get("/readyz")
-        health = http.get("/healthz")
-        metrics = http.get("/metrics")
-    assert health.json() == {"status": "ok"}
-    assert ready.status_code == 200, ready.text
-    assert ready.json()["status"] == "ready"
-    assert set(ready.json()["checks"]) == {"redis", "broker", "storage"}
+def scrape(http: httpx.Client) -> dict[str, float]:
+    """``GET /metrics`` as {sample with labels: value}."""
+    metrics = http.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
-    samples = {
+    return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in metrics.text.splitlines()
         if line and not line.startswith("#")
     }
-    assert samples['shoal_jobs{status="succeeded"}'] >= 1
-    assert samples['shoal_queue_depth{queue="jobs"}'] >= 0
-    assert samples["shoal_provider_sessions_in_use"] >= 0
-    assert samples["shoal_provider_slots"] == live.stack.settings.provider_slots
-    assert samples['shoal_job_duration_seconds_bucket{le="+Inf",status="succeeded"}'] >= 1
+
+
+def scrape_until(
+    http: httpx.Client, name: str, wanted: Any, timeout: float = 30.0
+) -> dict[str, float]:
+    """Scrape until sample ``name`` satisfies ``wanted``; the last scrape if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(http)
+        if wanted(samples[name]) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.05)
+
+
+def test_probes_and_metrics_of_a_live_stack(live: ApiEnv) -> None:
+    in_use = "shoal_provider_sessions_in_use"
+    done = 'shoal_job_duration_seconds_bucket{le="+Inf",status="succeeded"}'
+    with live.client() as http:
+        assert scrape_until(http, in_use, lambda v: v == 0)[in_use] == 0  # earlier tests' ended
+        before = scrape(http)
+        # Twelve segments, three at a time: seconds of streaming to watch.
+        jid = http.post("/v1/jobs", json={"text": sentences(12, "-metrics")}).json()["id"]
+        busy = scrape_until(http, in_use, lambda v: v >= 1)
+        job = poll(http, jid)
+        assert job["status"] == "succeeded", job["error"]
+        after = scrape_until(http, in_use, lambda v: v == 0)
+        ready = http.get("/readyz")
+        health = http.get("/healthz")
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
+    assert set(ready.json()["checks"]) == {"redis", "broker", "storage"}
+
+    # While the job streamed it held provider sessions, never more than it may.
+    assert 1 <= busy[in_use] <= live.stack.settings.job_parallel_segments
+    assert busy['shoal_jobs{status="running"}'] == before['shoal_jobs{status="running"}'] + 1
+    # Afterwards: one more success, nothing running or waiting, every session given back.
+    for status, more in (("succeeded", 1), ("running", 0), ("queued", 0)):
+        sample = f'shoal_jobs{{status="{status}"}}'
+        assert after[sample] == before[sample] + more, status
+    assert after['shoal_jobs{status="running"}'] == after['shoal_jobs{status="queued"}'] == 0
+    assert after['shoal_queue_depth{queue="jobs"}'] == 0
+    assert after[in_use] == 0
+    assert after["shoal_provider_slots"] == live.stack.settings.provider_slots
+    # The duration histogram counted the job, with its creation-to-finish time.
+    assert after[done] == before[done] + 1
+    took = (
+        datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])
+    ).total_seconds()
+    gsum = 'shoal_job_duration_seconds_gsum{status="succeeded"}'
+    assert after[gsum] - before[gsum] == pytest.approx(took, abs=0.01)
+
+
+def test_queue_depth_counts_the_jobs_waiting(idle: ApiEnv) -> None:
+    with idle.client("list") as http:
+        before = scrape(http)
+        for n in range(3):
+            created = http.post("/v1/jobs", json={"text": f"Waiting number {n}."})
+            assert created.status_code == 202, created.text
+        after = scrape(http)
+    depth, queued = 'shoal_queue_depth{queue="jobs"}', 'shoal_jobs{status="queued"}'
+    assert after[depth] == before[depth] + 3
+    assert after[queued] == before[queued] + 3
+    assert after["shoal_provider_sessions_in_use"] == 0  # no worker: no session

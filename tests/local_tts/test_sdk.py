@@ -4,7 +4,8 @@ Both packages it ships are driven exactly as their users would: the current
 ``fishaudio`` (sync and async) and the frozen legacy ``fish_audio_sdk`` (sync
 and async; it has no flush and no opus).  Each points at the server through
 ``base_url``, which the SDKs turn into ``ws://HOST:PORT/v1/tts/live``
-(fish-protocol.md §1).  Errors are the ones fish-protocol.md §7 documents.
+(docs/protocol.md, 'Endpoint and handshake').  Errors are what the SDK raises
+for a failed session: finish/error, a close before finish, a drop, a refused handshake.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.servers import LocalTTS
 KEY = "sdk-test-key"
 SYNC, ASYNC, LEGACY, LEGACY_ASYNC = "fishaudio", "fishaudio-async", "legacy", "legacy-async"
 CLIENTS = [SYNC, ASYNC, LEGACY, LEGACY_ASYNC]
-#: The model header each client sends by default (fish-protocol.md §1).
+#: The model header each client sends by default.
 DEFAULT_MODEL = {SYNC: "s2-pro", ASYNC: "s2-pro", LEGACY: "speech-1.5", LEGACY_ASYNC: "speech-1.5"}
 FORMATS = {
     SYNC: ["pcm", "wav", "mp3", "opus"],
@@ -108,7 +109,7 @@ def only_session(server: LocalTTS) -> dict[str, Any]:
 
 
 def ws_error(kind: str) -> type[Exception]:
-    """What the client raises on finish/error or a close frame before finish (§7)."""
+    """What the client raises on finish/error or a close frame before finish."""
     return fishaudio.WebSocketError if kind in (SYNC, ASYNC) else legacy.WebSocketErr
 
 
@@ -238,7 +239,7 @@ def test_close_before_finish_raises(tone: LocalTTS, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_drop_raises(tone: LocalTTS, kind: str) -> None:
-    """A TCP drop surfaces as httpx-ws's network error, unwrapped (§7)."""
+    """A TCP drop surfaces as httpx-ws's network error, unwrapped."""
     tone.set_faults({"rules": [{"action": "drop", "session": 1, "after_audio": 2}]})
     with raises(kind, httpx_ws.WebSocketNetworkError):
         speak(kind, tone, [HUNDRED], fmt="pcm")

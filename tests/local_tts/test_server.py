@@ -1,4 +1,4 @@
-"""local_tts against the wire protocol (fish-protocol.md §1-§7, §11), raw.
+"""local_tts against the wire protocol (docs/protocol.md), raw.
 
 A plain ``websockets`` client and ``ormsgpack`` drive the server exactly as
 the protocol describes, so every check here is about bytes on the wire:
@@ -69,7 +69,7 @@ def pack(event: dict[str, Any]) -> bytes:
 
 
 def start(fmt: str = "pcm", **fields: Any) -> bytes:
-    """A sparse start request (third-party clients send these; §2)."""
+    """A sparse start request (third-party clients send these)."""
     return pack({"event": "start", "request": {"text": "", "format": fmt, **fields}})
 
 
@@ -89,7 +89,7 @@ async def session(
     model: str | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[ClientConnection]:
-    """A WebSocket to the live endpoint, opened the way the protocol advises (§1)."""
+    """A WebSocket to the live endpoint, opened the way the protocol advises."""
     async with await open_ws(server, key=key, model=model, **kwargs) as ws:
         yield ws
 
@@ -115,7 +115,7 @@ async def open_ws(
 
 
 async def recv(ws: ClientConnection, timeout: float = 30.0) -> dict[str, Any]:
-    """The next server event; every frame must be one binary MessagePack map (§1, §11)."""
+    """The next server event; every frame must be one binary MessagePack map."""
     frame = await asyncio.wait_for(ws.recv(), timeout)
     assert isinstance(frame, bytes), f"server sent a text frame: {frame[:200]!r}"
     event = ormsgpack.unpackb(frame)
@@ -153,7 +153,7 @@ async def collect(ws: ClientConnection, into: Outcome | None = None, timeout=30.
         elif event["event"] == "finish":
             out.finish = event
             return out
-        else:  # e.g. "log": clients must ignore unknown events (§3)
+        else:  # e.g. "log": clients must ignore unknown events
             out.others.append(event)
 
 
@@ -243,7 +243,7 @@ async def test_mp3_bitrate_is_honoured(tone: LocalTTS, kbps: int) -> None:
 
 
 async def test_start_accepts_nil_missing_and_unknown_keys(tone: LocalTTS) -> None:
-    """§2/§11: fishaudio sends every key (nils included), others send sparse maps or extras."""
+    """fishaudio sends every key (nils included), others send sparse maps or extras."""
     request = dict(SDK_DEFAULT_REQUEST, format="opus", opus_bitrate=64000)  # bps, as livekit-js
     request.update(features=["quality-guard"], some_future_field={"x": 1})
     async with session(tone) as ws:
@@ -323,7 +323,7 @@ async def test_text_is_joined_exactly(tone: LocalTTS) -> None:
 
 
 async def test_long_text_is_synthesised_before_stop(tone: LocalTTS) -> None:
-    """Once the buffer reaches chunk_length, audio flows while the client keeps sending (§5)."""
+    """Once the buffer reaches chunk_length, audio flows while the client keeps sending."""
     async with session(tone) as ws:
         await ws.send(start("pcm", chunk_length=100))
         for word in (HUNDRED + " " + HUNDRED).split(" "):
@@ -753,6 +753,7 @@ def test_signals_stop_the_server(local_tts_factory, sig: signal.Signals) -> None
     assert time.monotonic() - began < 5
 
 
+@pytest.mark.integration  # starts a program
 def test_start_failure_reports_the_servers_stderr() -> None:
     with pytest.raises(ServerStartError, match="invalid choice"):
         LocalTTS(engine="no-such-engine", startup_timeout=30).start()

@@ -1,17 +1,22 @@
-"""Fixtures for worker tests: a real S3-compatible server (moto) and a proxy to break it."""
+"""Fixtures for worker tests: a real S3-compatible server (moto), a proxy to break it,
+a fast local_tts and the factory of whole stacks (``tests/stack.py``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.s3 import ACCESS_KEY, SECRET_KEY, MotoS3, TcpProxy
-from worker.storage.client import Storage, UploadRetry
+from tests.servers import LocalTTS
+from tests.stack import Stacks
+from worker.retry import RetryPolicy
+from worker.storage.client import Storage
 
 #: Quick retries, so outage tests take seconds, not minutes.
-FAST_RETRY = UploadRetry(attempts=10, base_delay=0.1, max_delay=0.8)
+FAST_RETRY = RetryPolicy(max_attempts=10, base_delay=0.1, max_delay=0.8)
 
 
 def make_storage(endpoint_url: str, bucket: str | None = None, **overrides: object) -> Storage:
@@ -52,3 +57,17 @@ def s3_proxy(s3_server: MotoS3) -> Iterator[TcpProxy]:
     """A TCP proxy in front of moto: ``stop()`` is an outage, ``start()`` the recovery."""
     with TcpProxy("127.0.0.1", s3_server.port) as proxy:
         yield proxy
+
+
+@pytest.fixture(scope="module")
+def tone_tts() -> Iterator[LocalTTS]:
+    """local_tts with the tone engine, fast (10 ms to first audio), one per test module."""
+    with LocalTTS(engine="tone", rtf=0.01, ttfb_ms=10) as server:
+        yield server
+
+
+@pytest.fixture
+def make_stack(redis_url: str, s3_server: MotoS3, tmp_path: Path) -> Iterator[Stacks]:
+    """This test's stacks: ``make_stack(tts, workers=1, SHOAL_…="…")``, all torn down after."""
+    with Stacks(redis_url, s3_server.endpoint_url, tmp_path / "stacks") as make:
+        yield make

@@ -10,17 +10,8 @@ import numpy.typing as npt
 import pytest
 
 from worker.audio import ACX, LoudnessTarget, OutputFormat, SegmentAudio, assemble
-from worker.audio.loudness import (
-    DB_FLOOR,
-    MAX_GAIN_DB,
-    Limiter,
-    Meter,
-    RoomTone,
-    fit_gain,
-    gain_for,
-    measure_loudness,
-    to_db,
-)
+from worker.audio.loudness import DB_FLOOR, Meter, measure_loudness, to_db
+from worker.audio.normalize import MAX_GAIN_DB, Limiter, RoomTone, fit_gain, gain_for
 
 Floats = npt.NDArray[np.float32]
 RATE = 22050

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from worker.audio import CorruptAudio, PcmStream, UnsupportedFormat
 from worker.fish import AudioFormat
 
-# fish-protocol.md §6: the RIFF and data sizes of a streamed WAV are placeholders.
+# The RIFF and data sizes of a streamed WAV are placeholders (docs/protocol.md).
 PLACEHOLDER_RIFF = 0xFFFFFF24
 PLACEHOLDER_DATA = 0xFFFFFF00
 
@@ -174,7 +174,7 @@ def test_wav_riff_bytes_inside_an_event_are_audio() -> None:
 
 
 def test_wav_without_a_header_is_taken_as_pcm() -> None:
-    # Lenient: if the provider sends bare PCM for wav, keep it (fish-protocol.md §6).
+    # Lenient: if the provider sends bare PCM for wav, keep it (docs/protocol.md, 'Audio payloads').
     stream = PcmStream(AudioFormat.WAV)
     assert run(stream, [b"RIFFxxxxWAVX\x01\x02", b"RI", b"FX"]) == b"RIFFxxxxWAVX\x01\x02RIFX"
     assert stream.headers == 0

@@ -383,8 +383,10 @@ def test_mp3_book_with_acx_loudness(env: Env, tmp_path: Path) -> None:
 
 def test_finalize_queues_one_build_when_every_item_succeeded(env: Env) -> None:
     batch = env.batch([2.0, 2.0])
-    for _ in range(3):  # every job's end, and the API's looks, call it
-        maybe_finalize(env.batches, batch.id, env.settings, celery_app=env.celery)
+    acted = [  # every job's end, and the reaper's looks, call it
+        maybe_finalize(env.batches, batch.id, env.settings, sender=env.celery) for _ in range(3)
+    ]
+    assert acted == [True, False, False]
     builds = env.messages("bulk")
     assert builds == [("shoal.assemble_batch", {"batch_id": batch.id, "generation": 1})]
     now = env.batches.get(batch.id)
@@ -396,9 +398,12 @@ def test_finalize_reports_a_partly_failed_batch_once(env: Env) -> None:
     batch = env.batch([2.0, 2.0])
     job_id = batch.items[0].job_id
     env.store.redis.hset(env.keys.job(job_id), "status", JobStatus.FAILED.value)
-    for _ in range(2):
-        view = maybe_finalize(env.batches, batch.id, env.settings, celery_app=env.celery)
-        assert view is not None and view.status is BatchStatus.PARTIALLY_FAILED
+    acted = [maybe_finalize(env.batches, batch.id, env.settings, sender=env.celery) for _ in "ab"]
+    assert acted == [True, False]
+    ended = env.batches.get(batch.id)
+    assert (
+        ended is not None and load_view(env.batches, ended).status is BatchStatus.PARTIALLY_FAILED
+    )
     assert not [m for m in env.messages("bulk")]
     ((_, delivery),) = env.messages("callbacks")
     assert delivery["event_type"] == "batch.failed"
@@ -408,3 +413,23 @@ def test_finalize_reports_a_partly_failed_batch_once(env: Env) -> None:
     now = env.batches.get(batch.id)
     assert now is not None and now.assembly.state is AssemblyState.SKIPPED
     assert now.finished_at is not None and now.finished_at <= time.time()
+
+
+def test_builds_that_kept_losing_their_worker_give_up(env: Env) -> None:
+    # As if every build the settings allow had started and died with its worker.
+    batch = env.batch([2.0])
+    limit = env.settings.max_attempts
+
+    def died(b: Batch) -> Batch:
+        assembly = b.assembly.model_copy(
+            update={"state": AssemblyState.BUILDING, "attempts": limit, "error": "retrying: boom"}
+        )
+        return b.model_copy(update={"assembly": assembly})
+
+    env.batches.update(batch.id, died)
+    assert env.build(batch) == "failed"
+    failed = env.batches.get(batch.id)
+    assert failed is not None and failed.assembly.attempts == limit  # no build beyond it
+    assert failed.assembly.state is AssemblyState.FAILED
+    assert failed.assembly.error == f"gave up after {limit} builds: boom"
+    assert failed.assembly.combined is None

@@ -21,36 +21,36 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from tests.conftest import delete_prefix
-from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack
-from worker.callbacks.delivery import (
-    DELIVER_CALLBACK,
+from tests.stack import Stack, Stacks
+from worker.batches.model import Batch, BatchItem, BookInfo, new_batch_id
+from worker.callbacks.delivery import deliver_once, handle_delivery, run_delivery
+from worker.callbacks.emit import (
+    BatchEvent,
     Delivery,
     EventType,
-    InvalidSecret,
     ProgressThrottle,
-    WebhookVerificationError,
     build_event,
-    callback_url_problem,
-    deliver_once,
+    emit_batch_event,
+    emit_item_event,
     emit_job_event,
     emit_progress,
+)
+from worker.callbacks.signing import (
+    InvalidSecret,
+    WebhookVerificationError,
     event_id,
-    handle_delivery,
-    run_delivery,
     secret_key,
     sign,
     verify,
 )
+from worker.callbacks.urls import callback_url_problem
 from worker.celery import create_app
 from worker.jobs.model import (
     CallbackAttempt,
@@ -65,6 +65,7 @@ from worker.jobs.model import (
 )
 from worker.jobs.store import JobStore
 from worker.keys import Keys
+from worker.queues import DELIVER_CALLBACK
 from worker.retry import CALLBACK_SCHEDULE
 from worker.settings import Settings, TenantConfig
 
@@ -100,7 +101,7 @@ def tenants_json(secret: str | None = SECRET) -> str:
 
 def spec_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     """The Standard Webhooks check written out from the specification, independent
-    of ``worker.callbacks.delivery``: HMAC-SHA256 over ``{id}.{timestamp}.{body}``, base64."""
+    of ``worker.callbacks.signing``: HMAC-SHA256 over ``{id}.{timestamp}.{body}``, base64."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
@@ -554,7 +555,7 @@ def test_emitting_never_raises_when_the_broker_is_down(dead_url: str) -> None:
     started = time.monotonic()
     try:
         emit_job_event(
-            make_job("https://example.com/hook"), "job.started", settings=down, celery_app=app
+            make_job("https://example.com/hook"), "job.started", settings=down, sender=app
         )
     finally:
         app.close()
@@ -569,16 +570,16 @@ def test_events_are_queued_on_the_callbacks_queue_only_with_a_callback_url(
     throttle = ProgressThrottle(redis_client, keys)
     try:
         silent = make_job(None)
-        emit_job_event(silent, "job.succeeded", settings=settings, celery_app=app)
+        emit_job_event(silent, "job.succeeded", settings=settings, sender=app)
         half = Progress(segments_done=1, segments_total=2)
-        assert not emit_progress(silent, half, settings=settings, throttle=throttle, celery_app=app)
+        assert not emit_progress(silent, half, settings=settings, throttle=throttle, sender=app)
         assert redis_client.llen(queue) == 0
         assert redis_client.get(keys.callback_progress(silent.id)) is None  # not even a lookup
 
         job = make_job("https://example.com/hook")
-        emit_job_event(job, "job.started", settings=settings, celery_app=app)
-        assert emit_progress(job, half, settings=settings, throttle=throttle, celery_app=app)
-        assert not emit_progress(job, half, settings=settings, throttle=throttle, celery_app=app)
+        emit_job_event(job, "job.started", settings=settings, sender=app)
+        assert emit_progress(job, half, settings=settings, throttle=throttle, sender=app)
+        assert not emit_progress(job, half, settings=settings, throttle=throttle, sender=app)
     finally:
         app.close()
     messages = [json.loads(m) for m in redis_client.lrange(queue, 0, -1)]
@@ -589,6 +590,63 @@ def test_events_are_queued_on_the_callbacks_queue_only_with_a_callback_url(
         event_id(job.id, "job.progress", 1),
     }
     assert kwargs["url"] == "https://example.com/hook" and kwargs["tenant"] == "t1"
+
+
+def queued(redis_client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    """The kwargs of the messages waiting on ``queue``, oldest first."""
+    raw = [json.loads(m) for m in reversed(redis_client.lrange(queue, 0, -1))]
+    return [json.loads(base64.b64decode(m["body"]))[1] for m in raw]
+
+
+def test_batch_events_are_built_like_job_events_with_stable_ids(
+    settings: Settings, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """Item events carry their job's summary and go only for succeeded or failed jobs;
+    a batch's end is numbered by its generation; a batch without a URL sends nothing."""
+    app = create_app(settings)
+    queue = f"{keys.prefix}:celery:{keys.prefix}.callbacks"
+    jobs = [make_job(None, status=s) for s in (JobStatus.SUCCEEDED, JobStatus.FAILED)]
+    jobs.append(make_job(None, status=JobStatus.CANCELED))
+    items = [
+        BatchItem(job_id=j.id, title=f"Chapter {n}", chars=9, utf8_bytes=9)
+        for n, j in enumerate(jobs)
+    ]
+    batch = Batch(
+        id=new_batch_id(),
+        tenant="t1",
+        items=items,
+        book=BookInfo(title="Tides"),
+        callback_url="https://example.com/book",
+        billing=jobs[0].billing,
+    )
+    try:
+        for index, job in enumerate(jobs):
+            emit_item_event(batch, index, job, settings=settings, sender=app)
+        end = {"status": "partially_failed"}
+        emit_batch_event(
+            batch, BatchEvent.FAILED, settings=settings, sender=app, data=end, sequence=2
+        )
+        silent = batch.model_copy(update={"callback_url": None})
+        emit_batch_event(silent, BatchEvent.FAILED, settings=settings, sender=app)
+    finally:
+        app.close()
+    got = queued(redis_client, queue)
+    assert [(k["event_type"], k["job_id"], k["event_id"]) for k in got] == [
+        ("batch.item.succeeded", jobs[0].id, event_id(jobs[0].id, "batch.item.succeeded")),
+        ("batch.item.failed", jobs[1].id, event_id(jobs[1].id, "batch.item.failed")),
+        ("batch.failed", batch.id, event_id(batch.id, "batch.failed", 2)),
+    ]
+    assert {k["url"] for k in got} == {"https://example.com/book"}
+    item = json.loads(got[1]["body"])
+    assert item["type"] == "batch.item.failed"
+    assert (item["data"]["batch_id"], item["data"]["index"], item["data"]["title"]) == (
+        batch.id,
+        1,
+        "Chapter 1",
+    )
+    assert item["data"]["job"]["id"] == jobs[1].id and item["data"]["job"]["status"] == "failed"
+    assert "Kenobi" not in got[1]["body"]  # the summary, never the text
+    assert json.loads(got[2]["body"])["data"] == end
 
 
 def test_progress_is_throttled_across_workers(redis_client: redis.Redis, keys: Keys) -> None:
@@ -607,27 +665,11 @@ def test_progress_is_throttled_across_workers(redis_client: redis.Redis, keys: K
 # -- end to end: a real Celery worker ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tone_tts() -> Iterator[LocalTTS]:
-    with LocalTTS(engine="tone", rtf=0.01, ttfb_ms=10) as server:
-        yield server
-
-
 @pytest.fixture
-def stack(redis_url: str, tone_tts: LocalTTS, s3_server: MotoS3, tmp_path: Path) -> Iterator[Stack]:
-    st = Stack(
-        redis_url=redis_url,
-        tts=tone_tts,
-        s3_endpoint=s3_server.endpoint_url,
-        workdir=tmp_path,
-        env={"SHOAL_SEGMENT_MAX_CHARS": "60", "SHOAL_ALLOW_PRIVATE_CALLBACKS": "true"},
-    )
+def stack(make_stack: Stacks, tone_tts: LocalTTS) -> Stack:
+    st = make_stack(tone_tts, SHOAL_ALLOW_PRIVATE_CALLBACKS="true")
     st.start_worker(SHOAL_TENANTS=tenants_json())
-    try:
-        yield st
-    finally:
-        st.close()
-        delete_prefix(st.redis, st.keys.prefix)
+    return st
 
 
 def wait_callbacks(
@@ -647,7 +689,7 @@ def test_a_receiver_that_answered_500_gets_the_same_webhook_id_again(stack: Stac
     receiver = Receiver(answers=[500])
     try:
         job = stack.store.create(make_job(receiver.url))
-        emit_job_event(job, "job.succeeded", settings=stack.settings, celery_app=stack.celery)
+        emit_job_event(job, "job.succeeded", settings=stack.settings, sender=stack.celery)
         first, second = receiver.wait_for(
             lambda got: len(got) >= 2, timeout=CALLBACK_SCHEDULE[0] + 20
         )
@@ -673,7 +715,7 @@ def test_a_down_receiver_never_changes_the_job_result(stack: Stack, dead_url: st
     job = stack.submit("A short text. It has two sentences.", callback_url=dead_url)
     done = stack.wait(job.id)
     assert done.status is JobStatus.SUCCEEDED, done.error
-    emit_job_event(done, "job.succeeded", settings=stack.settings, celery_app=stack.celery)
+    emit_job_event(done, "job.succeeded", settings=stack.settings, sender=stack.celery)
     after = wait_callbacks(stack, job.id, lambda cbs: any(a.type == "job.succeeded" for a in cbs))
     attempt = next(a for a in after.callbacks if a.type == "job.succeeded")
     assert attempt.outcome == "retrying" and attempt.status_code is None
@@ -727,9 +769,29 @@ def test_a_job_tells_its_receiver_started_then_succeeded(stack: Stack) -> None:
     assert ("job.succeeded", 1, 200) in mine
 
 
-def test_the_worker_registers_the_delivery_task() -> None:
-    from worker.celery import app
+def test_the_worker_registers_the_delivery_task_on_the_callbacks_queue() -> None:
+    from worker.celery import app, queue_names
+    from worker.settings import get_settings
 
     app.loader.import_default_modules()
     assert DELIVER_CALLBACK in app.tasks
-    assert EventType.SUCCEEDED == "job.succeeded"
+    # Deliveries have a queue of their own: a slow receiver never holds up narration.
+    route = app.amqp.router.route({}, DELIVER_CALLBACK)
+    assert route["queue"].name == queue_names(get_settings())["callbacks"]
+
+
+#: What a receiver is told, per event: its type on the wire and the job status it reports.
+WIRE = {
+    "job.started": "running",
+    "job.progress": "running",
+    "job.succeeded": "succeeded",
+    "job.failed": "failed",
+    "job.canceled": "canceled",
+}
+
+
+@pytest.mark.parametrize("kind", list(EventType))
+def test_every_event_type_reports_its_status(kind: EventType) -> None:
+    event = json.loads(build_event(make_job(), kind)[1])
+    assert set(WIRE) == set(EventType) and event["type"] == kind
+    assert event["data"]["status"] == WIRE[event["type"]]

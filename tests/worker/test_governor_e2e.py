@@ -10,14 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import delete_prefix
-from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack
+from tests.stack import Stack, Stacks
 from worker.jobs.model import JobStatus
 
 LIMIT = 3
@@ -32,19 +29,8 @@ def slow_tts() -> Iterator[LocalTTS]:
 
 
 @pytest.fixture
-def stack(redis_url: str, slow_tts: LocalTTS, s3_server: MotoS3, tmp_path: Path) -> Iterator[Stack]:
-    st = Stack(
-        redis_url=redis_url,
-        tts=slow_tts,
-        s3_endpoint=s3_server.endpoint_url,
-        workdir=tmp_path,
-        env={"SHOAL_PROVIDER_SLOTS": str(LIMIT), "SHOAL_JOB_PARALLEL_SEGMENTS": "2"},
-    )
-    try:
-        yield st
-    finally:
-        st.close()
-        delete_prefix(st.redis, st.keys.prefix)
+def stack(make_stack: Stacks, slow_tts: LocalTTS) -> Stack:
+    return make_stack(slow_tts, SHOAL_PROVIDER_SLOTS=str(LIMIT), SHOAL_JOB_PARALLEL_SEGMENTS="2")
 
 
 def test_limit_holds_across_two_worker_processes(stack: Stack, slow_tts: LocalTTS) -> None:

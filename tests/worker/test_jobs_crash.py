@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import delete_prefix
-from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack, sentences
+from tests.stack import Stack, Stacks, sentences
 from worker.jobs.model import (
     ErrorCode,
     Job,
@@ -41,25 +39,12 @@ def slow_tts() -> Iterator[LocalTTS]:
 
 
 @pytest.fixture
-def stack(redis_url: str, slow_tts: LocalTTS, s3_server: MotoS3, tmp_path: Path) -> Iterator[Stack]:
-    slow_tts.clear_faults()
-    slow_tts.reset()
-    st = Stack(
-        redis_url=redis_url,
-        tts=slow_tts,
-        s3_endpoint=s3_server.endpoint_url,
-        workdir=tmp_path,
-        env={
-            "SHOAL_SEGMENT_MAX_CHARS": "60",
-            "SHOAL_JOB_LEASE_SECONDS": "3",
-            "SHOAL_VISIBILITY_TIMEOUT": "3600",  # redelivery by the broker is no way back
-        },
+def stack(make_stack: Stacks, slow_tts: LocalTTS) -> Stack:
+    return make_stack(
+        slow_tts,
+        SHOAL_JOB_LEASE_SECONDS="3",
+        SHOAL_VISIBILITY_TIMEOUT="3600",  # redelivery by the broker is no way back
     )
-    try:
-        yield st
-    finally:
-        st.close()
-        delete_prefix(st.redis, st.keys.prefix)
 
 
 def _segments_done(st: Stack, job_id: str) -> int:

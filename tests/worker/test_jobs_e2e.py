@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import delete_prefix
-from tests.s3 import MotoS3
 from tests.servers import LocalTTS
-from tests.stack import Stack
+from tests.stack import Stack, Stacks
 from worker.audio import probe
 from worker.jobs.model import JobStatus
 
@@ -21,26 +18,9 @@ TEXT = (
 )
 
 
-@pytest.fixture(scope="module")
-def tone_tts() -> Iterator[LocalTTS]:
-    with LocalTTS(engine="tone", rtf=0.01, ttfb_ms=10) as server:
-        yield server
-
-
 @pytest.fixture
-def stack(redis_url: str, tone_tts: LocalTTS, s3_server: MotoS3, tmp_path: Path) -> Iterator[Stack]:
-    st = Stack(
-        redis_url=redis_url,
-        tts=tone_tts,
-        s3_endpoint=s3_server.endpoint_url,
-        workdir=tmp_path,
-        env={"SHOAL_SEGMENT_MAX_CHARS": "60"},
-    )
-    try:
-        yield st
-    finally:
-        st.close()
-        delete_prefix(st.redis, st.keys.prefix)
+def stack(make_stack: Stacks, tone_tts: LocalTTS) -> Stack:
+    return make_stack(tone_tts)
 
 
 @pytest.mark.parametrize(

@@ -23,25 +23,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import delete_prefix
 from tests.s3 import MotoS3, TcpProxy
 from tests.servers import LocalTTS
-from tests.stack import Stack, sentences
+from tests.stack import Stack, Stacks, sentences
 from worker.jobs.model import ErrorCode, Job, JobStatus, ReferenceClip
 from worker.jobs.text import segment_text
 
 PROVIDER_RATE = 24000  # wav at 24 kHz is requested from the provider as PCM at 24 kHz
 
-MakeStack = Callable[..., Stack]
-
 
 # -- fixtures ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fast_tts() -> Iterator[LocalTTS]:
-    with LocalTTS(engine="tone", rtf=0.01, ttfb_ms=10) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -51,52 +42,13 @@ def slow_tts() -> Iterator[LocalTTS]:
         yield server
 
 
-def _new_stack(redis_url: str, tts: LocalTTS, s3_endpoint: str, workdir: Path, **env: str) -> Stack:
-    return Stack(
-        redis_url=redis_url,
-        tts=tts,
-        s3_endpoint=s3_endpoint,
-        workdir=workdir,
-        env={"SHOAL_SEGMENT_MAX_CHARS": "60", **env},
-    )
-
-
-@pytest.fixture
-def make_stack(redis_url: str, s3_server: MotoS3, tmp_path: Path) -> Iterator[MakeStack]:
-    """Build stacks with their own env (and worker); all closed and cleaned afterwards."""
-    stacks: list[Stack] = []
-
-    def make(tts: LocalTTS, *, s3_endpoint: str | None = None, **env: str) -> Stack:
-        workdir = tmp_path / f"stack{len(stacks)}"
-        workdir.mkdir()
-        tts.clear_faults()
-        tts.reset()
-        st = _new_stack(redis_url, tts, s3_endpoint or s3_server.endpoint_url, workdir, **env)
-        stacks.append(st)
-        return st
-
-    try:
-        yield make
-    finally:
-        for st in stacks:
-            st.close()
-            delete_prefix(st.redis, st.keys.prefix)
-            if st.tts.running:
-                st.tts.clear_faults()
-
-
 @pytest.fixture(scope="module")
 def shared(
-    redis_url: str, fast_tts: LocalTTS, s3_server: MotoS3, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str, tone_tts: LocalTTS, s3_server: MotoS3, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """One stack and worker with the default settings, for tests that only submit jobs."""
-    st = _new_stack(redis_url, fast_tts, s3_server.endpoint_url, tmp_path_factory.mktemp("shared"))
-    st.start_worker()
-    try:
-        yield st
-    finally:
-        st.close()
-        delete_prefix(st.redis, st.keys.prefix)
+    with Stacks(redis_url, s3_server.endpoint_url, tmp_path_factory.mktemp("shared")) as make:
+        yield make(tone_tts, workers=1)
 
 
 @pytest.fixture
@@ -238,7 +190,7 @@ def test_transient_provider_fault_is_retried_to_success(
 # -- permanent failures ----------------------------------------------------------
 
 
-def test_refused_key_fails_at_once(make_stack: MakeStack) -> None:
+def test_refused_key_fails_at_once(make_stack: Stacks) -> None:
     with LocalTTS(engine="tone", rtf=0.01, ttfb_ms=10, api_keys=["right"]) as tts:
         st = make_stack(tts, SHOAL_FISH_API_KEY="wrong")
         st.start_worker()
@@ -290,42 +242,68 @@ def test_unreadable_reference_fails_at_once_and_a_readable_one_works(
 # -- transient faults that do not stop ---------------------------------------------
 
 
-def test_endless_transient_faults_give_up_after_max_attempts(
-    make_stack: MakeStack, fast_tts: LocalTTS
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ({"action": "reject", "status": 500}, "provider handshake failed with HTTP 500"),
+        ({"action": "finish_error", "after_audio": 0, "message": "boom"}, "boom"),
+    ],
+    ids=["reject", "finish_error"],
+)
+def test_endless_transient_faults_give_up_within_max_attempts_sessions(
+    make_stack: Stacks, tone_tts: LocalTTS, rule: dict[str, Any], says: str
 ) -> None:
-    st = make_stack(fast_tts, SHOAL_MAX_ATTEMPTS="2")
+    """Every session fails: quick retries in attempt 1, then attempt 2, and the first
+    segment to have had ``max_attempts`` sessions fails the job; none had more."""
+    st = make_stack(tone_tts, SHOAL_MAX_ATTEMPTS="4")
     st.start_worker()
-    fast_tts.set_faults({"rules": [{"action": "reject", "status": 500}]})
-    job = st.submit(sentences(3), format="wav")
+    tone_tts.set_faults({"rules": [rule]})
+    text = sentences(3)
+    index_of = {s.text.strip(): s.index for s in segment_text(text, st.settings.segment_max_chars)}
+    segments = len(index_of)
+    job = st.submit(text, format="wav")
     done = st.wait(job.id, timeout=60)
     assert done.status is JobStatus.FAILED, done
+    # Three sessions in a row per segment in attempt 1; the fourth, in attempt 2, is the last.
     assert done.attempts == 2
     assert done.error is not None
     assert done.error.code == ErrorCode.PROVIDER_UNAVAILABLE
-    assert done.error.message.startswith(
-        "gave up after 2 attempts: provider handshake failed with HTTP 500"
+    assert re.fullmatch(
+        rf"gave up after 4 provider sessions of segment \d: .*{re.escape(says)}.*",
+        done.error.message,
     ), done.error.message
-    rejected = fast_tts.stats()["handshakes"]["rejected"]["500"]
-    # Two attempts of up to three quick tries per segment; then nothing more.
-    assert 2 * 3 <= rejected <= 2 * 3 * 3
+    stats = tone_tts.wait_idle()
+    # The worker's count, and the provider's: never more than max_attempts per segment.
+    counted = st.store.sessions(job.id)
+    assert len(counted) == segments and max(counted.values()) == 4, counted
+    if rule["action"] == "reject":
+        rejected = stats["handshakes"]["rejected"]["500"]
+        assert 4 <= rejected <= sum(counted.values()) <= segments * 4
+    else:
+        by_text = _by_text(stats["sessions"])
+        assert len(by_text) == segments and max(by_text.values()) == 4, by_text
+        assert all(n <= counted[index_of[text]] for text, n in by_text.items())
+    started = stats["sessions_started"]
     time.sleep(1.5)
-    assert fast_tts.stats()["handshakes"]["rejected"]["500"] == rejected
+    after = tone_tts.stats()
+    assert after["sessions_started"] == started
+    assert after["handshakes"]["rejected"] == stats["handshakes"]["rejected"]
     assert st.staged(job.id) == []
 
 
 def test_next_attempt_resumes_from_finished_segments(
-    make_stack: MakeStack, fast_tts: LocalTTS, tmp_path: Path
+    make_stack: Stacks, tone_tts: LocalTTS, tmp_path: Path
 ) -> None:
-    st = make_stack(fast_tts, SHOAL_JOB_PARALLEL_SEGMENTS="1")
+    st = make_stack(tone_tts, SHOAL_JOB_PARALLEL_SEGMENTS="1")
     st.start_worker()
     # Segment 0 succeeds; segment 1 is refused three times, so attempt 1 fails.
     rules = [{"action": "reject", "status": 503, "session": n} for n in (2, 3, 4)]
-    fast_tts.set_faults({"rules": rules})
+    tone_tts.set_faults({"rules": rules})
     job = st.submit(sentences(3), format="wav", sample_rate=PROVIDER_RATE)
     done = st.wait(job.id)
     _check_output(st, done, tmp_path / "out.wav")
     assert done.attempts == 2
-    sessions = fast_tts.wait_idle()["sessions"]
+    sessions = tone_tts.wait_idle()["sessions"]
     # Every segment streamed once: the second attempt did not redo segment 0.
     assert _by_text(sessions) == _by_text(sessions, "stop")
     assert set(_by_text(sessions).values()) == {1} and len(sessions) == 3
@@ -334,9 +312,7 @@ def test_next_attempt_resumes_from_finished_segments(
 # -- cancellation ------------------------------------------------------------------
 
 
-def test_cancel_stops_streaming_and_leaves_nothing(
-    make_stack: MakeStack, slow_tts: LocalTTS
-) -> None:
+def test_cancel_stops_streaming_and_leaves_nothing(make_stack: Stacks, slow_tts: LocalTTS) -> None:
     st = make_stack(slow_tts)
     st.start_worker()
     job = st.submit(sentences(20), format="wav")
@@ -372,22 +348,22 @@ def test_cancel_stops_streaming_and_leaves_nothing(
     assert st.storage.list_incomplete_uploads() == []
 
 
-def test_cancel_during_backoff_cleans_staging(make_stack: MakeStack, fast_tts: LocalTTS) -> None:
+def test_cancel_during_backoff_cleans_staging(make_stack: Stacks, tone_tts: LocalTTS) -> None:
     st = make_stack(
-        fast_tts,
+        tone_tts,
         SHOAL_JOB_PARALLEL_SEGMENTS="1",
         SHOAL_RETRY_BASE_DELAY="3",
         SHOAL_RETRY_MAX_DELAY="3",
     )
     st.start_worker()
     rules = [{"action": "reject", "status": 500, "session": n} for n in (2, 3, 4)]
-    fast_tts.set_faults({"rules": rules})
+    tone_tts.set_faults({"rules": rules})
     job = st.submit(sentences(3), format="wav")
     # Attempt 1 checkpointed segment 0, then gave up on segment 1: now in its backoff.
     _wait_for(
         "attempt 1 failed",
         lambda: (
-            fast_tts.stats()["handshakes"]["rejected"].get("500") == 3
+            tone_tts.stats()["handshakes"]["rejected"].get("500") == 3
             and len(st.staged(job.id)) == 1
         ),
         20,
@@ -403,7 +379,7 @@ def test_cancel_during_backoff_cleans_staging(make_stack: MakeStack, fast_tts: L
     )
     final = st.store.get(job.id)
     assert final is not None and final.status is JobStatus.CANCELED
-    assert fast_tts.stats()["sessions_started"] == 1
+    assert tone_tts.stats()["sessions_started"] == 1
 
 
 # -- storage outage ----------------------------------------------------------------
@@ -411,7 +387,7 @@ def test_cancel_during_backoff_cleans_staging(make_stack: MakeStack, fast_tts: L
 
 @pytest.mark.parametrize("when", ["segments", "final"])
 def test_s3_outage_is_ridden_out(
-    make_stack: MakeStack,
+    make_stack: Stacks,
     slow_tts: LocalTTS,
     s3_proxy: TcpProxy,
     tmp_path: Path,
@@ -476,7 +452,7 @@ def test_text_of_whitespace_alone_fails_at_once(stack: Stack) -> None:
 
 
 def test_parallel_segments_are_assembled_in_text_order(
-    make_stack: MakeStack, fast_tts: LocalTTS, tmp_path: Path
+    make_stack: Stacks, tone_tts: LocalTTS, tmp_path: Path
 ) -> None:
     # A long paragraph before short ones: in parallel, the short ones finish first.
     paragraphs = []
@@ -485,7 +461,7 @@ def test_parallel_segments_are_assembled_in_text_order(
     text = "\n\n".join(paragraphs)
     results = {}
     for parallel in ("3", "1"):
-        st = make_stack(fast_tts, SHOAL_JOB_PARALLEL_SEGMENTS=parallel)
+        st = make_stack(tone_tts, SHOAL_JOB_PARALLEL_SEGMENTS=parallel)
         st.start_worker()
         done = st.wait(st.submit(text, format="wav").id)
         _check_output(st, done, tmp_path / f"out{parallel}.wav")

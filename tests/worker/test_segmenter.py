@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from worker.jobs.text import SEGMENTER_VERSION, Segment, segment_text, utf8_bytes
+from worker.jobs.text import Segment, segment_text
 
 # -- strategies ----------------------------------------------------------------
 
@@ -35,6 +35,22 @@ any_text = st.text(
 )
 texts = st.one_of(structured_text, any_text, st.text(max_size=80))
 max_chars = st.integers(min_value=1, max_value=120)
+# Structured text with at least one word (every entry of WORDS has a visible character).
+worded_text = st.lists(
+    st.tuples(st.sampled_from(WORDS), st.sampled_from(GAPS)), min_size=1, max_size=60
+).map(lambda pairs: "".join(w + g for w, g in pairs))
+
+
+# A word with the whitespace around it; a no-break space is part of the word ("10 km").
+WORD_AND_SPACE = re.compile(r"[^\S\u00a0]*[\S\u00a0]+[^\S\u00a0]*")
+
+
+@st.composite
+def text_whose_words_fit(draw: st.DrawFn) -> tuple[str, int]:
+    """Worded text and a limit that every word, with the whitespace around it, fits in."""
+    text = draw(worded_text)
+    widest = max(len(p) for p in WORD_AND_SPACE.findall(text))
+    return text, draw(st.integers(min_value=widest, max_value=max(widest, 120)))
 
 
 def is_wide(ch: str) -> bool:
@@ -134,7 +150,7 @@ def test_invariants(text: str, limit: int) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(structured_text, max_chars)
+@given(worded_text, max_chars)
 def test_paragraph_breaks_always_end_a_segment(text: str, limit: int) -> None:
     segments = segment_text(text, limit)
     cuts = {s.start for s in segments[1:]} | {len(text)}
@@ -149,29 +165,30 @@ def test_paragraph_breaks_always_end_a_segment(text: str, limit: int) -> None:
         # ...and the segment holding the paragraph's last word is marked.
         last_word = next(s for s in segments if s.start <= run.start() - 1 < s.end)
         assert last_word.paragraph_end
-    if text.strip():
-        assert sum(s.paragraph_end for s in segments) == breaks + 1
+    assert sum(s.paragraph_end for s in segments) == breaks + 1
 
 
 @settings(max_examples=200, deadline=None)
-@given(structured_text, max_chars)
-def test_no_blank_segments_when_whitespace_fits(text: str, limit: int) -> None:
-    """When every word plus the whitespace after it fits, no segment is blank."""
-    pieces = re.findall(r"\s*\S+\s*", text) or [text]
-    if text.strip() and max(len(p) for p in pieces) <= limit:
-        assert not any(s.text.isspace() for s in segment_text(text, limit))
+@given(text_whose_words_fit())
+def test_no_blank_segments_when_whitespace_fits(case: tuple[str, int]) -> None:
+    """When every word plus the whitespace around it fits, no segment is blank."""
+    text, limit = case
+    assert not any(s.text.isspace() for s in segment_text(text, limit))
+
+
+SENTENCES = ["Tick tock. ", "Short one! ", "Why not? "]
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(st.sampled_from(["Tick tock. ", "Short one! ", "Why not? "]), min_size=1), max_chars
+    st.lists(st.sampled_from(SENTENCES), min_size=1),
+    # Every sentence fits (a sentence cut inside is the other tests' business).
+    st.integers(min_value=max(map(len, SENTENCES)), max_value=120),
 )
 def test_sentences_are_packed_greedily(sentences: list[str], limit: int) -> None:
     """Whole sentences are packed up to the limit, not cut one per segment."""
     text = "".join(sentences)
     segments = segment_text(text, limit)
-    if limit < max(len(s) for s in sentences):
-        return  # some sentence must be cut inside: covered by the other tests
     offsets, pos = [], 0
     for sentence in sentences:
         offsets.append(pos)
@@ -196,16 +213,6 @@ def test_empty_and_invalid() -> None:
         segment_text("hello", 0)
     with pytest.raises(ValueError):
         segment_text("hello", -5)
-
-
-def test_utf8_bytes() -> None:
-    assert utf8_bytes("") == 0
-    assert utf8_bytes("abc") == 3
-    assert utf8_bytes("naïve") == 6
-    assert utf8_bytes("你好") == 6
-    assert utf8_bytes("👍") == 4
-    assert utf8_bytes("\ud800") == 3  # a lone surrogate is counted, not an error
-    assert SEGMENTER_VERSION >= 1
 
 
 # -- examples ------------------------------------------------------------------
@@ -299,8 +306,11 @@ def test_japanese_respects_line_breaking_rules() -> None:
 
 def test_mixed_scripts_and_full_width_space() -> None:
     text = "Hello。世界\u3000これはテストです。Python は楽しい！"
-    for limit in (1, 2, 5, 8, 13, 100):
-        texts_of(text, limit)
+    for limit in (1, 2, 5, 8, 13):
+        assert len(texts_of(text, limit)) >= len(text) / limit
+    assert texts_of(text, 100) == [text]
+    # Whole sentences where they fit: the cuts fall after each 。
+    assert texts_of(text, 13) == ["Hello。", "世界\u3000これはテストです。", "Python は楽しい！"]
 
 
 def test_long_word_is_cut_only_when_it_must_be() -> None:

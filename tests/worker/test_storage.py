@@ -1,6 +1,6 @@
 """worker.storage.client against a real S3 API (moto over HTTP), with outages made by a TCP proxy.
 
-Pure tests (keys, templates, metadata, error classification, backoff) need no
+Pure tests (keys, templates, metadata, error classification) need no
 server; the rest talk to moto through boto3 exactly as production talks to S3.
 """
 
@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from botocore.exceptions import (
 import worker.storage.client
 from tests.s3 import MotoS3, TcpProxy
 from tests.worker.conftest import make_storage
+from worker.retry import STORAGE_POLICY, RetryPolicy
 from worker.settings import Settings
 from worker.storage.client import (
     InvalidKey,
@@ -32,7 +34,6 @@ from worker.storage.client import (
     Storage,
     StorageRejected,
     StorageUnavailable,
-    UploadRetry,
     UploadSourceError,
 )
 from worker.storage.errors import classify
@@ -136,9 +137,17 @@ def test_missing_objects(storage: Storage, tmp_path: Path) -> None:
     storage.delete("nope/x")  # deleting what is not there is fine
 
 
-def test_ensure_bucket_is_idempotent(storage: Storage) -> None:
-    storage.ensure_bucket()
-    storage.ensure_bucket()
+def test_ensure_bucket_is_idempotent(s3_server: MotoS3) -> None:
+    store = make_storage(s3_server.endpoint_url)  # a bucket name nobody has used
+    with pytest.raises(StorageRejected) as refused:
+        store.put_bytes("acme/kept.txt", b"kept")
+    assert refused.value.code == "NoSuchBucket"
+    store.ensure_bucket()
+    store.put_bytes("acme/kept.txt", b"kept")
+    store.ensure_bucket()  # the bucket is there: not made again, nothing in it lost
+    assert store.exists("acme/kept.txt")
+    listed = store.client.list_buckets()["Buckets"]
+    assert [b["Name"] for b in listed].count(store.bucket) == 1
 
 
 def test_delete_prefix(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,17 +199,17 @@ def test_outage_during_upload_ends_in_success(
     )
     outages[0].join()
 
-    assert result.attempts > 1
+    assert result.retries >= 1  # the part in flight was sent again...
+    assert result.etag.endswith('-3"')  # ...and the upload went on: one upload of three parts
     assert result.sha256 == sha256(big_file)
     assert direct.head("acme/outage.wav")["bytes"] == big_file.stat().st_size
-    # The upload that the outage broke was aborted once the store was back.
     assert direct.list_incomplete_uploads() == []
 
 
 def test_outage_longer_than_the_retries_gives_up(s3_proxy: TcpProxy, tmp_path: Path) -> None:
     sleeps: list[float] = []
     store = make_storage(
-        s3_proxy.url, retry=UploadRetry(attempts=3, base_delay=0.1), sleep=sleeps.append
+        s3_proxy.url, retry=RetryPolicy(max_attempts=3, base_delay=0.1), sleep=sleeps.append
     )
     path = tmp_path / "a.wav"
     path.write_bytes(b"x" * 1000)
@@ -209,6 +218,33 @@ def test_outage_longer_than_the_retries_gives_up(s3_proxy: TcpProxy, tmp_path: P
         store.upload_file(path, "acme/a.wav", content_type="audio/wav")
     assert caught.value.retryable
     assert len(sleeps) == 2
+
+
+def test_one_request_attempt_fails_fast(s3_proxy: TcpProxy) -> None:
+    # What the API and the launcher ask for: no retries, the first error as it is.
+    sleeps: list[float] = []
+    store = make_storage(s3_proxy.url, request_attempts=1, sleep=sleeps.append)
+    assert store.retry.max_attempts == 1
+    s3_proxy.stop()
+    with pytest.raises(StorageUnavailable) as caught:
+        store.head("acme/a.wav")
+    assert "gave up" not in caught.value.message
+    assert sleeps == []
+
+
+def test_listings_follow_pages(storage: Storage) -> None:
+    # S3 lists at most 1000 keys a page: 1003 objects take two listing requests.
+    sent: list[str] = []
+    storage.client.meta.events.register(
+        "before-call.s3.ListObjectsV2", lambda **kw: sent.append(kw["model"].name)
+    )
+    prefix = storage.staging_key("many", "")
+    keys = [f"{prefix}{i:05d}" for i in range(1003)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: storage.put_bytes(key, b"x"), keys))
+    assert storage.delete_prefix(prefix) == 1003
+    assert len(sent) == 2
+    assert storage.delete_prefix(prefix) == 0
 
 
 def test_missing_bucket_is_permanent(s3_server: MotoS3, big_file: Path) -> None:
@@ -306,6 +342,8 @@ def test_from_settings(s3_server: MotoS3) -> None:
     assert config.request_checksum_calculation == "when_required"
     assert config.response_checksum_validation == "when_required"
     assert config.retries["mode"] == "standard"
+    assert config.retries["total_max_attempts"] == 1  # one retry layer: ours
+    assert store.retry == STORAGE_POLICY
     assert (store.bucket, store.part_bytes, store.presign_expiry) == ("from-settings", 6 * MiB, 120)
     store.ensure_bucket()
     store.put_bytes("a/b", b"hello")
@@ -430,12 +468,3 @@ def test_error_classification(exc: Exception, kind: type[Exception]) -> None:
     assert type(error) is kind
     assert error.retryable is (kind is StorageUnavailable)
     assert "s3://b/k" in str(error)
-
-
-def test_retry_delays() -> None:
-    policy = UploadRetry(attempts=6, base_delay=1.0, max_delay=8.0)
-    assert policy.delay(1, 0.0) == 0.5
-    assert policy.delay(1, 0.999) == pytest.approx(1.0, abs=0.01)
-    assert policy.delay(3, 0.0) == 2.0
-    assert policy.delay(10, 0.999) <= 8.0
-    assert policy.delay(10, 0.0) == 4.0

@@ -1,7 +1,7 @@
 """Audio assembly: provider PCM in, one complete output file out.
 
 The worker always asks the provider for raw PCM (s16le mono) and builds the
-output itself (DESIGN.md §4):
+output itself, in bounded memory (see docs/architecture.md):
 
 * :mod:`~worker.audio.formats` – the output formats, their rates and bitrates,
   and the provider PCM rate to request for an output rate;
@@ -9,21 +9,20 @@ output itself (DESIGN.md §4):
   ``audio`` payloads to whole PCM samples (pure, no I/O);
 * :mod:`~worker.audio.assemble` – :func:`assemble`, segment PCM files to one
   wav/mp3/opus/flac/m4a/pcm file in bounded memory;
-* :mod:`~worker.audio.probe` – :func:`probe`, decode a whole file and check it;
+* :mod:`~worker.audio.sinks` – the encoders a file is written with, and
+  writing beside a file and renaming it into place;
+* :mod:`~worker.audio.decode` and :mod:`~worker.audio.probe` – reading a
+  finished file back; :func:`probe` decodes a whole file and checks it;
 * :mod:`~worker.audio.book` – :func:`build_audiobook`, a book's chapters to
-  one M4B or MP3 with chapter markers, tags, cover and a manifest;
-* :mod:`~worker.audio.loudness` – ACX loudness: :func:`measure_loudness`,
-  the streaming meter, limiter and room tone.
+  one M4B or MP3 with chapter markers, tags, cover and a manifest (its steps
+  in ``book_render``, ``book_layout``, ``book_output``, ``id3`` and
+  ``book_manifest``);
+* :mod:`~worker.audio.loudness` – ACX loudness: the target and
+  :func:`measure_loudness`; :mod:`~worker.audio.normalize` – gain, limiter
+  and room tone; :mod:`~worker.audio.peaks` – true peaks between samples.
 
-Errors, all under one root:
-
-AudioError
-├── UnsupportedFormat      a format, rate or bitrate this package cannot handle (also ValueError)
-│   └── UnsupportedOutput  an output choice outside the allowed values; ``field`` names it
-├── CorruptAudio           bytes that are not valid audio of the kind they claim to be
-├── OutputTooLarge         the result cannot be represented in the format (WAV over 4 GiB)
-├── EncodeError            the encoder or muxer failed while writing the output
-└── InvalidBook            an audiobook that cannot be built as asked (also ValueError)
+Every error is an :class:`AudioError`; :mod:`~worker.audio.errors` draws the
+tree and says which errors are worth a retry.
 """
 
 from worker.audio.assemble import AssembledAudio, SegmentAudio, assemble

@@ -24,7 +24,6 @@ Only a block of samples is in memory at a time, however long the job.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -41,15 +40,16 @@ from worker.audio.sinks import (
     FloatBlock,
     Sink,
     open_sink,
+    replacing,
     wav_too_large_message,
 )
+from worker.digest import file_digest
 
 FADE_MS = 4
 #: Edge samples closer to zero than this (about -40 dBFS) need no fade.
 NEAR_ZERO = 0.01
 #: A join is smooth if its step is at most this many times the steps beside it.
 JOIN_SLACK = 2.0
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,47 +115,45 @@ def assemble(
     validate_output(info.format, sample_rate, bitrate_kbps)
     if bitrate_kbps is None:
         bitrate_kbps = info.default_bitrate_kbps
-    if block_samples < 1:
-        raise ValueError(f"block_samples must be positive, not {block_samples}")
-    for name, ms in (("head_silence_ms", head_silence_ms), ("tail_silence_ms", tail_silence_ms)):
-        if ms < 0:
-            raise ValueError(f"{name} must not be negative, not {ms}")
-
-    plans = _plan(segments)
+    check_lengths(block_samples, head_silence_ms=head_silence_ms, tail_silence_ms=tail_silence_ms)
+    plans = plan_segments(segments)
     if info.format is OutputFormat.WAV:
         needed = 2 * _estimate_samples(plans, sample_rate, head_silence_ms, tail_silence_ms)
         if needed > WAV_MAX_DATA_BYTES:
             raise OutputTooLarge(wav_too_large_message(needed))
 
-    # Write beside the target and rename, so out_path only ever holds a whole file.
-    part = out_path.with_name(out_path.name + ".part")
-    try:
+    with replacing(out_path) as part:
         sink = open_sink(info.format, part, sample_rate, bitrate_kbps)
         try:
-            written = _Pipeline(sink, sample_rate, block_samples).run(
+            written = Pipeline(sink, sample_rate, block_samples).run(
                 plans, head_silence_ms, tail_silence_ms
             )
         except BaseException:
             sink.abort()
             raise
         sink.close()
-        part.replace(out_path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    size, digest = _size_and_sha256(out_path)
+    digest = file_digest(out_path)
     return AssembledAudio(
         path=out_path,
         format=info.format,
         sample_rate=sample_rate,
         duration_s=written / sample_rate,
-        bytes=size,
+        bytes=digest.size,
         content_type=info.content_type,
-        sha256=digest,
+        sha256=digest.hexdigest(),
     )
 
 
-def _plan(segments: Sequence[SegmentAudio]) -> list[_Plan]:
+def check_lengths(block_samples: int, **silences_ms: int) -> None:
+    """``ValueError`` unless ``block_samples`` is positive and no silence is negative."""
+    if block_samples < 1:
+        raise ValueError(f"block_samples must be positive, not {block_samples}")
+    for name, ms in silences_ms.items():
+        if ms < 0:
+            raise ValueError(f"{name} must not be negative, not {ms}")
+
+
+def plan_segments(segments: Sequence[SegmentAudio]) -> list[_Plan]:
     """Measure each segment (size and edge samples only) and decide its fades.
 
     Next to silence (or the start or end) an edge fades if it is not near
@@ -216,18 +214,19 @@ def _samples(raw: bytes) -> list[float]:
 
 def _estimate_samples(plans: Sequence[_Plan], rate: int, head_ms: int, tail_ms: int) -> int:
     """An upper bound on the samples the output will hold (for the WAV size check)."""
-    total = _ms_to_samples(head_ms + tail_ms, rate)
+    total = ms_to_samples(head_ms + tail_ms, rate)
     for plan in plans:
         total += math.ceil(plan.samples * rate / plan.segment.sample_rate) + 64
-        total += _ms_to_samples(plan.segment.silence_after_ms, rate) + 1
+        total += ms_to_samples(plan.segment.silence_after_ms, rate) + 1
     return total
 
 
-def _ms_to_samples(ms: int, rate: int) -> int:
+def ms_to_samples(ms: int, rate: int) -> int:
+    """``ms`` milliseconds as a whole number of samples at ``rate``."""
     return round(ms * rate / 1000)
 
 
-class _Pipeline:
+class Pipeline:
     """Segment files in, output samples out, one block at a time."""
 
     def __init__(self, sink: Sink, rate: int, block: int) -> None:
@@ -239,7 +238,7 @@ class _Pipeline:
 
     def run(self, plans: Sequence[_Plan], head_ms: int, tail_ms: int) -> int:
         """Write everything; return the number of output samples."""
-        self._output_silence(_ms_to_samples(head_ms, self._rate))
+        self._output_silence(ms_to_samples(head_ms, self._rate))
         for index, plan in enumerate(plans):
             rate = plan.segment.sample_rate
             if self._resampler is None or self._resampler.in_rate != rate:
@@ -250,12 +249,12 @@ class _Pipeline:
             following = plans[index + 1].segment.sample_rate if index + 1 < len(plans) else None
             if silence_ms and following == rate:
                 # Through the resampler, so its state runs on into the next segment.
-                self._resampler_silence(self._resampler, _ms_to_samples(silence_ms, rate))
+                self._resampler_silence(self._resampler, ms_to_samples(silence_ms, rate))
             elif silence_ms:
                 self._flush()
-                self._output_silence(_ms_to_samples(silence_ms, self._rate))
+                self._output_silence(ms_to_samples(silence_ms, self._rate))
         self._flush()
-        self._output_silence(_ms_to_samples(tail_ms, self._rate))
+        self._output_silence(ms_to_samples(tail_ms, self._rate))
         return self._written
 
     def _stream(self, plan: _Plan, resampler: _Resampler) -> None:
@@ -351,13 +350,3 @@ def _apply_fades(
         start = max(total - fade, offset)
         # Sample j of the segment gets ramp[total - 1 - j].
         block[start - offset :] *= ramp[total - end : total - start][::-1]
-
-
-def _size_and_sha256(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()

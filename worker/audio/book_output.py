@@ -1,12 +1,9 @@
-"""The files an audiobook is written as, their cover art, and reading chapter files back.
+"""The files an audiobook is written as, and their cover art.
 
 * :class:`BookEncoder` – float32 mono blocks in, one M4B or MP3 out, with
   the book's metadata, chapter markers and cover.
 * :func:`inspect_cover` – check cover bytes are a JPEG or PNG image and
   read its size (an MP4 cover needs it).
-* :func:`decode_to_pcm` – a chapter's finished output file (m4a, mp3, …)
-  back to raw s16le mono, the secondary input path of
-  :func:`~worker.audio.book.build_audiobook`.
 
 M4B is AAC in FFmpeg's ``mp4`` muxer with the ``M4B `` brand: the chapters
 go in both a QuickTime chapter track (Apple, FFmpeg) and a Nero ``chpl`` atom
@@ -25,14 +22,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from enum import StrEnum
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
-from worker.audio.errors import CorruptAudio, EncodeError, InvalidBook
-from worker.audio.sinks import AvStreamSink, to_s16
+from worker.audio.errors import EncodeError, InvalidBook
+from worker.audio.sinks import AvStreamSink
 
 
 class BookFormat(StrEnum):
@@ -46,6 +41,13 @@ class BookFormat(StrEnum):
 CONTENT_TYPES = {BookFormat.M4B: "audio/mp4", BookFormat.MP3: "audio/mpeg"}
 EXTENSIONS = {BookFormat.M4B: ".m4b", BookFormat.MP3: ".mp3"}
 _COVER_CODECS = {"image/jpeg": "mjpeg", "image/png": "png"}
+# (container format, its options, codec) of each book format.  M4B is FFmpeg's
+# "mp4" muxer: the "ipod" one the m4a outputs use refuses picture streams.  An MP3
+# gets no tag from FFmpeg: the ID3 tag is written afterwards, chapters and all.
+_CONTAINERS = {
+    BookFormat.M4B: ("mp4", {"movflags": "+faststart", "brand": "M4B "}, "aac"),
+    BookFormat.MP3: ("mp3", {"id3v2_version": "0", "write_id3v1": "0"}, "libmp3lame"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +109,11 @@ class BookEncoder(AvStreamSink):
         markers: list[Marker],
         cover: Cover | None,
     ) -> None:
-        self._rate = sample_rate
-        self._time_base = Fraction(1, sample_rate)
-        self._pts = 0
         self._sample_format = "flt"
+        container_format, container_options, codec = _CONTAINERS[fmt]
         try:
+            self._open(path, container_format, container_options, codec, sample_rate, bitrate_kbps)
             if fmt is BookFormat.M4B:
-                self._container = av.open(
-                    str(path),
-                    "w",
-                    format="mp4",
-                    options={"fflags": "+bitexact"},
-                    container_options={"movflags": "+faststart", "brand": "M4B "},
-                )
-                codec = "aac"
                 self._container.metadata.update(_mp4_metadata(title, author, genre))
                 self._container.set_chapters(
                     [
@@ -134,26 +127,8 @@ class BookEncoder(AvStreamSink):
                         for index, marker in enumerate(markers)
                     ]
                 )
-            else:
-                # No tag from FFmpeg: the ID3 tag is written afterwards, chapters and all.
-                self._container = av.open(
-                    str(path),
-                    "w",
-                    format="mp3",
-                    options={"fflags": "+bitexact"},
-                    container_options={"id3v2_version": "0", "write_id3v1": "0"},
-                )
-                codec = "libmp3lame"
-            stream = self._container.add_stream(
-                codec, rate=sample_rate, options={"flags": "+bitexact"}
-            )
-            if not isinstance(stream, av.AudioStream):
-                raise EncodeError(f"{codec} is not an audio encoder")
-            self._stream = stream
-            self._stream.layout = "mono"
-            self._stream.bit_rate = bitrate_kbps * 1000
-            if cover is not None and fmt is BookFormat.M4B:
-                self._add_cover(cover)
+                if cover is not None:
+                    self._add_cover(cover)
         except av.FFmpegError as exc:
             raise EncodeError(f"cannot start the {fmt} encoder: {exc}") from exc
 
@@ -173,43 +148,3 @@ def _mp4_metadata(title: str, author: str | None, genre: str) -> dict[str, str]:
     if author:
         metadata.update(artist=author, album_artist=author)
     return metadata
-
-
-def decode_to_pcm(source: Path, dest: Path) -> tuple[int, int]:
-    """Decode the first audio stream of ``source`` to raw s16le mono at ``dest``.
-
-    Streams frame by frame (memory stays flat); keeps the file's own sample
-    rate; mixes other layouts down to mono; drops decoded audio past the length
-    the container declares (AAC end padding).  Returns (sample rate, samples).
-    Raises :class:`CorruptAudio` if ``source`` does not open or decode.
-    """
-    written = 0
-    try:
-        with av.open(str(source), "r") as container, dest.open("wb") as out:
-            if not container.streams.audio:
-                raise CorruptAudio(f"{source.name}: no audio stream")
-            stream = container.streams.audio[0]
-            rate = stream.codec_context.sample_rate
-            limit = None
-            if stream.duration is not None and stream.time_base is not None:
-                limit = round(float(stream.duration * stream.time_base) * rate)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-
-            def write(frames: list[av.AudioFrame]) -> None:
-                nonlocal written
-                for frame in frames:
-                    block = np.asarray(frame.to_ndarray(), dtype=np.float32).reshape(-1)
-                    if limit is not None:
-                        block = block[: max(0, limit - written)]
-                    out.write(to_s16(block).tobytes())
-                    written += block.size
-
-            for frame in container.decode(stream):
-                write(resampler.resample(frame))
-            write(resampler.resample(None))
-    except BaseException as exc:
-        dest.unlink(missing_ok=True)
-        if isinstance(exc, av.FFmpegError | OSError):
-            raise CorruptAudio(f"{source.name}: cannot decode: {exc}") from exc
-        raise
-    return rate, written

@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from worker.audio.errors import UnsupportedOutput
 from worker.fish import SAMPLE_RATES, AudioFormat
+
+_Format = TypeVar("_Format", bound=StrEnum)
 
 
 class OutputFormat(StrEnum):
@@ -93,7 +96,7 @@ FORMATS: Mapping[OutputFormat, FormatInfo] = {
 
 def format_info(fmt: OutputFormat | str) -> FormatInfo:
     """The :class:`FormatInfo` of ``fmt``; raises :class:`UnsupportedOutput` if unknown."""
-    return FORMATS[_parse_format(fmt)]
+    return FORMATS[parse_format(OutputFormat, fmt)]
 
 
 def allowed_bitrates(fmt: OutputFormat | str, sample_rate: int) -> Sequence[int]:
@@ -156,13 +159,20 @@ def provider_pcm_rate(sample_rate: int) -> int:
     return FALLBACK_PROVIDER_RATE
 
 
-def _parse_format(fmt: OutputFormat | str) -> OutputFormat:
+def parse_format(
+    kind: type[_Format], fmt: _Format | str, refusal: str = "is not supported"
+) -> _Format:
+    """``fmt`` as a member of ``kind`` (a job's or a book's formats).
+
+    Raises :class:`UnsupportedOutput` (field ``format``) saying ``refusal`` and
+    listing the allowed values.
+    """
     try:
-        return OutputFormat(fmt)
+        return kind(fmt)
     except ValueError:
-        allowed = ", ".join(f.value for f in OutputFormat)
+        allowed = ", ".join(f.value for f in kind)
         raise UnsupportedOutput(
-            f"format: {fmt!r} is not supported; allowed: {allowed}", field="format"
+            f"format: {fmt!r} {refusal}; allowed: {allowed}", field="format"
         ) from None
 
 

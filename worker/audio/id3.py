@@ -31,6 +31,7 @@ from mutagen.id3 import (
     TPE2,
     CTOCFlags,
     Encoding,
+    Frame,
     PictureType,
 )
 
@@ -85,14 +86,32 @@ def write_book_tag(
     ``cover_type``.  Raises :class:`EncodeError` if the file cannot be written.
     """
     tag = _ChaptersInOrder()
-    tag.add(TIT2(encoding=Encoding.UTF8, text=[title]))
-    tag.add(TALB(encoding=Encoding.UTF8, text=[title]))
+    for frame in (
+        *_book_frames(title, author, genre, cover, cover_type),
+        *_chapter_frames(title, chapters),
+    ):
+        tag.add(frame)
+    try:
+        # mutagen shifts the audio in place by chunks, so memory stays small.
+        tag.save(str(path), v1=0, v2_version=4)
+    except (MutagenError, OSError) as exc:
+        raise EncodeError(f"cannot write the ID3 tag: {exc}") from exc
+
+
+def _book_frames(
+    title: str, author: str | None, genre: str, cover: bytes | None, cover_type: str | None
+) -> list[Frame]:
+    """Title (as title and album), author (as artist and album artist), genre, cover."""
+    frames: list[Frame] = [
+        TIT2(encoding=Encoding.UTF8, text=[title]),
+        TALB(encoding=Encoding.UTF8, text=[title]),
+    ]
     if author:
-        tag.add(TPE1(encoding=Encoding.UTF8, text=[author]))
-        tag.add(TPE2(encoding=Encoding.UTF8, text=[author]))
-    tag.add(TCON(encoding=Encoding.UTF8, text=[genre]))
+        frames.append(TPE1(encoding=Encoding.UTF8, text=[author]))
+        frames.append(TPE2(encoding=Encoding.UTF8, text=[author]))
+    frames.append(TCON(encoding=Encoding.UTF8, text=[genre]))
     if cover is not None:
-        tag.add(
+        frames.append(
             APIC(
                 encoding=Encoding.UTF8,
                 mime=cover_type or "image/jpeg",
@@ -101,17 +120,21 @@ def write_book_tag(
                 data=cover,
             )
         )
+    return frames
+
+
+def _chapter_frames(title: str, chapters: Sequence[Id3Chapter]) -> list[Frame]:
+    """The table of contents, then one ``CHAP`` frame per chapter in playing order."""
     ids = [f"ch{index}" for index in range(len(chapters))]
-    tag.add(
-        CTOC(
-            element_id=_TOC_ID,
-            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
-            child_element_ids=ids,
-            sub_frames=[TIT2(encoding=Encoding.UTF8, text=[title])],
-        )
+    toc = CTOC(
+        element_id=_TOC_ID,
+        flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+        child_element_ids=ids,
+        sub_frames=[TIT2(encoding=Encoding.UTF8, text=[title])],
     )
-    for element_id, chapter in zip(ids, chapters, strict=True):
-        tag.add(
+    return [
+        toc,
+        *(
             CHAP(
                 element_id=element_id,
                 start_time=chapter.start_ms,
@@ -120,9 +143,6 @@ def write_book_tag(
                 end_offset=_NO_OFFSET,
                 sub_frames=[TIT2(encoding=Encoding.UTF8, text=[chapter.title])],
             )
-        )
-    try:
-        # mutagen shifts the audio in place by chunks, so memory stays small.
-        tag.save(str(path), v1=0, v2_version=4)
-    except (MutagenError, OSError) as exc:
-        raise EncodeError(f"cannot write the ID3 tag: {exc}") from exc
+            for element_id, chapter in zip(ids, chapters, strict=True)
+        ),
+    ]

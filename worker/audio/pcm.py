@@ -1,7 +1,7 @@
 """Turn the ``audio`` payloads of one provider session into raw s16le PCM.
 
 Pure: bytes in, bytes out, no I/O.  The worker asks the provider for ``pcm``
-(fish-protocol.md §6): raw s16le mono with no header, where nothing promises
+(docs/protocol.md, 'Audio payloads'): raw s16le mono with no header, where nothing promises
 that an event holds a whole number of samples, so an odd trailing byte is
 carried to the next event and never half a sample is emitted.
 
@@ -61,7 +61,7 @@ class PcmStream:
         if self._closed:
             raise CorruptAudio("audio after the PCM stream was closed")
         if not payload:
-            return b""  # empty events happen (fish-protocol.md §5.8) and mean nothing
+            return b""  # empty events happen and mean nothing
         data = bytes(payload)
         if self._wav and self._phase == "pcm":
             self._phase = "probe"  # every event may open with a header

@@ -25,6 +25,7 @@ from pathlib import Path
 import av
 import av.logging
 
+from worker.audio.decode import first_audio_stream, open_audio
 from worker.audio.errors import CorruptAudio
 
 # Make decoders fail loudly where they would otherwise conceal damage.
@@ -58,43 +59,13 @@ def probe(path: Path | str, *, raw_pcm_rate: int | None = None) -> ProbeInfo:
     rate as ``raw_pcm_rate``.
     """
     name = Path(path).name
-    with _captured_errors() as errors:
-        try:
-            if raw_pcm_rate is None:
-                container = av.open(str(path), "r")
-            else:
-                options = {"sample_rate": str(raw_pcm_rate), "ch_layout": "mono"}
-                container = av.open(str(path), "r", format="s16le", options=options)
-        except (av.FFmpegError, OSError) as exc:
-            raise CorruptAudio(f"{name}: cannot open as audio: {exc}") from exc
-        with container:
-            if not container.streams.audio:
-                raise CorruptAudio(f"{name}: no audio stream")
-            stream = container.streams.audio[0]
-            stream.codec_context.options = dict(_DECODER_OPTIONS)
-            decoded = 0
-            rate = stream.codec_context.sample_rate
-            try:
-                for packet in container.demux(stream):
-                    for frame in packet.decode():
-                        decoded += frame.samples
-                        rate = frame.sample_rate
-            except av.FFmpegError as exc:
-                raise CorruptAudio(
-                    f"{name}: decoding failed after {decoded} samples: {exc}"
-                ) from exc
-            declared = _declared_seconds(container, stream)
-            format_name = container.format.name
-            codec = stream.codec_context.codec.canonical_name
-            channels = stream.codec_context.channels
-    if errors:
-        shown = "; ".join(errors[:3]) + ("; …" if len(errors) > 3 else "")
-        raise CorruptAudio(f"{name}: decoding reported {len(errors)} error(s): {shown}")
+    found = _decode(path, raw_pcm_rate)
+    rate, decoded, declared = found.sample_rate, found.samples, found.declared_s
     if not rate:
         raise CorruptAudio(f"{name}: no sample rate")
-    if format_name == "wav":
+    if found.format_name == "wav":
         _check_wav_sizes(Path(path))
-    if format_name == "ogg" and not _ogg_ends_with_eos(Path(path)):
+    if found.format_name == "ogg" and not _ogg_ends_with_eos(Path(path)):
         raise CorruptAudio(f"{name}: the Ogg stream has no end-of-stream page (truncated)")
     samples = decoded
     if declared is not None:
@@ -107,7 +78,56 @@ def probe(path: Path | str, *, raw_pcm_rate: int | None = None) -> ProbeInfo:
             )
         if 0 < decoded - declared_samples <= _MAX_END_PADDING:
             samples = declared_samples
-    return ProbeInfo(format_name, codec, rate, channels, samples / rate, samples)
+    return ProbeInfo(found.format_name, found.codec, rate, found.channels, samples / rate, samples)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """What decoding every packet found, before the checks on it."""
+
+    format_name: str
+    codec: str
+    sample_rate: int  # of the last frame, else the stream's
+    channels: int
+    samples: int  # decoded samples per channel
+    declared_s: float | None  # the length the container claims
+
+
+def _decode(path: Path | str, raw_pcm_rate: int | None) -> _Decoded:
+    """Decode every packet of the first audio stream; any decoder complaint is an error."""
+    name = Path(path).name
+    with _captured_errors() as errors:
+        if raw_pcm_rate is None:
+            container = open_audio(path)
+        else:
+            options = {"sample_rate": str(raw_pcm_rate), "ch_layout": "mono"}
+            container = open_audio(path, format="s16le", options=options)
+        with container:
+            stream = first_audio_stream(container, name)
+            stream.codec_context.options = dict(_DECODER_OPTIONS)
+            decoded = 0
+            rate = stream.codec_context.sample_rate
+            try:
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        decoded += frame.samples
+                        rate = frame.sample_rate
+            except av.FFmpegError as exc:
+                raise CorruptAudio(
+                    f"{name}: decoding failed after {decoded} samples: {exc}"
+                ) from exc
+            found = _Decoded(
+                container.format.name,
+                stream.codec_context.codec.canonical_name,
+                rate,
+                stream.codec_context.channels,
+                decoded,
+                _declared_seconds(container, stream),
+            )
+    if errors:
+        shown = "; ".join(errors[:3]) + ("; …" if len(errors) > 3 else "")
+        raise CorruptAudio(f"{name}: decoding reported {len(errors)} error(s): {shown}")
+    return found
 
 
 def _declared_seconds(

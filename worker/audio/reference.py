@@ -1,6 +1,6 @@
 """Checks on voice-cloning reference audio before it is sent to the provider.
 
-An unreadable clip is a permanent error of the job (DESIGN §3): better said
+An unreadable clip is a permanent error of the job (``reference_audio_unreadable``): better said
 clearly here than as a vague ``finish``/``error`` from the provider.
 """
 

@@ -5,12 +5,16 @@ it ourselves is how the sizes come out right: write the PCM, then patch the
 header).  FLAC, MP3, Opus and M4A go through PyAV, which reframes our blocks
 to each encoder's frame size.  Every muxer runs with ``+bitexact`` so the same
 audio always gives the same bytes (and the same checksum) on a retry.
+
+Every file is written beside its target and renamed into place
+(:func:`replacing`), so the target only ever holds a whole file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import struct
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -49,6 +53,21 @@ class Sink(Protocol):
 
     def abort(self) -> None:
         """Release resources after a failure; the caller deletes the file."""
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A path beside ``path`` to write; renamed onto ``path`` if the block succeeds.
+
+    On any error the partial file is removed and ``path`` is left as it was.
+    """
+    part = path.with_name(path.name + ".part")
+    try:
+        yield part
+        part.replace(path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def open_sink(fmt: OutputFormat, path: Path, sample_rate: int, bitrate_kbps: int | None) -> Sink:
@@ -138,9 +157,8 @@ def wav_too_large_message(data_bytes: int) -> str:
 
 
 class AvStreamSink:
-    """Writes blocks to one PyAV audio stream and muxes them.  Subclasses open the
-    container and set ``_container``, ``_stream``, ``_sample_format``, ``_rate``,
-    ``_time_base`` and ``_pts``."""
+    """Writes blocks to one PyAV audio stream and muxes them.  Subclasses set
+    ``_sample_format`` and call :meth:`_open` (which may raise ``av.FFmpegError``)."""
 
     _container: Any
     _stream: av.AudioStream
@@ -148,6 +166,35 @@ class AvStreamSink:
     _rate: int
     _time_base: Fraction
     _pts: int
+
+    def _open(
+        self,
+        path: Path,
+        container_format: str,
+        container_options: dict[str, str],
+        codec: str,
+        sample_rate: int,
+        bitrate_kbps: int | None,
+    ) -> None:
+        """Open the container and its one mono audio stream, both bit-exact."""
+        self._rate = sample_rate
+        self._time_base = Fraction(1, sample_rate)
+        self._pts = 0
+        self._container = av.open(
+            str(path),
+            "w",
+            format=container_format,
+            options={"fflags": "+bitexact"},
+            container_options=container_options,
+        )
+        stream = self._container.add_stream(codec, rate=sample_rate, options={"flags": "+bitexact"})
+        if not isinstance(stream, av.AudioStream):
+            raise EncodeError(f"{codec} is not an audio encoder")
+        self._stream = stream
+        self._stream.layout = "mono"
+        if bitrate_kbps is not None:
+            # Without a quality flag libmp3lame runs CBR at this rate.
+            self._stream.bit_rate = bitrate_kbps * 1000
 
     def write(self, block: FloatBlock) -> None:
         if not block.size:
@@ -189,26 +236,7 @@ class AvSink(AvStreamSink):
     ) -> None:
         container_format, codec, self._sample_format = _AV_OUTPUTS[fmt]
         container_options = {"movflags": "+faststart"} if fmt is OutputFormat.M4A else {}
-        self._rate = sample_rate
-        self._time_base = Fraction(1, sample_rate)
-        self._pts = 0
         try:
-            self._container = av.open(
-                str(path),
-                "w",
-                format=container_format,
-                options={"fflags": "+bitexact"},
-                container_options=container_options,
-            )
-            stream = self._container.add_stream(
-                codec, rate=sample_rate, options={"flags": "+bitexact"}
-            )
-            if not isinstance(stream, av.AudioStream):
-                raise EncodeError(f"{codec} is not an audio encoder")
-            self._stream = stream
-            self._stream.layout = "mono"
-            if bitrate_kbps is not None:
-                # Without a quality flag libmp3lame runs CBR at this rate.
-                self._stream.bit_rate = bitrate_kbps * 1000
+            self._open(path, container_format, container_options, codec, sample_rate, bitrate_kbps)
         except av.FFmpegError as exc:
             raise EncodeError(f"cannot start the {codec} encoder: {exc}") from exc

@@ -12,34 +12,31 @@ The job runner knows nothing of batches beyond three calls into this module:
   has ended, acts on it exactly once (:func:`maybe_finalize`): queues
   ``shoal.assemble_batch`` if every item succeeded, else reports the batch.
 
+A lost message or a dead worker delays the end of a batch but never loses it:
+the reaper thread of every worker (:mod:`worker.jobs.tasks`) runs
+:func:`reap_batches`, which looks at open batches nobody has touched for a
+lease period and acts on an end nobody acted on, or re-queues a build whose
+worker died.  The API only reads batches (``GET`` changes nothing); it acts on
+the end of a batch only when it cancels one.
+
 Staging of a batch (masters, cover) lives under ``<staging>/<batch id>/`` and is
 kept while items may still be retried — until the batch expires — then
 deleted by :func:`sweep_staging`; a canceled batch's goes at once.
 
-Callbacks of a batch go to its ``callback_url``, signed and retried like job
-callbacks (the same delivery task); their ids are stable per batch and
-generation, so receivers can de-duplicate::
-
-    batch.item.succeeded / batch.item.failed   one per item job, data: {batch_id, index, title, job}
-    batch.succeeded                            every item done, combined outputs and manifest built
-    batch.failed                               items failed (or the outputs could not be built)
-    batch.canceled                             the batch was canceled
+Callbacks of a batch (:class:`~worker.callbacks.emit.BatchEvent`) go to its
+``callback_url`` through :mod:`worker.callbacks.emit`, signed and retried like
+job callbacks; their ids are stable per batch and generation.  Nothing here
+knows a Celery app: whoever calls passes a ``sender`` (:class:`worker.queues.Sender`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from celery import Celery
 
 from worker.audio import SegmentAudio
 from worker.batches.model import (
@@ -51,29 +48,36 @@ from worker.batches.model import (
     derive_status,
 )
 from worker.batches.store import BatchNotFound, BatchStore
-from worker.callbacks import delivery as callbacks
-from worker.celery import app, queue_names
+from worker.callbacks.emit import ITEM_EVENTS, BatchEvent, emit_batch_event, emit_item_event
+from worker.digest import Digest
 from worker.jobs.model import Job, JobStatus
 from worker.jobs.store import JobStore
+from worker.queues import Sender, send_assembly
 from worker.settings import Settings
 from worker.storage.client import Storage, StorageError
 
+__all__ = [
+    "BATCH_PRIORITY_OFFSET",
+    "BatchView",
+    "batch_summary",
+    "clean_staging",
+    "governor_priority",
+    "keep_chapter_master",
+    "load_view",
+    "master_key",
+    "maybe_finalize",
+    "on_job_terminal",
+    "queue_assembly",
+    "reap_batches",
+    "split_master",
+    "sweep_staging",
+]
+
 log = logging.getLogger(__name__)
 
-ASSEMBLE_BATCH = "shoal.assemble_batch"
 #: Batch jobs wait for provider slots this far below narration jobs of the same priority.
 BATCH_PRIORITY_OFFSET = 10
 _COPY_CHUNK = 1 << 20
-
-
-class BatchEvent(StrEnum):
-    """The callback events of a batch."""
-
-    ITEM_SUCCEEDED = "batch.item.succeeded"  # an item's job succeeded (once per job)
-    ITEM_FAILED = "batch.item.failed"  # an item's job failed for good (once per job)
-    SUCCEEDED = "batch.succeeded"  # every item succeeded; combined outputs and manifest built
-    FAILED = "batch.failed"  # items failed or were canceled, or the outputs failed to build
-    CANCELED = "batch.canceled"  # the batch was canceled
 
 
 # -- runner hooks -------------------------------------------------------------------
@@ -110,26 +114,9 @@ def keep_chapter_master(
     if job.batch_id is None or not parts:
         return None
     path = parts[0].path.parent / f"master-{job.id}.pcm"
-    digest = hashlib.sha256()
-    pieces = []
+    key = master_key(storage, job.batch_id, job.id)
     try:
-        with path.open("wb") as out:
-            for part in parts:
-                size = 0
-                with part.path.open("rb") as src:
-                    while chunk := src.read(_COPY_CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                pieces.append(
-                    MasterPiece(
-                        bytes=size,
-                        sample_rate=part.sample_rate,
-                        silence_after_ms=part.silence_after_ms,
-                    )
-                )
-        key = master_key(storage, job.batch_id, job.id)
-        total = sum(p.bytes for p in pieces)
+        pieces, sha256 = _concatenate(parts, path)
         storage.upload_file(
             path,
             key,
@@ -138,9 +125,8 @@ def keep_chapter_master(
         )
     finally:
         path.unlink(missing_ok=True)
-    master = ChapterMaster(
-        job_id=job.id, key=key, bytes=total, sha256=digest.hexdigest(), pieces=pieces
-    )
+    total = sum(p.bytes for p in pieces)
+    master = ChapterMaster(job_id=job.id, key=key, bytes=total, sha256=sha256, pieces=pieces)
     batches = _batches(store)
     batches.set_master(job.batch_id, master)
     batch = batches.get(job.batch_id)
@@ -153,18 +139,38 @@ def keep_chapter_master(
     return master
 
 
+def _concatenate(parts: Sequence[SegmentAudio], path: Path) -> tuple[list[MasterPiece], str]:
+    """Write ``parts`` one after another to ``path``; their pieces and the SHA-256 of all."""
+    digest = Digest()
+    pieces = []
+    with path.open("wb") as out:
+        for part in parts:
+            size = 0
+            with part.path.open("rb") as src:
+                while chunk := src.read(_COPY_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            pieces.append(
+                MasterPiece(
+                    bytes=size, sample_rate=part.sample_rate, silence_after_ms=part.silence_after_ms
+                )
+            )
+    return pieces, digest.hexdigest()
+
+
 def on_job_terminal(
     job_id: str,
     settings: Settings,
     *,
     store: JobStore,
+    sender: Sender,
     storage: Storage | None = None,
-    celery_app: Celery | None = None,
 ) -> None:
     """Tell the job's batch (if any) that the job ended.  Never raises.
 
-    Safe to call more than once, from any worker or the API: callbacks are
-    queued once per job and the end of the batch is acted on once.
+    Safe to call more than once, from any worker: callbacks are queued once per
+    job and the end of the batch is acted on once.
     """
     try:
         job = store.get(job_id)
@@ -177,29 +183,11 @@ def on_job_terminal(
         index = batch.item_of(job.id)
         if index is None:
             return  # replaced by a retry: the item's new job speaks for it
-        event = {
-            JobStatus.SUCCEEDED: BatchEvent.ITEM_SUCCEEDED,
-            JobStatus.FAILED: BatchEvent.ITEM_FAILED,
-        }.get(job.status)
-        if event is not None and batch.callback_url and batches.claim_item_event(job.id):
-            data = {
-                "batch_id": batch.id,
-                "index": index,
-                "title": batch.items[index].title,
-                "job": callbacks.job_summary(job, _JOB_EVENT[job.status]),
-            }
-            emit_batch_event(
-                batch, event, settings=settings, celery_app=celery_app, data=data, job_id=job.id
-            )
-        maybe_finalize(batches, batch.id, settings, storage=storage, celery_app=celery_app)
+        if batch.callback_url and job.status in ITEM_EVENTS and batches.claim_item_event(job.id):
+            emit_item_event(batch, index, job, settings=settings, sender=sender)
+        maybe_finalize(batches, batch.id, settings, sender=sender, storage=storage)
     except Exception:  # the job's own outcome must never depend on its batch
         log.exception("job %s: batch bookkeeping failed", job_id)
-
-
-_JOB_EVENT = {
-    JobStatus.SUCCEEDED: callbacks.EventType.SUCCEEDED,
-    JobStatus.FAILED: callbacks.EventType.FAILED,
-}
 
 
 # -- the end of a batch -----------------------------------------------------------------
@@ -230,31 +218,45 @@ def maybe_finalize(
     batch_id: str,
     settings: Settings,
     *,
+    sender: Sender,
     storage: Storage | None = None,
-    celery_app: Celery | None = None,
-) -> BatchView | None:
-    """Act on the end of the batch's current generation, once; returns the batch as seen.
+) -> bool:
+    """Act on the end of the batch's current generation, once; True if this call acted.
 
     Every item ended: if all succeeded, queue the build of the combined outputs
     (again, if a build's worker died: its lease lapsed); otherwise record the
     batch as finished and emit ``batch.failed`` (or ``batch.canceled``).  Called
-    after each job ends and by the API when it shows a batch, so a lost message
-    or a dead worker delays the end of a batch but never loses it.
+    after each job ends, by the reaper for batches left waiting, and by the API
+    after a cancel.  Only the items' statuses are read until there is
+    something to do.
     """
     batch = batches.get(batch_id)
     if batch is None:
-        return None
-    view = load_view(batches, batch)
-    if any(s is not None and not s.terminal for s in view.statuses):
-        return view  # items still running (or a cancellation still reaching them)
+        return False
+    statuses = batches.statuses(batch.job_ids)
+    if any(s is not None and not s.terminal for s in statuses):
+        return False  # items still running (or a cancellation still reaching them)
+    if batch.canceled_at is None and all(s is JobStatus.SUCCEEDED for s in statuses):
+        return _build_or_rebuild(batches, batch, settings, sender)
     generation = batch.assembly.generation
-    everything = all(s is JobStatus.SUCCEEDED for s in view.statuses)
-    if batch.canceled_at is None and everything:
-        return _build_or_rebuild(batches, view, settings, celery_app)
     # A cancellation is its own end, even of a generation whose build was queued.
     claim = f"{generation}-canceled" if batch.canceled_at is not None else str(generation)
     if not batches.claim_finalize(batch.id, claim):
-        return view
+        return False
+    _finish(batches, batch, settings, sender=sender, storage=storage)
+    return True
+
+
+def _finish(
+    batches: BatchStore,
+    batch: Batch,
+    settings: Settings,
+    *,
+    sender: Sender,
+    storage: Storage | None,
+) -> None:
+    """Record the end of a batch whose items did not all succeed, and report it."""
+    generation = batch.assembly.generation
 
     def finish(b: Batch) -> Batch | None:
         if b.assembly.generation != generation or b.finished_at is not None:
@@ -271,7 +273,7 @@ def maybe_finalize(
         finished,
         event,
         settings=settings,
-        celery_app=celery_app,
+        sender=sender,
         data=batch_summary(view),
         sequence=generation,
     )
@@ -279,37 +281,31 @@ def maybe_finalize(
         clean_staging(batches, storage, batch.id)
     else:
         batches.schedule_staging_cleanup(batch.id, time.time() + batches.ttl_seconds)
-    return view
 
 
 def _build_or_rebuild(
-    batches: BatchStore, view: BatchView, settings: Settings, celery_app: Celery | None
-) -> BatchView:
-    batch = view.batch
+    batches: BatchStore, batch: Batch, settings: Settings, sender: Sender
+) -> bool:
     generation = batch.assembly.generation
-    state = batch.assembly.state
     if batches.claim_finalize(batch.id, str(generation)):
-        queue_assembly(batches, batch.id, generation, settings, celery_app)
-        return load_view(batches, batches.get(batch.id) or batch)
+        queue_assembly(batches, batch.id, generation, settings, sender)
+        return True
     # Claimed before: re-queue a build whose worker died (state building, lease gone).
-    stalled = state is AssemblyState.BUILDING and not batches.assembly_held(batch.id)
+    stalled = batch.assembly.state is AssemblyState.BUILDING and not batches.assembly_held(batch.id)
     if stalled and batches.claim_requeue(batch.id, settings.job_lease_seconds):
         log.warning("batch %s: its build's worker is gone; building again", batch.id)
-        queue_assembly(batches, batch.id, generation, settings, celery_app)
-    return view
+        queue_assembly(batches, batch.id, generation, settings, sender)
+        return True
+    return False
 
 
 def queue_assembly(
-    batches: BatchStore,
-    batch_id: str,
-    generation: int,
-    settings: Settings,
-    celery_app: Celery | None = None,
+    batches: BatchStore, batch_id: str, generation: int, settings: Settings, sender: Sender
 ) -> None:
     """Mark the generation's build pending and queue ``shoal.assemble_batch`` on the bulk queue.
 
     If the broker cannot take it, the claim is released so the next look at the
-    batch tries again.
+    batch (the reaper's, at the latest) tries again.
     """
 
     def pending(b: Batch) -> Batch | None:
@@ -323,17 +319,42 @@ def queue_assembly(
     try:
         if batches.update(batch_id, pending) is None:
             return
-        (celery_app or app).send_task(
-            ASSEMBLE_BATCH,
-            kwargs={"batch_id": batch_id, "generation": generation},
-            queue=queue_names(settings)["bulk"],
-        )
+        send_assembly(sender, batch_id, generation, settings)
     except BatchNotFound:
         return
     except Exception:
         batches.release_finalize(batch_id, str(generation))
         raise
     log.info("batch %s: every item succeeded; build of generation %d queued", batch_id, generation)
+
+
+def reap_batches(
+    batches: BatchStore,
+    settings: Settings,
+    *,
+    sender: Sender,
+    storage: Storage,
+    now: float | None = None,
+    limit: int = 100,
+) -> list[str]:
+    """Act on open batches nobody has touched for a lease period; returns the ids acted on.
+
+    The fallback for an end nobody acted on (the worker that ran the last item
+    died before telling the batch) and for a build whose worker died.  Each
+    open batch is looked at by one reaper at a time, at most once a lease
+    period, and costs one read of its items' statuses while they run.
+    """
+    now = time.time() if now is None else now
+    acted = []
+    for batch_id in batches.claim_quiet(now - settings.job_lease_seconds, now, limit):
+        batch = batches.get(batch_id)
+        if batch is None or batch.finished_at is not None:
+            batches.forget_open(batch_id)  # gone, or finished by an older version
+            continue
+        if maybe_finalize(batches, batch_id, settings, sender=sender, storage=storage):
+            log.warning("batch %s: its end was left waiting; acted on it now", batch_id)
+            acted.append(batch_id)
+    return acted
 
 
 # -- staging ------------------------------------------------------------------------------
@@ -393,53 +414,6 @@ def batch_summary(view: BatchView) -> dict[str, Any]:
         "error": assembly.error,
         "metadata": batch.metadata,
     }
-
-
-def emit_batch_event(
-    batch: Batch,
-    event: BatchEvent,
-    *,
-    settings: Settings,
-    celery_app: Celery | None = None,
-    data: dict[str, Any] | None = None,
-    sequence: int = 0,
-    job_id: str | None = None,
-) -> None:
-    """Queue ``event`` for the batch's ``callback_url``; never raises for delivery problems.
-
-    Item events are recorded on the item's job (``job_id``); the id of an
-    event is stable for (batch or job, type, ``sequence``).
-    """
-    url = batch.callback_url
-    if not url:
-        return
-    subject = job_id or batch.id
-    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    body = json.dumps(
-        {"type": event.value, "timestamp": stamp, "data": data or {}},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    delivery = callbacks.Delivery(
-        job_id=subject,
-        tenant=batch.tenant,
-        url=url,
-        event_id=callbacks.event_id(subject, event.value, sequence),
-        event_type=event.value,
-        body=body,
-    )
-    try:
-        (celery_app or app).send_task(
-            callbacks.DELIVER_CALLBACK,
-            kwargs=asdict(delivery),
-            queue=queue_names(settings)["callbacks"],
-            ignore_result=True,
-            retry_policy=callbacks.PUBLISH_RETRY,
-        )
-    except Exception:  # a broker outage must not fail what is reporting
-        log.warning("batch %s: could not queue %s callback", batch.id, event.value, exc_info=True)
-        return
-    log.info("batch %s: %s callback %s queued", batch.id, event.value, delivery.event_id)
 
 
 # -- helpers ------------------------------------------------------------------------------

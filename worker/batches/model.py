@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.jobs.model import Billing, JobStatus
+from worker.jobs.model import Billing, JobStatus, StoredAudio, StoredFile
 
 
 class BatchStatus(StrEnum):
@@ -113,26 +113,12 @@ class BookInfo(BaseModel):
     skipped: list[str] = Field(default_factory=list)
 
 
-class CombinedOutput(BaseModel):
+class CombinedOutput(StoredAudio):
     """The combined audiobook as uploaded."""
 
-    url: str  # s3://bucket/key
-    key: str
-    bytes: int
-    duration_s: float
-    format: str
-    sample_rate: int
-    content_type: str
-    sha256: str
 
-
-class ManifestOutput(BaseModel):
+class ManifestOutput(StoredFile):
     """The manifest JSON as uploaded."""
-
-    url: str
-    key: str
-    bytes: int
-    sha256: str
 
 
 class Assembly(BaseModel):

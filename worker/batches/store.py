@@ -11,7 +11,11 @@ workers (assembly) never overwrite each other.  Alongside it:
 * ``Keys.batch_assembly_lease`` — held (and renewed) while a worker builds the
   combined outputs; a build whose worker died is noticed when it lapses;
 * ``Keys.batch_item_event`` — set once per job whose ``batch.item.*`` callback
-  was queued.
+  was queued;
+* ``Keys.batches_open`` — every unfinished batch, scored by when it last changed
+  or was looked at: the worker's reaper acts on an end nobody acted on
+  (:meth:`BatchStore.claim_quiet`).  Kept here, in the same transaction as
+  each record's change.
 
 A batch lives until ``ttl_seconds`` after it last finished, like a job.
 
@@ -32,11 +36,19 @@ from typing import Any, cast
 import redis
 
 from worker.batches.model import Batch, ChapterMaster
-from worker.jobs.model import Job
+from worker.jobs.model import Job, JobStatus
 from worker.jobs.store import CorruptJobRecord, decode_job
 from worker.keys import Keys
 
 log = logging.getLogger(__name__)
+
+#: Hand out open batches quiet since ARGV[1], marking each as looked at ARGV[2]: atomic, so
+#: two reapers never take the same batch.  ARGV[3]: how many at most.
+CLAIM_QUIET = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id) end
+return ids
+"""
 
 
 class BatchStoreError(Exception):
@@ -62,6 +74,7 @@ class BatchStore:
         self.redis = client
         self.keys = keys
         self.ttl_seconds = ttl_seconds
+        self._claim_quiet = client.register_script(CLAIM_QUIET)
 
     # -- records -----------------------------------------------------------------
 
@@ -70,7 +83,8 @@ class BatchStore:
         pipe = self.redis.pipeline()
         pipe.set(self.keys.batch(batch.id), batch.model_dump_json(), nx=True)
         pipe.zadd(self.keys.batches_by_tenant(batch.tenant), {batch.id: batch.created_at * 1000})
-        created, _ = pipe.execute()
+        pipe.zadd(self.keys.batches_open(), {batch.id: batch.created_at})
+        created, *_ = pipe.execute()
         if not created:
             raise BatchExists(batch.id)
         log.info(
@@ -112,8 +126,10 @@ class BatchStore:
                     pipe.multi()
                     if new.finished_at is not None:
                         pipe.set(key, new.model_dump_json(), ex=self.ttl_seconds)
+                        pipe.zrem(self.keys.batches_open(), batch_id)
                     else:
                         pipe.set(key, new.model_dump_json())
+                        pipe.zadd(self.keys.batches_open(), {batch_id: new.updated_at})
                     pipe.execute()
                     return new
                 except redis.WatchError:
@@ -126,6 +142,7 @@ class BatchStore:
         pipe.delete(self.keys.batch(batch_id), self.keys.batch_masters(batch_id))
         if batch is not None:
             pipe.zrem(self.keys.batches_by_tenant(batch.tenant), batch_id)
+        pipe.zrem(self.keys.batches_open(), batch_id)
         pipe.execute()
 
     # -- the items' jobs ---------------------------------------------------------
@@ -142,6 +159,19 @@ class BatchStore:
             except CorruptJobRecord:
                 log.warning("job %s: unreadable record, counted as gone", job_id)
                 out.append(None)
+        return out
+
+    def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]:
+        """Only the statuses of ``job_ids``, in one round trip; None where a job is gone."""
+        pipe = self.redis.pipeline()
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "status")
+        out: list[JobStatus | None] = []
+        for raw in pipe.execute():
+            try:
+                out.append(JobStatus(_text(raw)) if raw is not None else None)
+            except ValueError:
+                out.append(None)  # unreadable, counted as gone like in jobs()
         return out
 
     # -- chapter masters ---------------------------------------------------------
@@ -224,6 +254,37 @@ class BatchStore:
     def assembly_held(self, batch_id: str) -> bool:
         """True while some worker holds the batch's assembly lease."""
         return bool(self.redis.exists(self.keys.batch_assembly_lease(batch_id)))
+
+    # -- open batches: the reaper's worklist ---------------------------------------
+
+    def claim_quiet(self, quiet_since: float, now: float, limit: int = 100) -> list[str]:
+        """Open batches unchanged and not looked at since ``quiet_since``; each is handed
+        to one caller and counts as looked at ``now``."""
+        args: list[str | int] = [repr(quiet_since), repr(now), limit]
+        return [_text(m) for m in self._claim_quiet(keys=[self.keys.batches_open()], args=args)]
+
+    def forget_open(self, batch_id: str) -> None:
+        """Drop a batch from the worklist (it finished under an older version, or is gone)."""
+        self.redis.zrem(self.keys.batches_open(), batch_id)
+
+    def index_open_batches(self, chunk: int = 500) -> int:
+        """Put on the worklist the unfinished batches stored before it existed; once per
+        deployment.  Returns how many it added."""
+        if self.redis.exists(self.keys.batches_open_adopted()):
+            return 0
+        added = 0
+        prefix = "".join("\\" + c if c in "*?[]\\" else c for c in self.keys.prefix)
+        for index in self.redis.scan_iter(match=f"{prefix}:idx:batches:*", count=chunk):
+            ids = [_text(m) for m, _ in self.redis.zscan_iter(index, count=chunk)]
+            for start in range(0, len(ids), chunk):
+                some = ids[start : start + chunk]
+                raws = self.redis.mget([self.keys.batch(i) for i in some])
+                for batch_id, raw in zip(some, cast(list[Any], raws), strict=True):
+                    if raw is not None and Batch.model_validate_json(raw).finished_at is None:
+                        new = self.redis.zadd(self.keys.batches_open(), {batch_id: 0}, nx=True)
+                        added += int(cast(int, new))
+        self.redis.set(self.keys.batches_open_adopted(), "1")
+        return added
 
     # -- staging retention -------------------------------------------------------
 

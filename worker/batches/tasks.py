@@ -16,10 +16,11 @@ import redis
 from celery import Task
 
 from worker.batches.build import build_batch
-from worker.batches.lifecycle import ASSEMBLE_BATCH, sweep_staging
+from worker.batches.lifecycle import sweep_staging
 from worker.batches.store import BatchStore
 from worker.celery import app
 from worker.keys import Keys
+from worker.queues import ASSEMBLE_BATCH
 from worker.settings import Settings, get_settings
 from worker.storage.client import Storage
 

@@ -27,25 +27,12 @@ from worker.books.archive import SafeArchive
 from worker.books.clean import Vocabulary, clean_text, has_words
 from worker.books.epub_package import XHTML_TYPES, NavEntry, Package, read_package
 from worker.books.frontmatter import check_section_count
-from worker.books.model import Section
+from worker.books.model import Section, SourceBook
 from worker.books.xhtml import Block, Document, extract, parse_xml
 
-__all__ = ["EpubBook", "Part", "read_epub", "split_document"]
+__all__ = ["Part", "read_epub", "split_document"]
 
 TITLE_LEVELS = 3  # h1–h3 can title a chapter; deeper headings stay in the text
-
-
-@dataclass(frozen=True, slots=True)
-class EpubBook:
-    """What an EPUB says about itself, its sections in order, and what it left out."""
-
-    title: str | None
-    author: str | None
-    language: str | None
-    sections: tuple[Section, ...]
-    cover: bytes | None
-    cover_type: str | None
-    skipped: tuple[str, ...]  # spine items that are not chapters at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +122,7 @@ def _kinds(doc: Document, part: Part, extra: frozenset[str]) -> frozenset[str]:
     return shared | doc.kinds | extra
 
 
-def read_epub(data: bytes, *, label: str, max_unpacked_bytes: int) -> EpubBook:
+def read_epub(data: bytes, *, label: str, max_unpacked_bytes: int) -> SourceBook:
     """Sections of an EPUB, with its metadata and cover; raises :class:`BookError`."""
     archive = SafeArchive(data, max_unpacked_bytes=max_unpacked_bytes, label=label)
     package = read_package(archive)
@@ -157,7 +144,7 @@ def read_epub(data: bytes, *, label: str, max_unpacked_bytes: int) -> EpubBook:
     cover = cover_type = None
     if package.cover is not None and (member := archive.find(package.cover.path)):
         cover, cover_type = archive.read(member), package.cover.media_type
-    return EpubBook(
+    return SourceBook(
         package.title,
         package.author,
         package.language,

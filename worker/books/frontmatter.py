@@ -226,9 +226,34 @@ def build_book(
     the title and author the file gave, when the caller overrode them, so a
     title page still reads as one.
     """
+    chapters, skips = _sort_out(sections, title=title, author=author, aliases=aliases)
+    skipped = [*skipped, *skips]
+    if not chapters:
+        detail = "; ".join(skipped) if skipped else "no sections found"
+        raise EmptyBook(f"{title!r} has no narratable text ({detail})")
+    return Book(
+        title=title,
+        author=author,
+        language=language,
+        chapters=tuple(chapters),
+        cover=cover,
+        cover_type=cover_type,
+        skipped=tuple(skipped),  # in reading order
+        kind=kind,
+    )
+
+
+def _sort_out(
+    sections: Sequence[Section],
+    *,
+    title: str,
+    author: str | None,
+    aliases: tuple[str | None, ...],
+) -> tuple[list[Chapter], list[str]]:
+    """The sections kept, numbered as chapters, and why each other one was skipped."""
     titles = frozenset(_norm(s.title) for s in sections if s.title)
     chapters: list[Chapter] = []
-    skipped = list(skipped)
+    skipped: list[str] = []
     title_only: list[Section] = []
     for number, section in enumerate(sections, 1):
         # Front matter comes before the body: never the last section.
@@ -253,16 +278,4 @@ def build_book(
         name = section.title or f"Chapter {index + 1}"
         chapters.append(Chapter(index, name, section.text, section.source))
     _record(skipped, title_only)
-    if not chapters:
-        detail = "; ".join(skipped) if skipped else "no sections found"
-        raise EmptyBook(f"{title!r} has no narratable text ({detail})")
-    return Book(
-        title=title,
-        author=author,
-        language=language,
-        chapters=tuple(chapters),
-        cover=cover,
-        cover_type=cover_type,
-        skipped=tuple(skipped),  # in reading order
-        kind=kind,
-    )
+    return chapters, skipped

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 from worker.books.clean import Vocabulary, clean_text, clean_title, has_words, normalize
 from worker.books.frontmatter import check_section_count
-from worker.books.model import OPENING, Section
+from worker.books.model import OPENING, Section, SourceBook
 
-__all__ = ["MarkdownBook", "read_markdown"]
+__all__ = ["read_markdown"]
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 _YAML_FIELD = re.compile(r"^(\w+)[ \t]*:[ \t]*(.*)$")
@@ -61,16 +61,6 @@ _INLINE = (
 _MAX_HEADING_LINE = 1000
 _SYNTAX_HINT = re.compile(r"[\\!*_`~\[\]<>&]")
 _HIDDEN = re.compile("[\U000f0000-\U000f007f]")
-
-
-@dataclass(frozen=True, slots=True)
-class MarkdownBook:
-    """What a Markdown file says about itself, and its sections in order."""
-
-    title: str | None
-    author: str | None
-    language: str | None
-    sections: tuple[Section, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +191,7 @@ def _chapter_level(headings: list[_Heading], text_between: list[bool]) -> int | 
     return level
 
 
-def read_markdown(raw: str) -> MarkdownBook:
+def read_markdown(raw: str) -> SourceBook:
     """Sections of a Markdown book, and the metadata its front matter or title heading gives."""
     text, fields = _front_matter(normalize(raw))
     text = _drop_comments(text)
@@ -241,4 +231,4 @@ def read_markdown(raw: str) -> MarkdownBook:
         sections.append(Section(clean_title(h.text) or None, body(h.end, stop), source))
     author = fields.get("author")
     language = fields.get("lang") or fields.get("language")
-    return MarkdownBook(title, author, language, tuple(sections))
+    return SourceBook(title, author, language, tuple(sections))

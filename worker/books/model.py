@@ -4,7 +4,8 @@ Both are frozen: a parsed book is a plain record the API can show to the user
 ("this is the chapter list the batch was made from") and the orchestration can
 turn into batch items without copying.  :class:`Section` is the intermediate
 form every reader (EPUB, Markdown, plain text) produces before front matter is
-skipped and chapters are numbered.
+skipped and chapters are numbered; a reader returns them in a
+:class:`SourceBook`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["OPENING", "Book", "BookKind", "Chapter", "Section"]
+__all__ = ["OPENING", "Book", "BookKind", "Chapter", "Section", "SourceBook"]
 
 #: Section kind of text before the first chapter heading (or of a book with no
 #: headings); such a section is titled with the book's title once that is known.
@@ -91,3 +92,20 @@ class Section:
     text: str  # already cleaned
     source: str
     kinds: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBook:
+    """What a reader found in a file: the file's own metadata and its sections in order.
+
+    Front matter is still among the ``sections``;
+    :func:`~worker.books.frontmatter.build_book` decides what to skip.
+    """
+
+    title: str | None
+    author: str | None
+    language: str | None
+    sections: tuple[Section, ...]
+    cover: bytes | None = None  # the cover image an EPUB declares
+    cover_type: str | None = None
+    skipped: tuple[str, ...] = ()  # EPUB spine items that are not chapters at all

@@ -13,7 +13,7 @@ from worker.books.epub import read_epub
 from worker.books.errors import BookTooLarge, NotABook
 from worker.books.frontmatter import build_book
 from worker.books.markdown import read_markdown
-from worker.books.model import OPENING, Book, BookKind
+from worker.books.model import OPENING, Book, BookKind, SourceBook
 from worker.books.plaintext import read_text
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_UNPACKED_BYTES", "parse_book"]
@@ -64,42 +64,27 @@ def parse_book(
     if len(data) > max_bytes:
         raise BookTooLarge(f"{label} is {len(data)} bytes; the limit is {max_bytes}")
     kind = detect_kind(data, filename, content_type)
-    skipped: tuple[str, ...] = ()
-    own_cover: bytes | None = None
-    own_cover_type: str | None = None
-    try:
-        if kind is BookKind.EPUB:
-            epub = read_epub(data, label=label, max_unpacked_bytes=max_unpacked_bytes)
-            meta_title, meta_author, language = epub.title, epub.author, epub.language
-            sections, skipped = epub.sections, epub.skipped
-            own_cover, own_cover_type = epub.cover, epub.cover_type
-        else:
-            text = decode_text(data, filename=filename, content_type=content_type)
-            kind = sniff_text_kind(text, filename, content_type)
-            reader = read_markdown if kind is BookKind.MARKDOWN else read_text
-            found = reader(text)
-            meta_title, meta_author, language = found.title, found.author, found.language
-            sections = found.sections
-    except RecursionError as exc:  # a pathological document; never a crash
-        raise NotABook(f"{label} is nested too deeply to read") from exc
+    kind, found = _read(data, kind, label, filename, content_type, max_unpacked_bytes)
     book_title = (
-        clean_title(title or "") or meta_title or _title_from_filename(filename) or UNTITLED
+        clean_title(title or "") or found.title or _title_from_filename(filename) or UNTITLED
     )
     sections = tuple(
-        dataclasses.replace(s, title=book_title) if OPENING in s.kinds else s for s in sections
+        dataclasses.replace(s, title=book_title) if OPENING in s.kinds else s
+        for s in found.sections
     )
+    own_cover, own_cover_type = found.cover, found.cover_type
     if cover is not None:
         own_cover, own_cover_type = cover, cover_type or sniff_image_type(cover)
     book = build_book(
         sections,
         title=book_title,
-        author=clean_title(author or "") or meta_author,
-        language=language,
+        author=clean_title(author or "") or found.author,
+        language=found.language,
         kind=kind,
         cover=own_cover,
         cover_type=own_cover_type,
-        skipped=skipped,
-        aliases=(meta_title, meta_author),
+        skipped=found.skipped,
+        aliases=(found.title, found.author),
     )
     logger.info(
         "parsed %s book %r: %d chapters, %d chars, %d skipped",
@@ -110,3 +95,23 @@ def parse_book(
         len(book.skipped),
     )
     return book
+
+
+def _read(
+    data: bytes,
+    kind: BookKind,
+    label: str,
+    filename: str | None,
+    content_type: str | None,
+    max_unpacked_bytes: int,
+) -> tuple[BookKind, SourceBook]:
+    """Run the reader of ``kind``; a text upload's kind is settled once it is decoded."""
+    try:
+        if kind is BookKind.EPUB:
+            return kind, read_epub(data, label=label, max_unpacked_bytes=max_unpacked_bytes)
+        text = decode_text(data, filename=filename, content_type=content_type)
+        kind = sniff_text_kind(text, filename, content_type)
+        reader = read_markdown if kind is BookKind.MARKDOWN else read_text
+        return kind, reader(text)
+    except RecursionError as exc:  # a pathological document; never a crash
+        raise NotABook(f"{label} is nested too deeply to read") from exc

@@ -22,14 +22,13 @@ Rules (see :mod:`worker.books.headings` for what a heading line looks like):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from worker.books.clean import Vocabulary, clean_text, normalize
 from worker.books.frontmatter import check_section_count
 from worker.books.headings import HeadingLine, match_heading, tidy_subtitle
-from worker.books.model import OPENING, Section
+from worker.books.model import OPENING, Section, SourceBook
 
-__all__ = ["TextBook", "read_text"]
+__all__ = ["read_text"]
 
 _GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
 _GUTENBERG_END = re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
@@ -52,16 +51,6 @@ _LANGUAGES = {
     "swedish": "sv",
     "latin": "la",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TextBook:
-    """What a plain-text file says about itself, and its sections in order."""
-
-    title: str | None
-    author: str | None
-    language: str | None
-    sections: tuple[Section, ...]
 
 
 def _strip_gutenberg(text: str) -> tuple[str, dict[str, str], int]:
@@ -140,7 +129,7 @@ def _title_page(lines: list[str]) -> tuple[str | None, str | None]:
     return (tidy_subtitle(title) if title else None), author
 
 
-def read_text(raw: str) -> TextBook:
+def read_text(raw: str) -> SourceBook:
     """Sections of a plain-text book, and the metadata in its Gutenberg header if any."""
     body, fields, skipped_lines = _strip_gutenberg(normalize(raw))
     title, author = fields.get("title"), fields.get("author")
@@ -167,4 +156,4 @@ def read_text(raw: str) -> TextBook:
     language = fields.get("language")
     if language:
         language = _LANGUAGES.get(language.casefold(), language)
-    return TextBook(title, author, language, tuple(sections))
+    return SourceBook(title, author, language, tuple(sections))

@@ -119,7 +119,7 @@ async def _connect(config: ProviderConfig) -> ClientConnection:
             config.ws_url,
             additional_headers=config.headers(),
             user_agent_header=USER_AGENT,
-            # permessage-deflate costs ~18x throughput on audio (DESIGN §2).
+            # permessage-deflate costs ~18x throughput on audio, which does not compress.
             compression=None,
             max_size=None,
             open_timeout=config.connect_timeout,

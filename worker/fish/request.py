@@ -1,6 +1,6 @@
 """TTSRequest: the request carried by ``start`` and by ``POST /v1/tts``.
 
-Lenient in what it accepts (fish-protocol.md §2, §4): missing keys, explicit
+Lenient in what it accepts (docs/protocol.md, 'The start request'): missing keys, explicit
 ``nil`` for any field, unknown keys, ``opus_bitrate`` in kbps or bps, every
 ``latency`` the docs or the SDKs name.  Strict about ranges: a value outside
 the documented range raises :class:`InvalidRequest` naming the field.
@@ -33,7 +33,7 @@ class Latency(StrEnum):
     LOW = "low"  # smallest chunks
 
 
-#: Sample rates each format accepts (DOCS-TTS); the first is not the default.
+#: Sample rates each format accepts (Fish's TTS reference); the first is not the default.
 SAMPLE_RATES: dict[AudioFormat, tuple[int, ...]] = {
     AudioFormat.WAV: (8000, 16000, 24000, 32000, 44100),
     AudioFormat.PCM: (8000, 16000, 24000, 32000, 44100),

@@ -5,7 +5,7 @@ refuses anything out of order.  :class:`ServerSession` turns client frames into
 *commands* for the server's I/O layer: synthesise this text, end the session.
 Neither touches a socket.
 
-Server lifecycle (fish-protocol.md §5)::
+Server lifecycle (docs/protocol.md, 'Session order')::
 
     AWAITING_START --start--> STREAMING --stop--> STOPPING --all audio sent--> AWAITING_START
           any state --bad frame / out-of-order event--> CLOSED (finish/error)

@@ -101,3 +101,18 @@ RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
+
+# KEYS: job. ARGV: attempt json, cap.  Appends to the record's ``callbacks``
+# list, keeping the newest ``cap``; never touches status or updated_at, and
+# never brings back a record that is gone.
+RECORD_CALLBACK_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local raw = redis.call('HGET', KEYS[1], 'callbacks')
+local list = {}
+if raw and raw ~= '' then list = cjson.decode(raw) end
+table.insert(list, cjson.decode(ARGV[1]))
+local cap = tonumber(ARGV[2])
+while #list > cap do table.remove(list, 1) end
+redis.call('HSET', KEYS[1], 'callbacks', cjson.encode(list))
+return 1
+"""

@@ -1,4 +1,4 @@
-"""The job record of DESIGN §3 as small typed values.
+"""The job record as small typed values (its path: docs/architecture.md).
 
 A job is one text → one audio file.  Its status only moves forward::
 
@@ -99,16 +99,34 @@ class Progress(BaseModel):
     audio_seconds: float = 0.0
 
 
-class Output(BaseModel):
+class StoredFile(BaseModel):
+    """A file shoal stored in its bucket, as a record keeps it.
+
+    The base of every output model: a job's :class:`Output`, and a batch's
+    combined book and manifest (:mod:`worker.batches.model`).  Stored records
+    are JSON of these fields; subclasses only add fields, so records written
+    before a subclass existed still load.
+    """
+
     url: str  # s3://bucket/key
-    bucket: str
     key: str
     bytes: int
+    sha256: str  # hex digest of the bytes uploaded (worker.digest)
+
+
+class StoredAudio(StoredFile):
+    """An audio file shoal stored: what a player needs to know besides where it is."""
+
     duration_s: float
-    format: str
+    format: str  # an OutputFormat value for a job, a CombinedFormat value for a book
     sample_rate: int
     content_type: str
-    sha256: str
+
+
+class Output(StoredAudio):
+    """A job's output file as uploaded."""
+
+    bucket: str
 
 
 class JobError(BaseModel):
@@ -160,9 +178,26 @@ def new_job_id() -> str:
     return f"job_{int(time.time() * 1000):012x}{uuid.uuid4().hex[:16]}"
 
 
-def estimate_billing(text: str, price_per_million_bytes_usd: float) -> Billing:
-    """What the provider charges for a text: by its UTF-8 bytes (fish-protocol.md §8)."""
-    size = len(text.encode())
+def utf8_bytes(text: str) -> int:
+    """Size of ``text`` in UTF-8 bytes: what the provider bills for.
+
+    Lone surrogates (which cannot be sent anyway) count as three bytes each
+    instead of raising, so a cost estimate never fails on odd input.
+    """
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def billing_for_bytes(size: int, price_per_million_bytes_usd: float) -> Billing:
+    """What the provider charges for ``size`` bytes of UTF-8 text (see docs/protocol.md).
+
+    The one place the price is applied: a job's text, a batch's items and a
+    parsed book are all billed through it.
+    """
     return Billing(
         utf8_bytes=size, estimated_cost_usd=round(size * price_per_million_bytes_usd / 1e6, 6)
     )
+
+
+def estimate_billing(text: str, price_per_million_bytes_usd: float) -> Billing:
+    """What the provider charges for ``text``: :func:`billing_for_bytes` of its UTF-8 bytes."""
+    return billing_for_bytes(utf8_bytes(text), price_per_million_bytes_usd)

@@ -8,10 +8,17 @@ and the task re-queues itself.
 
 Errors decide the outcome: permanent ones fail the job with a code; transient
 ones are recorded as the last error and retried with backoff until attempts run
-out ("gave up after N attempts: ...").  Attempts whose worker died count too,
-so a job that kills every worker that runs it also ends, instead of being
-re-queued by the reaper for ever.  A worker that lost the job's lease (it
-stalled, another took over) never decides the job's outcome.
+out ("gave up after N attempts: ..."), or until a segment has spent its provider
+sessions ("gave up after N provider sessions of segment i: ..."); the budgets
+are stated in :mod:`worker.retry`.  Attempts whose worker died count too, so a
+job that kills every worker that runs it also ends, instead of being re-queued
+by the reaper for ever.  A worker that lost the job's lease (it stalled,
+another took over) stops — no provider session, no upload — and never decides
+the job's outcome (:mod:`worker.lease`).
+
+Each state change is logged once, by :meth:`worker.jobs.store.JobStore.transition`
+("job …: running → succeeded after 12.40s"); the runner adds one line when an
+attempt starts and one when it ends, with its duration and how it ended.
 
 Each attempt spools to a folder of its own: a stalled worker cleaning up must
 never delete the files of the attempt that took over from it.
@@ -22,14 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
-import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import redis
 import redis.asyncio
@@ -38,29 +42,38 @@ from worker.audio import (
     AudioError,
     SegmentAudio,
     assemble,
-    check_reference_audio,
     format_info,
     provider_pcm_rate,
 )
 from worker.batches import lifecycle as batches
-from worker.callbacks.delivery import EventType, ProgressThrottle, emit_job_event, emit_progress
+from worker.callbacks.emit import EventType, ProgressThrottle, emit_job_event, emit_progress
 from worker.fish import (
-    AudioFormat,
     PermanentProviderError,
     ProviderAuthError,
     ProviderCreditError,
     ProviderError,
-    ReferenceAudio,
     TTSRequest,
 )
-from worker.fish.client import ProviderConfig, StreamCanceled
+from worker.fish.client import StreamCanceled
 from worker.jobs.governor import Governor
 from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Progress
 from worker.jobs.store import JobStore
-from worker.jobs.synth import SegmentCheckpoint, SegmentSynthesizer, drop_spool, make_spool
+from worker.jobs.synth import (
+    SegmentCheckpoint,
+    SegmentSynthesizer,
+    SessionsSpent,
+    UnreadableReference,
+    drop_spool,
+    make_spool,
+    provider_config,
+    stored_checkpoints,
+    tts_request,
+)
 from worker.jobs.text import Segment, segment_text
 from worker.keys import Keys
-from worker.retry import RetryPolicy, give_up_message
+from worker.lease import Lease, LeaseLost, job_lease
+from worker.queues import Sender
+from worker.retry import SessionBudget, give_up_message, job_policy
 from worker.settings import Settings
 from worker.storage.client import ObjectNotFound, Storage, StorageError
 
@@ -89,35 +102,28 @@ class Outcome:
     token: str | None = None
 
 
-def provider_config(settings: Settings, model: str | None = None) -> ProviderConfig:
-    """How to reach the provider; ``model`` (a job's own) overrides the configured one."""
-    key = settings.fish_api_key.get_secret_value() if settings.fish_api_key else None
-    return ProviderConfig(
-        ws_url=settings.provider_ws_url,
-        api_key=key,
-        model=model or settings.fish_model,
-        connect_timeout=settings.connect_timeout,
-        first_audio_timeout=settings.first_audio_timeout,
-        silence_timeout=settings.silence_timeout,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-    )
+class _Ended(NamedTuple):
+    """How one attempt ended: the job's status, a retry delay, and words for the log."""
+
+    status: JobStatus | None
+    retry_in: float | None
+    how: str
 
 
 class JobRunner:
     """Runs job attempts for one worker process; safe to share between threads."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage | None = None, *, sender: Sender
+    ) -> None:
         self.settings = settings
+        self.sender = sender  # queues callbacks and batch builds: the worker's Celery app
         self.keys = Keys(settings.key_prefix)
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.store = JobStore(self.redis, self.keys, settings.job_ttl_seconds)
         self.storage = storage or Storage.from_settings(settings)
-        self.policy = RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_delay=settings.retry_base_delay,
-            max_delay=settings.retry_max_delay,
-        )
+        self.policy = job_policy(settings)
+        self.budget = SessionBudget(total=settings.max_attempts)
         self.progress_throttle = ProgressThrottle(self.redis, self.keys)
 
     # -- the attempt -------------------------------------------------------------
@@ -127,76 +133,73 @@ class JobRunner:
         job = self.store.get(job_id)
         if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return Outcome(job.status if job else None)
-        owner = token or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        lease = self.settings.job_lease_seconds
-        if not (
-            self.store.acquire_job_lease(job_id, owner, lease)
-            or self.store.renew_job_lease(job_id, owner, lease)
-        ):
+        lease = job_lease(self.store, job_id, self.settings.job_lease_seconds, owner=token)
+        if not lease.acquire():
             log.info("job %s: running elsewhere; leaving it", job_id)
             return Outcome(JobStatus.RUNNING)
-        lost = threading.Event()
-        stop = threading.Event()
-        renewer = threading.Thread(
-            target=self._renew_lease, args=(job_id, owner, stop, lost), daemon=True
-        )
-        renewer.start()
-        retry_in: float | None = None
         started = time.monotonic()
+        ended = _Ended(None, None, "stopped by an error")
         try:
-            # Read again under the lease: it may have been canceled or finished meanwhile.
-            job = self.store.get(job_id)
-            if job is None or job.status.terminal:
-                if job is not None and job.status is JobStatus.CANCELED:
-                    # Canceled between attempts: the last one left its checkpoints.
-                    self._clean_staging(job_id)
-                return Outcome(job.status if job else None)
-            if token is None and job.attempts >= self.policy.max_attempts:
-                # The attempts so far ended with their worker (killed, out of
-                # memory): one more would likely do the same.
-                last = job.error.message if job.error else "the worker running it stopped"
-                message = give_up_message(job.attempts, last)
-                return Outcome(self._fail(job_id, ErrorCode.INTERNAL, message))
-            if self.store.transition(job_id, JobStatus.RUNNING):
-                self._emit(job_id, EventType.STARTED)
-            attempt = self.store.begin_attempt(job_id)
-            log.info("job %s: attempt %d started", job_id, attempt)
-            status, retry_in = self._attempt(job, owner, attempt, lost)
-            return Outcome(status, retry_in, owner if retry_in is not None else None)
+            with lease.renewing():
+                ended = self._leased_run(job_id, lease)
+            token = lease.owner if ended.retry_in is not None else None
+            return Outcome(ended.status, ended.retry_in, token)
         finally:
-            stop.set()
-            renewer.join()
-            if retry_in is not None:
+            if ended.retry_in is not None:
                 # Keep the lease through the backoff so the reaper leaves the job be;
                 # if this worker dies meanwhile, the lease lapses and the job is re-queued.
-                self.store.renew_job_lease(job_id, owner, retry_in + lease)
+                lease.extend(ended.retry_in + lease.ttl)
             else:
-                self.store.release_job_lease(job_id, owner)
-            log.info("job %s: attempt ended after %.1fs", job_id, time.monotonic() - started)
-            if retry_in is None:  # the job may have ended: its batch may be complete
+                lease.release()
+            elapsed = time.monotonic() - started
+            log.info("job %s: attempt ended after %.1fs: %s", job_id, elapsed, ended.how)
+            if ended.retry_in is None:  # the job may have ended: its batch may be complete
                 batches.on_job_terminal(
-                    job_id, self.settings, store=self.store, storage=self.storage
+                    job_id,
+                    self.settings,
+                    store=self.store,
+                    sender=self.sender,
+                    storage=self.storage,
                 )
 
-    def _attempt(
-        self, job: Job, owner: str, attempt: int, lost: threading.Event
-    ) -> tuple[JobStatus | None, float | None]:
+    def _leased_run(self, job_id: str, lease: Lease) -> _Ended:
+        # Read again under the lease: it may have been canceled or finished meanwhile.
+        job = self.store.get(job_id)
+        if job is None or job.status.terminal:
+            if job is not None and job.status is JobStatus.CANCELED:
+                # Canceled between attempts: the last one left its checkpoints.
+                self._clean_staging(job_id)
+            return _Ended(job.status if job else None, None, "nothing to do")
+        if job.attempts >= self.policy.max_attempts:
+            # The attempts so far ended with their worker (killed, out of
+            # memory): one more would likely do the same.
+            last = job.error.message if job.error else "the worker running it stopped"
+            message = give_up_message(job.attempts, last)
+            return self._fail(job_id, ErrorCode.INTERNAL, message)
+        if self.store.transition(job_id, JobStatus.RUNNING):
+            self._emit(job_id, EventType.STARTED)
+        attempt = self.store.begin_attempt(job_id)
+        log.info("job %s: attempt %d started", job_id, attempt)
+        return self._attempt(job, lease, attempt)
+
+    def _attempt(self, job: Job, lease: Lease, attempt: int) -> _Ended:
         spool: Path | None = None
         try:
             spool = make_spool(self.settings.spool_dir, job.id)
             segments = segment_text(job.request.text, self.settings.segment_max_chars)
             if not any(seg.text.strip() for seg in segments):
                 raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the text is empty: nothing to say")
-            tts = self._tts_request(job)
-            asyncio.run(self._synthesize(job, owner, segments, tts, spool, lost))
+            tts = tts_request(job)
+            asyncio.run(self._synthesize(job, lease, segments, tts, spool))
             if self._canceled(job.id):  # no upload for a job nobody wants any more
                 raise StreamCanceled("canceled")
+            lease.check()  # nor for one another worker has taken over
             output = self._assemble_and_upload(job, segments, spool)
-        except (StreamCanceled, asyncio.CancelledError):
-            return self._canceled_or_lost(job.id, lost)
+        except (StreamCanceled, asyncio.CancelledError, LeaseLost):
+            return self._canceled_or_lost(job.id, lease)
         except Exception as exc:
-            if lost.is_set():  # whatever went wrong, the job is another worker's now
-                return self._canceled_or_lost(job.id, lost)
+            if lease.lost.is_set():  # whatever went wrong, the job is another worker's now
+                return self._canceled_or_lost(job.id, lease)
             return self._failed_attempt(job.id, attempt, exc)
         finally:
             if spool is not None:
@@ -204,15 +207,9 @@ class JobRunner:
         return self._succeeded(job, output)
 
     async def _synthesize(
-        self,
-        job: Job,
-        owner: str,
-        segments: list[Segment],
-        tts: TTSRequest,
-        spool: Path,
-        lost: threading.Event,
+        self, job: Job, lease: Lease, segments: list[Segment], tts: TTSRequest, spool: Path
     ) -> None:
-        done = self._checkpoints(job.id, segments, tts.effective_sample_rate)
+        done = stored_checkpoints(self.store, job.id, segments, tts.effective_sample_rate)
         missing = [s for s in segments if s.index not in done]
         progress = Progress(
             segments_total=len(segments),
@@ -224,57 +221,11 @@ class JobRunner:
         self.store.set_progress(job.id, progress)
         if not missing:
             return
-
-        def finished(cp: SegmentCheckpoint) -> None:
-            progress.segments_done += 1
-            progress.chars_done += cp.chars
-            progress.audio_seconds = round(progress.audio_seconds + cp.duration_s, 3)
-            self.store.set_progress(job.id, progress)
-            emit_progress(job, progress, settings=self.settings, throttle=self.progress_throttle)
-
-        def failed(exc: ProviderError) -> None:
-            if lost.is_set():  # not this worker's job any more
-                return
-            self.store.record_error(
-                job.id,
-                JobError(code=_provider_code(exc), message=exc.message, retryable=exc.retryable),
-            )
-
-        def still_leased() -> bool:
-            try:
-                if lost.is_set() or not self.store.renew_job_lease(job.id, owner, lease):
-                    lost.set()
-                    return False
-            except redis.RedisError:
-                pass  # a blip: the renewer thread has the last word
-            return True
-
-        lease = self.settings.job_lease_seconds
         cancel = asyncio.Event()
         client = redis.asyncio.Redis.from_url(self.settings.redis_url)
-        watcher = asyncio.create_task(self._watch_cancel(job.id, cancel, lost))
+        watcher = asyncio.create_task(self._watch_cancel(job.id, cancel, lease))
         try:
-            governor = Governor(
-                client,
-                self.keys,
-                limit=self.settings.provider_slots,
-                lease_seconds=self.settings.provider_lease_seconds,
-            )
-            synth = SegmentSynthesizer(
-                job_id=job.id,
-                owner=owner,
-                provider=provider_config(self.settings, job.request.model),
-                request=tts,
-                governor=governor,
-                storage=self.storage,
-                store=self.store,
-                spool=spool,
-                parallel=self.settings.job_parallel_segments,
-                priority=batches.governor_priority(job),
-                on_segment=finished,
-                on_error=failed,
-                still_leased=still_leased,
-            )
+            synth = self._synthesizer(job, lease, tts, spool, progress, client)
             try:
                 await synth.run(missing, cancel)
             except Exception as exc:
@@ -288,12 +239,65 @@ class JobRunner:
                 await watcher
             await client.aclose()
 
-    async def _watch_cancel(
-        self, job_id: str, cancel: asyncio.Event, lost: threading.Event
-    ) -> None:
+    def _synthesizer(
+        self,
+        job: Job,
+        lease: Lease,
+        tts: TTSRequest,
+        spool: Path,
+        progress: Progress,
+        client: redis.asyncio.Redis,
+    ) -> SegmentSynthesizer:
+        """The attempt's synthesizer, reporting progress and errors on the job."""
+
+        def finished(cp: SegmentCheckpoint) -> None:
+            progress.segments_done += 1
+            progress.chars_done += cp.chars
+            progress.audio_seconds = round(progress.audio_seconds + cp.duration_s, 3)
+            self.store.set_progress(job.id, progress)
+            emit_progress(
+                job,
+                progress,
+                settings=self.settings,
+                throttle=self.progress_throttle,
+                sender=self.sender,
+            )
+
+        def failed(exc: ProviderError) -> None:
+            if lease.lost.is_set():  # not this worker's job any more
+                return
+            self.store.record_error(
+                job.id,
+                JobError(code=_provider_code(exc), message=exc.message, retryable=exc.retryable),
+            )
+
+        governor = Governor(
+            client,
+            self.keys,
+            limit=self.settings.provider_slots,
+            lease_seconds=self.settings.provider_lease_seconds,
+        )
+        return SegmentSynthesizer(
+            job_id=job.id,
+            owner=lease.owner,
+            provider=provider_config(self.settings, job.request.model),
+            request=tts,
+            governor=governor,
+            storage=self.storage,
+            store=self.store,
+            spool=spool,
+            parallel=self.settings.job_parallel_segments,
+            budget=self.budget,
+            priority=batches.governor_priority(job),
+            on_segment=finished,
+            on_error=failed,
+            lease=lease,
+        )
+
+    async def _watch_cancel(self, job_id: str, cancel: asyncio.Event, lease: Lease) -> None:
         """Poll the job's status; a canceled job (or a lost lease) stops streaming."""
         while not cancel.is_set():
-            if lost.is_set() or await asyncio.to_thread(self._canceled, job_id):
+            if lease.lost.is_set() or await asyncio.to_thread(self._canceled, job_id):
                 cancel.set()
                 return
             await asyncio.sleep(0.5)
@@ -302,30 +306,7 @@ class JobRunner:
         req = job.request
         info = format_info(req.format)
         rate = req.sample_rate or info.default_sample_rate
-        checkpoints = self._checkpoints(job.id, segments, provider_pcm_rate(rate))
-        pause = req.paragraph_silence_ms
-        if pause is None:
-            pause = self.settings.paragraph_silence_ms
-        parts = []
-        for seg in segments:
-            cp = checkpoints.get(seg.index)
-            if cp is None:  # cleared or replaced meanwhile (a stalled worker): redo it
-                raise CheckpointLost(f"segment {seg.index} has no checkpoint")
-            path = spool / f"{seg.index:06d}.pcm"
-            if not path.exists() or path.stat().st_size != cp.bytes:
-                try:
-                    self.storage.download_file(cp.key, path)
-                except ObjectNotFound as exc:
-                    # Deleted behind our back (a lifecycle rule, a cleanup): start over.
-                    self.store.clear_segments(job.id)
-                    raise CheckpointLost(f"segment {seg.index}'s audio is gone: {exc}") from exc
-            last = seg.index == len(segments) - 1
-            parts.append(
-                SegmentAudio(path, cp.sample_rate, 0 if last or not seg.paragraph_end else pause)
-            )
-        if not any(cp.bytes for cp in checkpoints.values()):
-            # Encoders cannot make a valid mp3, opus or m4a of nothing.
-            raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
+        parts = self._segment_audio(job, segments, spool, provider_pcm_rate(rate))
         out = spool / f"output{info.extension}"
         audio = assemble(parts, out, info.format, rate, bitrate_kbps=req.bitrate_kbps)
         batches.keep_chapter_master(job, parts, storage=self.storage, store=self.store)
@@ -350,9 +331,39 @@ class JobRunner:
             sha256=audio.sha256,
         )
 
+    def _segment_audio(
+        self, job: Job, segments: list[Segment], spool: Path, pcm_rate: int
+    ) -> list[SegmentAudio]:
+        """Every segment's PCM in the spool, in text order, with the pause after it."""
+        checkpoints = stored_checkpoints(self.store, job.id, segments, pcm_rate)
+        pause = job.request.paragraph_silence_ms
+        if pause is None:
+            pause = self.settings.paragraph_silence_ms
+        parts = []
+        for seg in segments:
+            cp = checkpoints.get(seg.index)
+            if cp is None:  # cleared or replaced meanwhile (a stalled worker): redo it
+                raise CheckpointLost(f"segment {seg.index} has no checkpoint")
+            path = spool / f"{seg.index:06d}.pcm"
+            if not path.exists() or path.stat().st_size != cp.bytes:
+                try:
+                    self.storage.download_file(cp.key, path)
+                except ObjectNotFound as exc:
+                    # Deleted behind our back (a lifecycle rule, a cleanup): start over.
+                    self.store.clear_segments(job.id)
+                    raise CheckpointLost(f"segment {seg.index}'s audio is gone: {exc}") from exc
+            last = seg.index == len(segments) - 1
+            parts.append(
+                SegmentAudio(path, cp.sample_rate, 0 if last or not seg.paragraph_end else pause)
+            )
+        if not any(cp.bytes for cp in checkpoints.values()):
+            # Encoders cannot make a valid mp3, opus or m4a of nothing.
+            raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
+        return parts
+
     # -- outcomes ----------------------------------------------------------------
 
-    def _succeeded(self, job: Job, output: Output) -> tuple[JobStatus | None, float | None]:
+    def _succeeded(self, job: Job, output: Output) -> _Ended:
         if not self.store.transition(job.id, JobStatus.SUCCEEDED, output=output):
             now = self.store.get(job.id)
             theirs = now.output if now is not None else None
@@ -361,71 +372,79 @@ class JobRunner:
                 # worker finished first under the same key, the object is its output.)
                 self._delete_quietly(job.id, output.key)
             self._clean_staging(job.id)
-            return (now.status if now else None), None
+            status = now.status if now else None
+            return _Ended(status, None, f"its output was not wanted (the job is {status})")
         self._clean_staging(job.id)
-        log.info("job %s: succeeded (%.1fs of audio)", job.id, output.duration_s)
         self._emit(job.id, EventType.SUCCEEDED)
-        return JobStatus.SUCCEEDED, None
+        return _Ended(JobStatus.SUCCEEDED, None, f"succeeded ({output.duration_s:.1f}s of audio)")
 
-    def _failed_attempt(
-        self, job_id: str, attempt: int, exc: Exception
-    ) -> tuple[JobStatus | None, float | None]:
+    def _failed_attempt(self, job_id: str, attempt: int, exc: Exception) -> _Ended:
         """Fail the job for a permanent error; schedule a retry for a transient one."""
         if isinstance(exc, JobFailed):
-            return self._fail(job_id, exc.code, exc.message), None
+            return self._fail(job_id, exc.code, exc.message)
+        if isinstance(exc, UnreadableReference):
+            return self._fail(job_id, ErrorCode.REFERENCE_AUDIO, str(exc))
+        if isinstance(exc, SessionsSpent):
+            return self._sessions_spent(job_id, exc)
         if isinstance(exc, PermanentProviderError):
-            return self._fail(job_id, _provider_code(exc), exc.message), None
+            return self._fail(job_id, _provider_code(exc), exc.message)
         if isinstance(exc, ProviderError):
             return self._transient(job_id, attempt, _provider_code(exc), exc.message)
         if isinstance(exc, StorageError):
             if not exc.retryable:  # access denied, no such bucket, a bad key: configuration
-                return self._fail(job_id, ErrorCode.STORAGE, exc.message), None
+                return self._fail(job_id, ErrorCode.STORAGE, exc.message)
             return self._transient(job_id, attempt, ErrorCode.STORAGE, exc.message)
         if isinstance(exc, CheckpointLost):
             return self._transient(job_id, attempt, ErrorCode.STORAGE, str(exc))
         if isinstance(exc, redis.RedisError | OSError):  # Redis or the spool disk, for a moment
             return self._transient(job_id, attempt, ErrorCode.INTERNAL, f"{exc!r}")
         if isinstance(exc, AudioError):
-            message = f"could not assemble the audio: {exc}"
-            return self._fail(job_id, ErrorCode.INTERNAL, message), None
+            return self._fail(job_id, ErrorCode.INTERNAL, f"could not assemble the audio: {exc}")
         # A bug: retrying would only repeat it.
         log.exception("job %s: attempt %d failed unexpectedly", job_id, attempt, exc_info=exc)
         message = f"internal error: {type(exc).__name__}: {exc}"
-        return self._fail(job_id, ErrorCode.INTERNAL, message), None
+        return self._fail(job_id, ErrorCode.INTERNAL, message)
 
-    def _fail(self, job_id: str, code: ErrorCode, message: str) -> JobStatus | None:
+    def _sessions_spent(self, job_id: str, exc: SessionsSpent) -> _Ended:
+        """A segment spent its provider sessions: fail the job with the last error seen."""
+        if exc.last is not None:
+            code, last = _provider_code(exc.last), exc.last.message
+        else:  # its last session was in an earlier attempt: that one recorded why it failed
+            job = self.store.get(job_id)
+            error = job.error if job is not None else None
+            code, last = ErrorCode.PROVIDER_UNAVAILABLE, "the worker running it stopped"
+            if error is not None:
+                code = next((c for c in ErrorCode if c.value == error.code), code)
+                last = error.message
+        of = f"segment {exc.index}"
+        message = give_up_message(exc.sessions, last, unit="provider session", of=of)
+        return self._fail(job_id, code, message)
+
+    def _fail(self, job_id: str, code: ErrorCode, message: str) -> _Ended:
         error = JobError(code=code, message=message)
         if self.store.transition(job_id, JobStatus.FAILED, error=error):
-            log.info("job %s: failed (%s: %s)", job_id, code.value, message)
             self._emit(job_id, EventType.FAILED)
         self._clean_staging(job_id)
         now = self.store.get(job_id)
-        return now.status if now else None
+        return _Ended(now.status if now else None, None, f"failed ({code.value}: {message})")
 
-    def _transient(
-        self, job_id: str, attempt: int, code: ErrorCode, message: str
-    ) -> tuple[JobStatus | None, float | None]:
+    def _transient(self, job_id: str, attempt: int, code: ErrorCode, message: str) -> _Ended:
         if not self.policy.should_retry(attempt, True):
-            return self._fail(job_id, code, give_up_message(attempt, message)), None
+            return self._fail(job_id, code, give_up_message(attempt, message))
         now = self.store.get(job_id)
         if now is None or now.status.terminal:  # canceled meanwhile: no retry
             if now is not None and now.status is JobStatus.CANCELED:
                 self._clean_staging(job_id)
-            return (now.status if now else None), None
+            return _Ended(now.status if now else None, None, f"{message}; no retry: it ended")
         self.store.record_error(job_id, JobError(code=code, message=message, retryable=True))
         delay = self.policy.delay(attempt, random.random())
-        log.info("job %s: attempt %d failed (%s); retry in %.1fs", job_id, attempt, message, delay)
-        return JobStatus.RUNNING, delay
+        return _Ended(JobStatus.RUNNING, delay, f"{message}; retry in {delay:.1f}s")
 
-    def _canceled_or_lost(
-        self, job_id: str, lost: threading.Event
-    ) -> tuple[JobStatus | None, float | None]:
-        if lost.is_set():
-            log.warning("job %s: lease lost; another worker carries on", job_id)
-            return JobStatus.RUNNING, None
+    def _canceled_or_lost(self, job_id: str, lease: Lease) -> _Ended:
+        if lease.lost.is_set():
+            return _Ended(JobStatus.RUNNING, None, "lease lost; another worker carries on")
         self._clean_staging(job_id)
-        log.info("job %s: canceled", job_id)
-        return JobStatus.CANCELED, None
+        return _Ended(JobStatus.CANCELED, None, "canceled")
 
     def _emit(self, job_id: str, event: EventType) -> None:
         """Tell the job's callback receiver what happened (``job.canceled`` is the API's)."""
@@ -435,7 +454,7 @@ class JobRunner:
             log.warning("job %s: %s callback skipped; the store is unavailable", job_id, event)
             return
         if job is not None:
-            emit_job_event(job, event, settings=self.settings)
+            emit_job_event(job, event, settings=self.settings, sender=self.sender)
 
     def _clean_staging(self, job_id: str) -> None:
         try:
@@ -455,56 +474,6 @@ class JobRunner:
     def _canceled(self, job_id: str) -> bool:
         job = self.store.get(job_id)
         return job is None or job.status is JobStatus.CANCELED
-
-    def _checkpoints(
-        self, job_id: str, segments: list[Segment], sample_rate: int
-    ) -> dict[int, SegmentCheckpoint]:
-        """The job's finished segments that belong to this cut of its text."""
-        stored = self.store.segments(job_id)
-        out = {}
-        for seg in segments:
-            raw = stored.get(seg.index)
-            cp = SegmentCheckpoint.from_json(raw) if raw is not None else None
-            if cp is not None and cp.matches(seg, sample_rate):
-                out[seg.index] = cp
-        return out
-
-    def _tts_request(self, job: Job) -> TTSRequest:
-        req = job.request
-        rate = req.sample_rate or format_info(req.format).default_sample_rate
-        references = []
-        for i, clip in enumerate(req.references):
-            try:
-                check_reference_audio(clip.audio)
-            except AudioError as exc:
-                raise JobFailed(
-                    ErrorCode.REFERENCE_AUDIO, f"references[{i}].audio is unreadable: {exc}"
-                ) from exc
-            references.append(ReferenceAudio(audio=clip.audio, text=clip.text))
-        return TTSRequest(
-            format=AudioFormat.PCM,
-            sample_rate=provider_pcm_rate(rate),
-            reference_id=req.reference_id,
-            references=references,
-            prosody=req.prosody,
-            latency=req.latency,
-            normalize=req.normalize,
-            temperature=req.temperature,
-            top_p=req.top_p,
-            repetition_penalty=req.repetition_penalty,
-        )
-
-    def _renew_lease(
-        self, job_id: str, owner: str, stop: threading.Event, lost: threading.Event
-    ) -> None:
-        lease = self.settings.job_lease_seconds
-        while not stop.wait(lease / 3):
-            try:
-                if not self.store.renew_job_lease(job_id, owner, lease):
-                    lost.set()
-                    return
-            except redis.RedisError:
-                log.warning("job %s: lease renewal failed; will try again", job_id)
 
 
 def _provider_code(exc: Exception) -> ErrorCode:

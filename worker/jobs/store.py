@@ -7,9 +7,9 @@ moving the status forward, bumping attempts — is one Lua script, so two
 workers (or a worker and the API's cancel) can never both "win".
 
 Indexes are sorted sets of job ids: all jobs, by tenant and by status are
-scored by creation time (ms), a batch by item number.  Records of finished
-jobs expire after the retention TTL; their index entries are pruned lazily
-when a listing meets them.
+scored by creation time (ms), a batch by item number; :mod:`worker.jobs.listing`
+walks them.  Records of finished jobs expire after the retention TTL; their
+index entries are pruned lazily when a listing meets them.
 
 Errors::
 
@@ -23,20 +23,17 @@ Errors::
 from __future__ import annotations
 
 import base64
-import binascii
 import builtins
-import functools
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import redis
 from pydantic import ValidationError
-from redis.commands.core import Script
 
 from worker.jobs import lua
+from worker.jobs.listing import JobFilter, Position, collect, plan_walk
 from worker.jobs.model import (
     STATUS_RANK,
     CallbackAttempt,
@@ -53,21 +50,6 @@ log = logging.getLogger(__name__)
 
 _JSON_FIELDS = ("request", "progress", "output", "error", "billing", "metadata", "callbacks")
 _STATUSES = tuple(JobStatus)
-
-# KEYS: job. ARGV: attempt json, cap.  Appends to the record's ``callbacks``
-# list, keeping the newest ``cap``; never touches status or updated_at, and
-# never brings back a record that is gone.
-_RECORD_CALLBACK_ATTEMPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local raw = redis.call('HGET', KEYS[1], 'callbacks')
-local list = {}
-if raw and raw ~= '' then list = cjson.decode(raw) end
-table.insert(list, cjson.decode(ARGV[1]))
-local cap = tonumber(ARGV[2])
-while #list > cap do table.remove(list, 1) end
-redis.call('HSET', KEYS[1], 'callbacks', cjson.encode(list))
-return 1
-"""
 
 
 class StoreError(Exception):
@@ -88,33 +70,6 @@ class CorruptJobRecord(StoreError):
 
 class InvalidCursor(StoreError, ValueError):
     """A listing cursor that this store did not produce."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Position:
-    """Where a listing stands in its index: an entry's score and member."""
-
-    score: float
-    member: str
-
-    def encode(self) -> str:
-        raw = json.dumps([self.score, self.member], separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, cursor: str) -> _Position:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            score, member = json.loads(raw)
-            return cls(float(score), str(member))
-        except (binascii.Error, ValueError, TypeError) as exc:
-            raise InvalidCursor(f"invalid cursor {cursor!r}") from exc
-
-    def before(self, other: _Position, ascending: bool) -> bool:
-        """True if ``self`` comes strictly before ``other`` in the walk's order."""
-        # Redis orders equal scores by member bytes; job ids are ASCII, so str order matches.
-        mine, theirs = (self.score, self.member), (other.score, other.member)
-        return mine < theirs if ascending else mine > theirs
 
 
 def _text(value: bytes | str) -> str:
@@ -192,6 +147,7 @@ class JobStore:
         self._save_segment = redis.register_script(lua.SAVE_SEGMENT)
         self._renew_lease = redis.register_script(lua.RENEW_LEASE)
         self._release_lease = redis.register_script(lua.RELEASE_LEASE)
+        self._record_callback = redis.register_script(lua.RECORD_CALLBACK_ATTEMPT)
 
     # -- records -----------------------------------------------------------------
 
@@ -318,6 +274,7 @@ class JobStore:
         pipe.delete(
             k.job(job_id), k.job_segments(job_id), k.job_lease(job_id), k.job_requeue(job_id)
         )
+        pipe.delete(k.job_sessions(job_id))
         pipe.zrem(k.jobs_all(), job_id)
         for status in _STATUSES:
             pipe.zrem(k.jobs_by_status(status), job_id)
@@ -345,75 +302,33 @@ class JobStore:
         read front to back).  ``created_after``/``created_before`` are
         exclusive (epoch seconds or aware datetimes).  The cursor is opaque and
         stable: jobs created after the first page never shift later pages.
+        Raises :class:`InvalidCursor` for a cursor this store did not hand out.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        k = self.keys
-        filters = [k.jobs_by_tenant(tenant)] if tenant is not None else []
-        if status is not None:
-            filters.append(k.jobs_by_status(JobStatus(status)))
-        if batch_id is not None:
-            # The batch index is scored by item number, so it must lead the walk.
-            index, ascending, low, high = k.jobs_by_batch(batch_id), True, "-inf", "+inf"
-            filters.append(index)
-        else:
-            index = self._smallest(filters or [k.jobs_all()])
-            ascending = False
-            # Index scores are ms floats: bound loosely, then filter exactly on the record.
-            low = repr(_ms(created_after) - 1) if created_after is not None else "-inf"
-            high = repr(_ms(created_before) + 1) if created_before is not None else "+inf"
-
-        def wanted(job: Job) -> bool:
-            return (
-                (tenant is None or job.tenant == tenant)
-                and (status is None or job.status == status)
-                and (batch_id is None or job.batch_id == batch_id)
-                and (created_after is None or job.created_at > _seconds(created_after))
-                and (created_before is None or job.created_at < _seconds(created_before))
-            )
-
-        found: builtins.list[tuple[Job, _Position]] = []
-        anchor = _Position.decode(cursor) if cursor else None
-        chunk = min(max(2 * (limit + 1), 32), 512)
-        while len(found) <= limit:
-            if ascending:
-                start = repr(anchor.score) if anchor else low
-                rows = self.redis.zrangebyscore(index, start, high, 0, chunk, withscores=True)
-            else:
-                start = repr(anchor.score) if anchor else high
-                rows = self.redis.zrevrangebyscore(index, start, low, 0, chunk, withscores=True)
-            entries = [_Position(float(s), _text(m)) for m, s in cast(Any, rows)]
-            # The range starts at the anchor's score inclusive: skip what was already seen.
-            fresh = [e for e in entries if anchor is None or anchor.before(e, ascending)]
-            if fresh:
-                found += [
-                    (j, e)
-                    for j, e in self._load(fresh, [*filters, index, k.jobs_all()])
-                    if wanted(j)
-                ]
-                anchor = fresh[-1]
-            elif len(entries) == chunk:
-                chunk *= 2  # a run of equal scores longer than the chunk: widen, don't loop
-                continue
-            if len(entries) < chunk:
-                break
+        want = JobFilter(
+            tenant=tenant,
+            status=JobStatus(status) if status is not None else None,
+            batch_id=batch_id,
+            created_after=_seconds(created_after) if created_after is not None else None,
+            created_before=_seconds(created_before) if created_before is not None else None,
+        )
+        walk = plan_walk(self.redis, self.keys, want)
+        try:
+            anchor = Position.decode(cursor) if cursor else None
+        except ValueError as exc:
+            raise InvalidCursor(str(exc)) from exc
+        pruned = [*walk.filters, walk.index, self.keys.jobs_all()]
+        found = collect(
+            self.redis, walk, want, anchor, limit, lambda fresh: self._load(fresh, pruned)
+        )
         page = found[:limit]
         more = len(found) > limit
         return [job for job, _ in page], page[-1][1].encode() if more else None
 
-    def _smallest(self, indexes: builtins.list[str]) -> str:
-        """The index with the fewest entries: the cheapest to walk and filter."""
-        if len(indexes) == 1:
-            return indexes[0]
-        pipe = self.redis.pipeline()
-        for index in indexes:
-            pipe.zcard(index)
-        sizes = pipe.execute()
-        return min(zip(sizes, indexes, strict=True))[1]
-
     def _load(
-        self, entries: builtins.list[_Position], indexes: builtins.list[str]
-    ) -> builtins.list[tuple[Job, _Position]]:
+        self, entries: builtins.list[Position], indexes: builtins.list[str]
+    ) -> builtins.list[tuple[Job, Position]]:
         """Records for index entries, in order; entries of expired records are pruned."""
         pipe = self.redis.pipeline()
         for entry in entries:
@@ -449,6 +364,23 @@ class JobStore:
     def clear_segments(self, job_id: str) -> None:
         """Forget the job's checkpoints (after assembly, or to start over)."""
         self.redis.delete(self.keys.job_segments(job_id))
+
+    def count_session(self, job_id: str, index: int) -> int:
+        """Count one more provider session for segment ``index``; returns its sessions so far.
+
+        The count outlives attempts (and :meth:`clear_segments`): it is the
+        segment's retry budget, kept until the job's record expires.
+        """
+        key = self.keys.job_sessions(job_id)
+        pipe = self.redis.pipeline()
+        pipe.hincrby(key, str(index), 1)
+        pipe.expire(key, self.ttl_seconds)
+        return int(pipe.execute()[0])
+
+    def sessions(self, job_id: str) -> dict[int, int]:
+        """Provider sessions opened so far for each segment of the job, by segment index."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_sessions(job_id)))
+        return {int(_text(i)): int(_text(n)) for i, n in raw.items()}
 
     # -- job leases (crash recovery) ---------------------------------------------
 
@@ -504,7 +436,3 @@ class JobStore:
         job is gone."""
         args: builtins.list[str | int] = [attempt.model_dump_json(), cap]
         return bool(self._record_callback(keys=[self.keys.job(job_id)], args=args))
-
-    @functools.cached_property
-    def _record_callback(self) -> Script:
-        return self.redis.register_script(_RECORD_CALLBACK_ATTEMPT)

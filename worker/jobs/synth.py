@@ -1,9 +1,19 @@
 """Synthesis of one job's segments: provider sessions → PCM checkpoints.
 
+:func:`tts_request` is what every segment of a job asks for, and
+:func:`provider_config` where it asks; :class:`SegmentSynthesizer` does the asking.
+
 Each segment streams in its own provider session, inside a governor slot,
 into a PCM spool file on disk; the finished file is uploaded to staging and
 recorded on the job, so a later attempt synthesises only what is missing.
 Segments run in parallel up to the per-job limit; order is restored at assembly.
+
+Every session is counted on the job in Redis before it opens, against the
+segment's :class:`~worker.retry.SessionBudget`: a transient failure is retried
+at once a few times, but a segment never costs more sessions than its job has
+attempts, across all of them (:mod:`worker.retry` states the budget).  Before a
+session opens and before a checkpoint is uploaded, the attempt asks whether the
+job's :class:`~worker.lease.Lease` is still its own.
 
 Stopping (the job was canceled, or one segment failed for good) does not rely
 on task cancellation alone: on Python 3.11 ``asyncio.wait_for`` — which
@@ -28,20 +38,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.audio import PcmStream
-from worker.fish import AudioFormat, ProviderError, TTSRequest
+from worker.audio import (
+    AudioError,
+    PcmStream,
+    check_reference_audio,
+    format_info,
+    provider_pcm_rate,
+)
+from worker.fish import AudioFormat, ProviderError, ReferenceAudio, TTSRequest
 from worker.fish.client import ProviderConfig, StreamCanceled, stream_tts
 from worker.jobs.governor import Governor
+from worker.jobs.model import Job
 from worker.jobs.store import JobStore
 from worker.jobs.text import Segment
 from worker.jobs.truncation import check_duration
-from worker.retry import RetryPolicy
+from worker.lease import Lease
+from worker.retry import SessionBudget, Step
+from worker.settings import Settings
 from worker.storage.client import Storage
 
 log = logging.getLogger(__name__)
 
-#: Quick retries of one segment inside an attempt, before the attempt fails.
-SEGMENT_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
+
+class UnreadableReference(ValueError):
+    """A job's reference audio cannot be decoded: the job fails before any session."""
+
+
+class SessionsSpent(Exception):
+    """A segment used every provider session its budget allows: the job fails.
+
+    ``last`` is the error of its last session, when this attempt saw it; else
+    the job's recorded error tells why.
+    """
+
+    def __init__(self, index: int, sessions: int, last: ProviderError | None = None) -> None:
+        super().__init__(f"segment {index}: {sessions} provider sessions spent")
+        self.index = index
+        self.sessions = sessions
+        self.last = last
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +129,63 @@ class SegmentCheckpoint:
         )
 
 
+def stored_checkpoints(
+    store: JobStore, job_id: str, segments: list[Segment], sample_rate: int
+) -> dict[int, SegmentCheckpoint]:
+    """The job's finished segments that belong to this cut of its text, by index."""
+    stored = store.segments(job_id)
+    out = {}
+    for seg in segments:
+        raw = stored.get(seg.index)
+        cp = SegmentCheckpoint.from_json(raw) if raw is not None else None
+        if cp is not None and cp.matches(seg, sample_rate):
+            out[seg.index] = cp
+    return out
+
+
+def provider_config(settings: Settings, model: str | None = None) -> ProviderConfig:
+    """How to reach the provider; ``model`` (a job's own) overrides the configured one."""
+    key = settings.fish_api_key.get_secret_value() if settings.fish_api_key else None
+    return ProviderConfig(
+        ws_url=settings.provider_ws_url,
+        api_key=key,
+        model=model or settings.fish_model,
+        connect_timeout=settings.connect_timeout,
+        first_audio_timeout=settings.first_audio_timeout,
+        silence_timeout=settings.silence_timeout,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+    )
+
+
+def tts_request(job: Job) -> TTSRequest:
+    """What every segment of ``job`` asks the provider for: raw PCM, the job's voice.
+
+    Raises :class:`UnreadableReference` for reference audio that cannot be decoded.
+    """
+    req = job.request
+    rate = req.sample_rate or format_info(req.format).default_sample_rate
+    references = []
+    for i, clip in enumerate(req.references):
+        try:
+            check_reference_audio(clip.audio)
+        except AudioError as exc:
+            raise UnreadableReference(f"references[{i}].audio is unreadable: {exc}") from exc
+        references.append(ReferenceAudio(audio=clip.audio, text=clip.text))
+    return TTSRequest(
+        format=AudioFormat.PCM,
+        sample_rate=provider_pcm_rate(rate),
+        reference_id=req.reference_id,
+        references=references,
+        prosody=req.prosody,
+        latency=req.latency,
+        normalize=req.normalize,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        repetition_penalty=req.repetition_penalty,
+    )
+
+
 def segment_digest(text: str) -> str:
     """A short fingerprint of a segment's text, kept in its checkpoint."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -115,15 +206,16 @@ class SegmentSynthesizer:
         store: JobStore,
         spool: Path,
         parallel: int,
+        budget: SessionBudget,
         priority: int = 0,
         on_segment: Callable[[SegmentCheckpoint], None] | None = None,
         on_error: Callable[[ProviderError], None] | None = None,
-        still_leased: Callable[[], bool] | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """``still_leased`` (blocking; run in a thread) says whether this attempt
-        still holds the job: asked before each provider session and each
+        """``lease`` is the job's: asked before each provider session and each
         checkpoint upload, so a worker that stalled past its lease (and whose job
-        another worker took over) neither pays for sessions nor leaves objects."""
+        another worker took over) neither pays for sessions nor leaves objects.
+        ``budget`` bounds the sessions of each segment over all attempts."""
         if request.format is not AudioFormat.PCM:
             raise ValueError("segments are always requested as raw PCM")
         self.job_id = job_id
@@ -135,11 +227,13 @@ class SegmentSynthesizer:
         self.store = store
         self.spool = spool
         self.parallel = parallel
+        self.budget = budget
         self.priority = priority
         self.on_segment = on_segment
         self.on_error = on_error
-        self.still_leased = still_leased
+        self.lease = lease
         self._cancel = asyncio.Event()  # the caller's, once run() starts
+        self._sessions: dict[int, int] = {}  # segment index → its sessions so far, all attempts
 
     async def run(self, segments: list[Segment], cancel: asyncio.Event) -> None:
         """Synthesise ``segments``; the first failure stops the rest and is raised.
@@ -178,9 +272,9 @@ class SegmentSynthesizer:
             raise StreamCanceled("canceled")
 
     async def _with_retries(self, segment: Segment, halt: asyncio.Event) -> None:
-        attempt = 0
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             try:
                 await self._synthesize(segment, halt)
                 return
@@ -189,15 +283,16 @@ class SegmentSynthesizer:
                     raise StreamCanceled("canceled") from exc
                 if self.on_error is not None:
                     self.on_error(exc)
-                if not SEGMENT_RETRY.should_retry(attempt, exc.retryable):
+                sessions = self._sessions.get(segment.index, tries)
+                step = self.budget.after_failure(tries, max(sessions, tries), exc.retryable)
+                if step is Step.GIVE_UP:
+                    raise SessionsSpent(segment.index, sessions, exc) from exc
+                if step is Step.RAISE:
                     raise
-                delay = SEGMENT_RETRY.delay(attempt, random.random())
+                delay = self.budget.in_a_row.delay(tries, random.random())
                 log.info(
-                    "job %s segment %d: %s; retrying in %.1fs",
-                    self.job_id,
-                    segment.index,
-                    exc,
-                    delay,
+                    "job %s segment %d: %s (session %d of %d); retrying in %.1fs",
+                    *(self.job_id, segment.index, exc, sessions, self.budget.total, delay),
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(halt.wait(), delay)
@@ -227,6 +322,7 @@ class SegmentSynthesizer:
             # Waiting for the slot may have taken a while: do not open a session
             # for a job that was canceled (or failed, or taken over) meanwhile.
             await self._check_halt(halt)
+            await self._count_session(segment)
             with path.open("wb") as out:
 
                 def write(data: bytes) -> None:
@@ -241,9 +337,19 @@ class SegmentSynthesizer:
         if halt.is_set():
             raise StreamCanceled("canceled")
 
+    async def _count_session(self, segment: Segment) -> None:
+        """Take one session from the segment's budget, or raise :class:`SessionsSpent`.
+
+        Counted before the session opens, so a session whose worker died
+        mid-way is counted too.
+        """
+        sessions = await asyncio.to_thread(self.store.count_session, self.job_id, segment.index)
+        self._sessions[segment.index] = sessions
+        if not self.budget.may_open(sessions):
+            raise SessionsSpent(segment.index, self.budget.total)
+
     async def _leased(self) -> bool:
-        leased = self.still_leased
-        return leased is None or await asyncio.to_thread(leased)
+        return self.lease is None or await asyncio.to_thread(self.lease.held)
 
     async def _checkpoint(self, segment: Segment, path: Path) -> None:
         # A segment that streamed while a sibling failed is still kept (the
@@ -276,8 +382,8 @@ class SegmentSynthesizer:
 
 def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one error of parallel segments that decides the attempt: a permanent
-    provider error over anything else, then any real error over the
-    cancellations it caused in the other segments, else the first."""
+    provider error (or a spent budget) over anything else, then any real error
+    over the cancellations it caused in the other segments, else the first."""
     leaves: list[BaseException] = []
 
     def walk(exc: BaseException) -> None:
@@ -289,7 +395,7 @@ def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
     walk(group)
     for exc in leaves:
-        if isinstance(exc, ProviderError) and not exc.retryable:
+        if isinstance(exc, SessionsSpent) or (isinstance(exc, ProviderError) and not exc.retryable):
             return exc
     for exc in leaves:
         if not isinstance(exc, StreamCanceled | asyncio.CancelledError):

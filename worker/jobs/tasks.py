@@ -1,10 +1,12 @@
-"""Celery tasks, the enqueue helper the API uses, and the orphan reaper.
+"""The Celery task of jobs, the worker side's enqueue, and the reaper.
 
 A job is one ``shoal.synthesize`` message.  Backoff between attempts is a
 re-queue with a countdown, not a sleep in a worker thread.  The reaper, a
 thread in every worker process, re-queues running jobs whose worker died (their
 job lease lapsed) — so a ``kill -9`` costs one lease period, not a visibility
-timeout.
+timeout — and acts on batches whose end nobody acted on
+(:func:`worker.batches.lifecycle.reap_batches`).  The API queues jobs through
+:mod:`api.dispatch`, never through this module.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import redis
 from celery import Celery, Task
 from celery.signals import worker_ready, worker_shutting_down
 
-from worker.celery import app, queue_names
+from worker.batches.lifecycle import reap_batches
+from worker.batches.store import BatchStore
+from worker.celery import app
 from worker.jobs.model import Job
 from worker.jobs.runner import JobRunner
+from worker.queues import SYNTHESIZE, send_job
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-SYNTHESIZE = "shoal.synthesize"
 
 _runner: JobRunner | None = None
 _runner_lock = threading.Lock()
@@ -37,7 +40,7 @@ def runner() -> JobRunner:
     global _runner
     with _runner_lock:
         if _runner is None:
-            _runner = JobRunner(get_settings())
+            _runner = JobRunner(get_settings(), sender=app)
         return _runner
 
 
@@ -61,14 +64,9 @@ def synthesize(self: Task, job_id: str, token: str | None = None) -> str | None:
 
 
 def enqueue(job: Job, settings: Settings | None = None, celery_app: Celery | None = None) -> None:
-    """Queue a job: batch work on the bulk queue, so it never starves narration jobs."""
-    s = settings or get_settings()
-    queues = queue_names(s)
-    (celery_app or app).send_task(
-        SYNTHESIZE,
-        kwargs={"job_id": job.id},
-        queue=queues["bulk"] if job.batch_id else queues["jobs"],
-    )
+    """Queue a job from the worker side (the reaper, tests) with ``celery_app`` or this
+    worker's app; see :func:`worker.queues.send_job`."""
+    send_job(celery_app or app, job, settings or get_settings())
 
 
 def reap_once(run: JobRunner, celery_app: Celery | None = None) -> list[str]:
@@ -87,14 +85,27 @@ def reap_once(run: JobRunner, celery_app: Celery | None = None) -> list[str]:
     return requeued
 
 
+def reap_batches_once(run: JobRunner, celery_app: Celery | None = None) -> list[str]:
+    """Act on batches left waiting (an end nobody acted on, a dead build); returns their ids."""
+    batches = BatchStore(run.redis, run.keys, run.settings.job_ttl_seconds)
+    return reap_batches(batches, run.settings, sender=celery_app or app, storage=run.storage)
+
+
 def _reap_forever() -> None:
     run = runner()
+    try:
+        batches = BatchStore(run.redis, run.keys, run.settings.job_ttl_seconds)
+        if added := batches.index_open_batches():
+            log.info("%d unfinished batches of an earlier version put on the reaper's list", added)
+    except Exception:  # retried at the next start; new batches are listed as they are made
+        log.exception("listing earlier batches for the reaper failed")
     period = max(run.settings.job_lease_seconds / 2, 0.5)
     while not _reaper_stop.wait(period):
-        try:
-            reap_once(run)
-        except Exception:  # the reaper must outlive a Redis hiccup
-            log.exception("reaper pass failed")
+        for reap in (reap_once, reap_batches_once):
+            try:
+                reap(run)
+            except Exception:  # the reaper must outlive a Redis hiccup
+                log.exception("reaper pass failed (%s)", reap.__name__)
 
 
 @worker_ready.connect

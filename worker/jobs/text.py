@@ -24,9 +24,7 @@ whitespace too long to fit beside its neighbours is the only thing that may end
 up in a segment of its own (the synthesiser should skip blank segments).
 
 Segmentation is deterministic: the same text and ``max_chars`` always give the
-same segments, which is what makes a checkpoint by segment index valid.  Bump
-:data:`SEGMENTER_VERSION` whenever the rules change, so stored checkpoints made
-with the old rules can be recognised.
+same segments, which is what makes a checkpoint by segment index valid.
 """
 
 from __future__ import annotations
@@ -38,9 +36,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from itertools import pairwise
 
-__all__ = ["SEGMENTER_VERSION", "Segment", "segment_text", "utf8_bytes"]
-
-SEGMENTER_VERSION = 1
+__all__ = ["Segment", "segment_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +115,6 @@ _CJK_RANGES = (
     (0xFFE0, 0xFFE6),  # full-width signs
     (0x20000, 0x3FFFD),  # CJK Unified Ideographs Extensions B and later
 )
-
-
-def utf8_bytes(text: str) -> int:
-    """Size of ``text`` in UTF-8 bytes: what the provider bills for.
-
-    Lone surrogates (which cannot be sent anyway) count as three bytes each
-    instead of raising, so a cost estimate never fails on odd input.
-    """
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def segment_text(text: str, max_chars: int) -> list[Segment]:

@@ -1,42 +1,39 @@
 """S3-compatible storage through one boto3 client: AWS, MinIO, R2, B2, Ceph, moto.
 
 Uploads stream from a file on disk in multipart parts (one PUT below one part),
-so memory holds one part however long the audio is. A failed multipart upload
-is aborted, and an outage is ridden out by retrying the whole upload with
-backoff; an abort that cannot reach the store is retried before the next
-attempt, so an outage of a few seconds ends in one finished object and no
-incomplete multipart upload. ``upload_part_copy`` and ranged GETs are never
-used: some S3-compatible servers break them.
+so memory holds one part however long the audio is. ``upload_part_copy`` and
+ranged GETs are never used: some S3-compatible servers break them.
 
-Errors::
-
-    StorageError              anything the store could not do; ``retryable`` says which kind
-    ├── StorageUnavailable    transient: refused/reset connections, timeouts, 5xx, throttling
-    └── StorageRejected       permanent: access denied, no such bucket, bad request or config
-        ├── ObjectNotFound    the key (or multipart upload) does not exist
-        ├── InvalidKey        a key or key template that is empty or escapes its prefix
-        └── UploadSourceError the local file is unreadable or changed during the upload
+Retries have one layer, here: every S3 request (a PUT, each part, the
+completion, a GET with its body, a DELETE, a page of a listing) is sent again
+after a transient failure per :data:`worker.retry.STORAGE_POLICY`, and botocore
+is told to send each request once.  An outage of a few seconds costs the part
+that was in flight, not the upload: the upload goes on from that part, ending
+in one finished object and no incomplete multipart upload.  An upload that
+fails anyway is aborted.
 
 Keys, templates, metadata and the small values returned live in
-:mod:`worker.storage.model`; the errors in :mod:`worker.storage.errors`.
+:mod:`worker.storage.model`; the errors (re-exported here, their tree drawn
+there) in :mod:`worker.storage.errors`; the sending and retrying of requests in
+:mod:`worker.storage.transport`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import logging
 import os
-import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.digest import sha256_bytes
+from worker.retry import STORAGE_POLICY, RetryPolicy
 from worker.settings import Settings
 from worker.storage.errors import (
     TRANSIENT_CODES,
@@ -52,7 +49,6 @@ from worker.storage.model import (
     DEFAULT_KEY_TEMPLATE,
     IncompleteUpload,
     UploadResult,
-    UploadRetry,
     check_template,
     content_disposition,
     decode_metadata,
@@ -63,6 +59,7 @@ from worker.storage.model import (
     validate_prefix,
     validate_segment,
 )
+from worker.storage.transport import Parts, Requests, Tally, client_config, read_exact
 
 __all__ = [
     "IncompleteUpload",
@@ -73,13 +70,10 @@ __all__ = [
     "StorageRejected",
     "StorageUnavailable",
     "UploadResult",
-    "UploadRetry",
     "UploadSourceError",
 ]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
 MIN_PART_BYTES = 5 << 20  # S3's smallest part (all but the last)
@@ -105,8 +99,8 @@ class Storage:
         staging_prefix: str = "_staging",
         part_bytes: int = 8 << 20,
         presign_expiry: int = 3600,
-        retry: UploadRetry | None = None,
-        request_attempts: int = 3,
+        retry: RetryPolicy = STORAGE_POLICY,
+        request_attempts: int | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_pool_connections: int = 16,
@@ -114,9 +108,11 @@ class Storage:
     ) -> None:
         """Build the client; nothing touches the network until the first call.
 
-        ``checksum_when_required`` turns off boto3's default CRC checksums for
-        servers that reject them (rclone, older MinIO and Ceph). ``sleep`` is
-        injectable so tests of the retry loop need not wait.
+        ``retry`` is how each request is retried; ``request_attempts``, if
+        given, replaces its number of sends (1: fail fast, for callers that
+        only presign or probe). ``checksum_when_required`` turns off boto3's
+        default CRC checksums for servers that reject them (rclone, older MinIO
+        and Ceph). ``sleep`` is injectable so tests of the retries need not wait.
         """
         if part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES} (S3's minimum)")
@@ -127,20 +123,17 @@ class Storage:
         self.staging_prefix = staging_prefix.strip("/")
         self.part_bytes = part_bytes
         self.presign_expiry = presign_expiry
-        self.retry = retry or UploadRetry()
-        self._sleep = sleep
-        checksum = "when_required" if checksum_when_required else None
-        config = Config(
-            region_name=region,
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if path_style else "auto"},
-            retries={"mode": "standard", "total_max_attempts": request_attempts},
+        if request_attempts is not None:
+            retry = dataclasses.replace(retry, max_attempts=request_attempts)
+        self.retry = retry
+        self._region = region
+        config = client_config(
+            region=region,
+            path_style=path_style,
+            checksum_when_required=checksum_when_required,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_pool_connections,
-            tcp_keepalive=True,
-            request_checksum_calculation=checksum,
-            response_checksum_validation=checksum,
         )
         # A session of our own: boto3's default session is not thread-safe to build clients.
         self.client: Any = boto3.session.Session().client(
@@ -150,7 +143,7 @@ class Storage:
             aws_secret_access_key=secret_access_key,
             config=config,
         )
-        self._region = region
+        self._requests = Requests(self.client, bucket, retry, sleep)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Storage:
@@ -201,7 +194,7 @@ class Storage:
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists (and is ours)."""
         try:
-            self._s3("head_bucket")
+            self._requests.send("head_bucket")
             return
         except ObjectNotFound:
             pass
@@ -209,7 +202,7 @@ class Storage:
         if self._region != "us-east-1":  # us-east-1 refuses its own name as a constraint
             params["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
         try:
-            self._s3("create_bucket", **params)
+            self._requests.send("create_bucket", **params)
         except StorageRejected as exc:
             if exc.code != "BucketAlreadyOwnedByYou":  # a race with ourselves is fine
                 raise
@@ -233,40 +226,14 @@ class Storage:
         are percent-encoded, and :meth:`head` decodes them). ``progress`` is
         called with the bytes sent so far after each part; if it raises, the
         upload is aborted and the exception propagates (a way to cancel).
-        Transient failures retry the whole upload per ``self.retry``; every
-        failed multipart upload is aborted.
+        Each request is retried per ``self.retry``; a multipart upload that
+        fails anyway is aborted.
         """
         key = validate_key(key)
         meta = encode_metadata(metadata or {})
         source = Path(path)
-        pending: list[str] = []  # upload ids whose abort failed; retried when the store is back
-
-        def attempt(n: int) -> UploadResult:
-            self._abort_pending(key, pending)
-            return self._upload_once(source, key, content_type, meta, progress, pending, n)
-
+        tally = Tally()
         started = time.monotonic()
-        try:
-            result = self._retrying("upload", key, attempt)
-        finally:
-            self._abort_pending(key, pending)
-            for upload_id in pending:
-                log.warning("upload %s of %s is left for cleanup: abort failed", upload_id, key)
-        elapsed = time.monotonic() - started
-        log.info("uploaded %s (%d bytes) in %.2fs", self.url(key), result.bytes, elapsed)
-        return result
-
-    def _upload_once(
-        self,
-        source: Path,
-        key: str,
-        content_type: str,
-        meta: dict[str, str],
-        progress: Callable[[int], None] | None,
-        pending: list[str],
-        attempt: int,
-    ) -> UploadResult:
-        digest = hashlib.sha256()
         try:
             f = source.open("rb")
         except OSError as exc:
@@ -274,51 +241,70 @@ class Storage:
         with f:
             size = os.fstat(f.fileno()).st_size
             if size < self.part_bytes:
-                data = _read_exact(f, size, source)
-                digest.update(data)
-                put = self._s3(
-                    "put_object", key, Body=data, ContentType=content_type, Metadata=meta
-                )
+                data = read_exact(f, size, source)
+                result = self._put(key, data, content_type, meta, tally)
                 if progress is not None:
                     progress(size)
-                return UploadResult(
-                    self.bucket, key, size, put["ETag"], digest.hexdigest(), attempt
-                )
-            part_bytes = max(self.part_bytes, -(-size // MAX_PARTS))
-            created = self._s3(
-                "create_multipart_upload", key, ContentType=content_type, Metadata=meta
-            )
-            upload_id = created["UploadId"]
-            try:
-                parts: list[dict[str, Any]] = []
-                sent = 0
-                while sent < size:
-                    # One part in memory at a time: bytes, so botocore can resend on retry.
-                    chunk = _read_exact(f, min(part_bytes, size - sent), source)
-                    digest.update(chunk)
-                    number = len(parts) + 1
-                    done = self._s3(
-                        "upload_part", key, UploadId=upload_id, PartNumber=number, Body=chunk
-                    )
-                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
-                    sent += len(chunk)
-                    if progress is not None:
-                        progress(sent)
-                if f.read(1):  # a spool still being written is not ours to publish
-                    raise UploadSourceError(f"{source.name} grew during the upload")
-                etag = self._complete(key, upload_id, parts)
-            except BaseException:
-                # Any failure, cancellation included: an incomplete upload costs storage.
-                if not self._abort(key, upload_id):
-                    pending.append(upload_id)
-                raise
-        return UploadResult(self.bucket, key, size, etag, digest.hexdigest(), attempt)
+            else:
+                parts = Parts(f, size, source, max(self.part_bytes, -(-size // MAX_PARTS)))
+                result = self._put_multipart(parts, key, content_type, meta, progress, tally)
+        elapsed = time.monotonic() - started
+        log.info("uploaded %s (%d bytes) in %.2fs", self.url(key), result.bytes, elapsed)
+        return result
 
-    def _complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+    def _put(
+        self, key: str, data: bytes, content_type: str, meta: dict[str, str], tally: Tally
+    ) -> UploadResult:
+        put = self._requests.send(
+            "put_object", key, tally=tally, Body=data, ContentType=content_type, Metadata=meta
+        )
+        digest = sha256_bytes(data)
+        return UploadResult(self.bucket, key, len(data), put["ETag"], digest, tally.retries)
+
+    def _put_multipart(
+        self,
+        parts: Parts,
+        key: str,
+        content_type: str,
+        meta: dict[str, str],
+        progress: Callable[[int], None] | None,
+        tally: Tally,
+    ) -> UploadResult:
+        created = self._requests.send(
+            "create_multipart_upload", key, tally=tally, ContentType=content_type, Metadata=meta
+        )
+        upload_id = created["UploadId"]
         try:
-            done = self._s3(
+            done: list[dict[str, Any]] = []
+            for number, chunk in parts:
+                # Bytes, not a stream: a retried part is sent again from memory.
+                sent = self._requests.send(
+                    "upload_part",
+                    key,
+                    tally=tally,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=chunk,
+                )
+                done.append({"PartNumber": number, "ETag": sent["ETag"]})
+                if progress is not None:
+                    progress(parts.sent)
+            etag = self._complete(key, upload_id, done, tally)
+        except BaseException:
+            # Any failure, cancellation included: an incomplete upload costs storage.
+            if not self._abort(key, upload_id):
+                log.warning("upload %s of %s is left for cleanup: abort failed", upload_id, key)
+            raise
+        return UploadResult(
+            self.bucket, key, parts.size, etag, parts.digest.hexdigest(), retries=tally.retries
+        )
+
+    def _complete(self, key: str, upload_id: str, parts: list[dict[str, Any]], tally: Tally) -> str:
+        try:
+            done = self._requests.send(
                 "complete_multipart_upload",
                 key,
+                tally=tally,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
@@ -333,7 +319,7 @@ class Storage:
     def _abort(self, key: str, upload_id: str) -> bool:
         """Abort one multipart upload; False if the store could not be reached."""
         try:
-            self._s3("abort_multipart_upload", key, UploadId=upload_id)
+            self._requests.send("abort_multipart_upload", key, UploadId=upload_id)
         except ObjectNotFound:
             return True  # already gone: completed or aborted
         except StorageError as exc:
@@ -341,9 +327,6 @@ class Storage:
             return False
         log.info("aborted upload %s of %s", upload_id, key)
         return True
-
-    def _abort_pending(self, key: str, pending: list[str]) -> None:
-        pending[:] = [upload_id for upload_id in pending if not self._abort(key, upload_id)]
 
     def put_bytes(
         self,
@@ -353,11 +336,8 @@ class Storage:
         metadata: Mapping[str, str] | None = None,
     ) -> UploadResult:
         """Store a small object from memory in one PUT."""
-        key = validate_key(key)
         meta = encode_metadata(metadata or {})
-        put = self._s3("put_object", key, Body=data, ContentType=content_type, Metadata=meta)
-        digest = hashlib.sha256(data).hexdigest()
-        return UploadResult(self.bucket, key, len(data), put["ETag"], digest)
+        return self._put(validate_key(key), data, content_type, meta, Tally())
 
     # -- downloads and queries ---------------------------------------------------
 
@@ -371,8 +351,8 @@ class Storage:
         target = Path(path)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
 
-        def attempt(_: int) -> int:
-            body = self._s3("get_object", key)["Body"]
+        def attempt() -> int:
+            body = self._requests.once("get_object", key)["Body"]
             written = 0
             try:
                 with tmp.open("wb") as out:
@@ -387,13 +367,14 @@ class Storage:
             return written
 
         try:
-            return self._retrying("download", key, attempt)
+            # One request, retried whole: its body is part of it (a stream can break mid-way).
+            return self._requests.retrying("download", key, attempt)
         finally:
             tmp.unlink(missing_ok=True)
 
     def head(self, key: str) -> dict[str, Any]:
         """The object's ``bytes``, ``content_type``, ``etag``, ``metadata``, ``last_modified``."""
-        got = self._s3("head_object", validate_key(key))
+        got = self._requests.send("head_object", validate_key(key))
         return {
             "key": key,
             "bytes": int(got["ContentLength"]),
@@ -432,7 +413,7 @@ class Storage:
 
     def delete(self, key: str) -> None:
         """Delete one object; deleting a missing key is not an error."""
-        self._s3("delete_object", validate_key(key))
+        self._requests.send("delete_object", validate_key(key))
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; returns how many.
@@ -442,7 +423,7 @@ class Storage:
         prefix = validate_prefix(prefix)
         deleted = 0
         batch: list[str] = []
-        for page in self._pages("list_objects_v2", prefix):
+        for page in self._requests.pages("list_objects_v2", prefix):
             batch.extend(item["Key"] for item in page.get("Contents", ()))
             while len(batch) >= DELETE_BATCH:
                 deleted += self._delete_batch(batch[:DELETE_BATCH])
@@ -455,7 +436,7 @@ class Storage:
 
     def _delete_batch(self, keys: list[str]) -> int:
         objects = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
-        errors = self._s3("delete_objects", Delete=objects).get("Errors") or []
+        errors = self._requests.send("delete_objects", Delete=objects).get("Errors") or []
         if errors:
             first = errors[0]
             code = first.get("Code")
@@ -471,7 +452,7 @@ class Storage:
         """Multipart uploads under ``prefix`` that were neither completed nor aborted."""
         return [
             IncompleteUpload(u["Key"], u["UploadId"], u.get("Initiated"))
-            for page in self._pages("list_multipart_uploads", prefix)
+            for page in self._requests.pages("list_multipart_uploads", prefix)
             for u in page.get("Uploads", ())
         ]
 
@@ -488,56 +469,3 @@ class Storage:
                 continue
             aborted += self._abort(upload.key, upload.upload_id)
         return aborted
-
-    # -- plumbing ----------------------------------------------------------------
-
-    def _s3(self, op: str, key: str | None = None, **params: Any) -> Any:
-        """One S3 operation on our bucket (and ``key``), botocore errors as StorageErrors."""
-        if key is not None:
-            params["Key"] = key
-        try:
-            return getattr(self.client, op)(Bucket=self.bucket, **params)
-        except (BotoCoreError, ClientError) as exc:
-            raise classify(exc, f"{op} {self.url(key or '')}") from exc
-
-    def _pages(self, op: str, prefix: str) -> Iterator[dict[str, Any]]:
-        """The pages of a listing under ``prefix``, errors as StorageErrors."""
-        pages = iter(self.client.get_paginator(op).paginate(Bucket=self.bucket, Prefix=prefix))
-        while True:
-            try:
-                page = next(pages)
-            except StopIteration:
-                return
-            except (BotoCoreError, ClientError) as exc:
-                raise classify(exc, f"{op} {self.url(prefix)}") from exc
-            yield page
-
-    def _retrying(self, action: str, key: str, fn: Callable[[int], T]) -> T:
-        """Run ``fn(attempt)`` until it succeeds, retrying StorageUnavailable with backoff."""
-        attempts = max(1, self.retry.attempts)
-        for attempt in range(1, attempts):
-            try:
-                return fn(attempt)
-            except StorageUnavailable as exc:
-                delay = self.retry.delay(attempt, random.random())
-                log.warning(
-                    "%s of %s failed (attempt %d/%d): %s; retry in %.2fs",
-                    *(action, self.url(key), attempt, attempts, exc, delay),
-                )
-                self._sleep(delay)
-        try:
-            return fn(attempts)
-        except StorageUnavailable as exc:
-            message = f"gave up after {attempts} attempts: {exc}"
-            raise StorageUnavailable(message, code=exc.code, status=exc.status) from exc
-
-
-def _read_exact(f: IO[bytes], n: int, source: Path) -> bytes:
-    """Exactly ``n`` bytes of ``f``: a short read means the file shrank under us."""
-    try:
-        data = f.read(n)
-    except OSError as exc:
-        raise UploadSourceError(f"cannot read {source.name}: {exc}") from exc
-    if len(data) != n:
-        raise UploadSourceError(f"{source.name} shrank during the upload")
-    return data

@@ -148,28 +148,6 @@ def content_disposition(filename: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class UploadRetry:
-    """How whole uploads and downloads are retried after :class:`StorageUnavailable`.
-
-    Each request is already retried by botocore (``standard`` mode, a few quick
-    attempts); this is the slower outer loop that outlasts an outage of seconds.
-    """
-
-    attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 15.0
-
-    def delay(self, attempt: int, rand: float) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based), ``rand`` in [0, 1).
-
-        Exponential, capped, with equal jitter: half fixed so the wait is never
-        trivially short, half random so many workers do not retry in step.
-        """
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return ceiling / 2 + ceiling / 2 * rand
-
-
-@dataclass(frozen=True, slots=True)
 class UploadResult:
     """A finished upload: where it is, how big, and what the store says of it."""
 
@@ -178,7 +156,7 @@ class UploadResult:
     bytes: int
     etag: str
     sha256: str  # hex digest of the bytes sent
-    attempts: int = 1  # whole-upload attempts it took
+    retries: int = 0  # requests sent again after a transient failure (parts, completion...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,245 @@
+"""What the book route does, apart from HTTP: read an upload into chapters, submit a batch.
+
+The upload is read into chapters (:func:`worker.books.parse_book`) inside the
+request, so a file that is not a book, has no text, is too large or is a zip
+bomb is refused with a 4xx naming the problem before anything is stored or
+enqueued.  Each chapter becomes one batch item (:func:`api.batches.service.submit_batch`);
+a dry run stops after reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import UploadFile
+from pydantic import ValidationError
+
+from api.batches.service import PlannedItem, submit_batch
+from api.books.schemas import BookChapterOut, BookOptions, ParsedBookOut
+from api.deps import ApiContext
+from api.errors import ApiError, InvalidInput, PayloadTooLarge, validation_field
+from api.idempotency import Created, check_idempotency_key
+from worker.audio import InvalidBook
+from worker.audio.book_output import inspect_cover
+from worker.batches.model import Batch, BookInfo
+from worker.books import DEFAULT_MAX_BYTES, Book, BookError, BookTooLarge, parse_book
+from worker.jobs.model import billing_for_bytes
+from worker.settings import Settings, TenantConfig
+
+#: A book upload may be this many times ``SHOAL_MAX_TEXT_BYTES`` (at most 50 MiB).
+BOOK_UPLOAD_FACTOR = 25
+MAX_COVER_BYTES = 10 << 20
+
+
+class BookRefused(ApiError):
+    """The upload cannot become a book; status and code come from the :class:`BookError`."""
+
+    def __init__(self, exc: BookError) -> None:
+        super().__init__(exc.message, field="file", code=exc.code, status=exc.http_status)
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpload:
+    """The form of ``POST /v1/books``: the book, and what may override or add to it."""
+
+    file: UploadFile
+    title: str | None = None
+    author: str | None = None
+    cover: UploadFile | None = None
+    options: str | None = None  # BookOptions as JSON
+
+
+@dataclass(frozen=True, slots=True)
+class BookSubmission:
+    """What was read from the upload, and the batch narrating it (None in a dry run)."""
+
+    book: ParsedBookOut
+    batch: Created[Batch] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cover:
+    """The cover image the audiobook gets, if any."""
+
+    data: bytes | None = None
+    mime: str | None = None
+
+
+def max_book_bytes(settings: Settings) -> int:
+    """Largest book upload accepted."""
+    return min(DEFAULT_MAX_BYTES, BOOK_UPLOAD_FACTOR * settings.max_text_bytes)
+
+
+def _read(upload: UploadFile, limit: int, field: str) -> bytes:
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        message = f"{field}: the upload is over the limit of {limit} bytes"
+        if field == "file":
+            raise BookRefused(BookTooLarge(message))
+        raise PayloadTooLarge(message, field=field)
+    return data
+
+
+def parse_options(raw: str | None) -> BookOptions:
+    """The ``options`` form field; :class:`InvalidInput` naming ``options.<field>``."""
+    if raw is None or not raw.strip():
+        return BookOptions()
+    try:
+        return BookOptions.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        inner = validation_field(err.get("loc", ()))
+        field = f"options.{inner}" if inner else "options"
+        if err.get("type") == "json_invalid":
+            field = "options"
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise InvalidInput(f"{field}: {message}", field=field) from exc
+
+
+def _uploaded_cover(upload: UploadFile | None) -> _Cover:
+    """The cover image uploaded beside the book, checked; none if the field is empty."""
+    if upload is None or not (upload.filename or upload.size):
+        return _Cover()
+    data = _read(upload, MAX_COVER_BYTES, "cover")
+    try:
+        return _Cover(data, inspect_cover(data, None).mime)
+    except InvalidBook as exc:
+        raise InvalidInput(str(exc), field="cover") from exc
+
+
+def _read_book(settings: Settings, upload: BookUpload, data: bytes, cover: _Cover) -> Book:
+    try:
+        return parse_book(
+            data,
+            filename=upload.file.filename,
+            content_type=upload.file.content_type,
+            title=upload.title,
+            author=upload.author,
+            cover=cover.data,
+            cover_type=cover.mime,
+            max_bytes=max_book_bytes(settings),
+        )
+    except BookError as exc:
+        raise BookRefused(exc) from exc
+
+
+def _book_cover(book: Book, uploaded: _Cover, skipped: list[str]) -> _Cover:
+    """The uploaded cover, else the book's own if usable (if not, ``skipped`` says why)."""
+    if uploaded.data is not None or book.cover is None:
+        return uploaded
+    try:
+        return _Cover(book.cover, inspect_cover(book.cover, book.cover_type).mime)
+    except InvalidBook as exc:
+        skipped.append(f"the book's cover ({exc}); the audiobook has none")
+        return uploaded
+
+
+def _parsed(book: Book, price: float, skipped: list[str], cover: bool) -> ParsedBookOut:
+    return ParsedBookOut(
+        title=book.title,
+        author=book.author,
+        language=book.language,
+        kind=book.kind.value,
+        chars=book.chars,
+        utf8_bytes=book.utf8_bytes,
+        estimated_cost_usd=billing_for_bytes(book.utf8_bytes, price).estimated_cost_usd,
+        cover=cover,
+        chapters=[
+            BookChapterOut(
+                index=c.index,
+                title=c.title,
+                chars=c.chars,
+                utf8_bytes=c.utf8_bytes,
+                source=c.source,
+            )
+            for c in book.chapters
+        ],
+        skipped=skipped,
+    )
+
+
+def _spoken(title: str, text: str) -> str:
+    """The chapter's text with its title read first."""
+    stop = "" if title.rstrip()[-1:] in ".!?:;…" else "."
+    return f"{title}{stop}\n\n{text}"
+
+
+def _items(book: Book, opts: BookOptions, settings: Settings) -> list[PlannedItem]:
+    """One batch item per chapter; :class:`PayloadTooLarge` naming a chapter over the limit."""
+    items = []
+    for chapter in book.chapters:
+        text = _spoken(chapter.title, chapter.text) if opts.speak_titles else chapter.text
+        size = len(text.encode())
+        if size > settings.max_text_bytes:
+            raise PayloadTooLarge(
+                f"file: chapter {chapter.index + 1} ({chapter.title!r}) is "
+                f"{size} bytes of text; one chapter may have at most "
+                f"{settings.max_text_bytes} (SHOAL_MAX_TEXT_BYTES)",
+                field="file",
+            )
+        items.append(
+            PlannedItem(
+                title=chapter.title,
+                text=text,
+                source=chapter.source,
+                field=f"chapters.{chapter.index}",
+            )
+        )
+    return items
+
+
+def _fingerprint(upload: BookUpload, data: bytes, cover: _Cover, opts: BookOptions) -> Any:
+    """What stands for the request for its Idempotency-Key: the files by digest, the rest as is."""
+    return {
+        "file": hashlib.sha256(data).hexdigest(),
+        "filename": upload.file.filename,
+        "title": upload.title,
+        "author": upload.author,
+        "cover": hashlib.sha256(cover.data).hexdigest() if cover.data else None,
+        "options": json.loads(opts.model_dump_json()),
+    }
+
+
+def submit_book(
+    ctx: ApiContext,
+    tenant: TenantConfig,
+    upload: BookUpload,
+    *,
+    dry_run: bool,
+    idempotency_key: str | None,
+) -> BookSubmission:
+    """Read the upload into chapters and submit them as one batch (not in a dry run)."""
+    settings = ctx.settings
+    key = check_idempotency_key(idempotency_key)
+    opts = parse_options(upload.options)
+    data = _read(upload.file, max_book_bytes(settings), "file")
+    uploaded = _uploaded_cover(upload.cover)
+    book = _read_book(settings, upload, data, uploaded)
+    skipped = list(book.skipped)
+    cover = _book_cover(book, uploaded, skipped)
+    parsed = _parsed(book, settings.price_per_million_bytes_usd, skipped, cover.data is not None)
+    if dry_run:
+        return BookSubmission(parsed, None)
+    info = BookInfo(
+        title=book.title,
+        author=book.author,
+        language=book.language,
+        cover_type=cover.mime,
+        kind=book.kind.value,
+        filename=upload.file.filename,
+        skipped=skipped,
+    )
+    batch = submit_batch(
+        ctx,
+        tenant,
+        items=_items(book, opts, settings),
+        options=opts,
+        book=info,
+        cover=cover.data,
+        idempotency=("books", key) if key else None,
+        request_fingerprint=_fingerprint(upload, data, cover, opts),
+    )
+    return BookSubmission(parsed, batch)

@@ -1,0 +1,162 @@
+"""The one lease helper (:mod:`worker.lease`) on real Redis, and a batch build that loses it.
+
+A lease renews itself while held, is reported lost as soon as another owner
+holds its key, and a batch build whose lease is taken mid-way stops: no more
+uploads, no record, no callback.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tests.worker.test_batch_assembly import Env, env  # noqa: F401  (the fixture)
+from worker.batches.model import AssemblyState
+from worker.jobs.store import JobStore
+from worker.keys import Keys
+from worker.lease import Lease, LeaseLost, assembly_lease, job_lease
+
+TTL = 0.3  # renewed every 0.1 s
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, keys: Keys) -> JobStore:
+    return JobStore(redis_client, keys, 3600)
+
+
+def _wait(check: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the timeout"
+        time.sleep(0.01)
+
+
+def test_a_held_lease_outlives_its_ttl_while_renewed(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    lease = job_lease(store, "job-1", TTL)
+    other = job_lease(store, "job-1", TTL)
+    assert lease.acquire()
+    assert not other.acquire()  # one owner at a time
+    with lease.renewing():
+        time.sleep(4 * TTL)
+        assert redis_client.get(keys.job_lease("job-1")) == lease.owner.encode()
+        assert lease.held()
+    assert not lease.lost.is_set()
+    lease.release()
+    assert redis_client.get(keys.job_lease("job-1")) is None
+    assert other.acquire()
+
+
+def test_without_renewal_a_lease_lapses(store: JobStore) -> None:
+    lease = job_lease(store, "job-2", TTL)
+    assert lease.acquire()
+    time.sleep(2 * TTL)
+    assert job_lease(store, "job-2", TTL).acquire()  # a dead worker's job is free again
+    assert not lease.held()
+    assert lease.lost.is_set()
+
+
+def test_a_taken_lease_is_reported_lost(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    lease = job_lease(store, "job-3", TTL)
+    assert lease.acquire()
+    with lease.renewing():
+        redis_client.set(keys.job_lease("job-3"), "thief", px=10_000)
+        _wait(lease.lost.is_set)  # noticed by the renewer, without being asked
+        assert not lease.held()
+        with pytest.raises(LeaseLost, match="lease lost"):
+            lease.check()
+    lease.release()  # not ours: left alone
+    assert redis_client.get(keys.job_lease("job-3")) == b"thief"
+
+
+def test_a_retry_takes_back_the_lease_it_kept(store: JobStore) -> None:
+    first = job_lease(store, "job-4", TTL)
+    assert first.acquire()
+    assert first.extend(10)  # kept through a backoff
+    again = job_lease(store, "job-4", TTL, owner=first.owner)  # the retry inherits the token
+    assert again.acquire()
+    assert not job_lease(store, "job-4", TTL).acquire()
+
+
+@pytest.mark.integration  # connects (to nothing)
+def test_redis_out_of_reach_is_not_a_loss(keys: Keys) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = redis.Redis(port=port, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    lease = job_lease(JobStore(gone, keys, 3600), "job-5", TTL)
+    with lease.renewing():
+        time.sleep(2 * TTL)  # renewals fail: warnings, not a loss
+        assert lease.held()
+    assert not lease.lost.is_set()
+    assert not lease.extend(10)
+    lease.release()  # does not raise: the lease lapses on its own
+
+
+def test_a_lease_needs_a_ttl() -> None:
+    with pytest.raises(ValueError):
+        Lease("x", 0, acquire=lambda o, t: True, renew=lambda o, t: True, release=print)
+
+
+# -- the batch builder stops when it loses its lease ----------------------------------
+
+
+@pytest.mark.parametrize("when", ["download_file", "upload_file"])
+def test_a_build_whose_lease_is_taken_stops_without_writing(
+    env: Env,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    """The lease is taken while the first chapter is fetched, or once the book is
+    uploaded: the build stops there — no (further) upload, no record, no callback."""
+    batch = env.batch([2.0, 2.0])
+    lease_key = env.keys.batch_assembly_lease(batch.id)
+    real = getattr(env.storage, when)
+    calls: list[str] = []
+
+    def then_taken(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not calls:  # another worker takes the build over
+            env.store.redis.set(lease_key, "another-worker", px=10_000)
+        calls.append(when)
+        return result
+
+    monkeypatch.setattr(env.storage, when, then_taken)
+    assert env.build(batch) == "lost"
+
+    prefix = f"t/{batch.id}/v1/"
+    assert not env.storage.exists(f"{prefix}manifest.json")
+    if when == "download_file":
+        assert calls == ["download_file"]  # the second chapter was not even fetched
+        assert not env.storage.exists(f"{prefix}book.m4b")
+    now = env.batches.get(batch.id)
+    assert now is not None
+    assert now.assembly.state is AssemblyState.BUILDING  # the new owner will record it
+    assert now.assembly.combined is None and now.assembly.manifest is None
+    assert env.messages("callbacks") == []
+    assert env.store.redis.get(lease_key) == b"another-worker"  # not released by the loser
+
+    # Once the other worker is gone (its lease lapsed), a build finishes the job.
+    env.store.redis.delete(lease_key)
+    monkeypatch.undo()
+    assert env.build(batch) == "built"
+
+
+def test_the_assembly_lease_is_one_builder_at_a_time(env: Env) -> None:  # noqa: F811
+    batch = env.batch([2.0])
+    first = assembly_lease(env.batches, batch.id, TTL)
+    assert first.acquire()
+    assert not assembly_lease(env.batches, batch.id, TTL).acquire()
+    assert env.build(batch) == "skipped"
+    first.release()
+    assert env.build(batch) == "built"

@@ -1,0 +1,262 @@
+"""What a batch build makes: the combined audiobook and the manifest, uploaded.
+
+:func:`make_products` is step 2-4 of :func:`worker.batches.build.build_batch`:
+each chapter's master is fetched and cut back into its segments (or, if it is
+gone, the chapter's own output is decoded), checked against its text, built
+into an M4B or MP3, and uploaded with the manifest under
+``<tenant>/<batch>/v<generation>/``.  Recording them is the caller's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.audio import (
+    ACX,
+    BookMeta,
+    ChapterAudio,
+    build_audiobook,
+    chapter_from_file,
+    format_info,
+)
+from worker.batches.lifecycle import BatchView, split_master
+from worker.batches.model import (
+    Batch,
+    BatchItem,
+    ChapterMaster,
+    CombinedOutput,
+    ManifestOutput,
+)
+from worker.batches.store import BatchStore
+from worker.digest import sha256_file
+from worker.jobs.model import Job
+from worker.jobs.truncation import AudioTruncated, check_duration
+from worker.lease import Lease
+from worker.storage.client import ObjectNotFound, Storage
+from worker.storage.model import validate_key
+
+log = logging.getLogger(__name__)
+
+
+class BuildFailed(Exception):
+    """The combined outputs cannot be built; ``message`` says why (permanent)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Products:
+    """What a build made and uploaded: the combined book (if any) and the manifest."""
+
+    combined: CombinedOutput | None
+    manifest: ManifestOutput
+    loudness: dict[str, Any] | None
+
+
+def make_products(
+    view: BatchView,
+    generation: int,
+    workdir: Path,
+    batches: BatchStore,
+    storage: Storage,
+    lease: Lease,
+) -> Products:
+    """Build and upload the combined book (if the batch wants one) and the manifest.
+
+    ``lease`` is checked before each chapter and each upload: a builder that
+    lost it raises :class:`~worker.lease.LeaseLost` and uploads nothing more.
+    """
+    batch = view.batch
+    chapters, entries = _chapters(view, workdir, batches, storage, lease)
+    prefix = f"{batch.tenant}/{batch.id}/v{generation}"
+    combined: CombinedOutput | None = None
+    loudness: dict[str, Any] | None = None
+    if batch.produce.combined is not None:
+        combined, manifest = _upload_book(batch, chapters, entries, prefix, workdir, storage, lease)
+        loudness = manifest.get("loudness")
+    else:
+        manifest = _plain_manifest(batch, entries)
+    manifest = {"batch_id": batch.id, "generation": generation, **manifest}
+    data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+    key = validate_key(f"{prefix}/manifest.json")
+    lease.check()
+    put = storage.put_bytes(key, data, content_type="application/json")
+    return Products(
+        combined,
+        ManifestOutput(url=storage.url(key), key=key, bytes=len(data), sha256=put.sha256),
+        loudness,
+    )
+
+
+def _chapters(
+    view: BatchView, workdir: Path, batches: BatchStore, storage: Storage, lease: Lease
+) -> tuple[list[ChapterAudio], list[dict[str, Any]]]:
+    """Each chapter's audio (for a combined book) and its manifest entry, checked."""
+    batch = view.batch
+    masters = batches.masters(batch.id)
+    jobs = [job for job in view.jobs if job is not None]
+    chapters: list[ChapterAudio] = []
+    entries: list[dict[str, Any]] = []
+    for index, (item, job) in enumerate(zip(batch.items, jobs, strict=True)):
+        lease.check()
+        if job.output is None:
+            raise BuildFailed(f"item {index} ({item.title!r}) has no output")
+        master = masters.get(job.id)
+        duration = master.duration_s if master is not None else job.output.duration_s
+        speed = job.request.prosody.speed if job.request.prosody else 1.0
+        try:
+            check_duration(duration, job.request.text, speed, what=f"item {index}")
+        except AudioTruncated as exc:
+            raise BuildFailed(f"item {index} ({item.title!r}): {exc.message}") from exc
+        source = "master" if master is not None else "output"
+        if batch.produce.combined is not None:
+            chapter, source = _chapter_audio(index, item, job, master, workdir, storage)
+            chapters.append(chapter)
+        entries.append(
+            {"job_id": job.id, "source": source, "duration_s": duration, "file": job.output.key}
+        )
+    return chapters, entries
+
+
+def _upload_book(
+    batch: Batch,
+    chapters: list[ChapterAudio],
+    entries: list[dict[str, Any]],
+    prefix: str,
+    workdir: Path,
+    storage: Storage,
+    lease: Lease,
+) -> tuple[CombinedOutput, dict[str, Any]]:
+    """Build the combined book, upload it, and return it with its manifest."""
+    produce = batch.produce
+    assert produce.combined is not None
+    meta = BookMeta(
+        title=batch.book.title,
+        author=batch.book.author,
+        cover=_cover(batch, workdir, storage),
+        cover_type=batch.book.cover_type,
+    )
+    out = workdir / f"book.{produce.combined.value}"
+    result = build_audiobook(
+        chapters,
+        out,
+        produce.combined.value,
+        meta,
+        sample_rate=produce.sample_rate,
+        bitrate_kbps=produce.bitrate_kbps,
+        chapter_silence_ms=produce.chapter_silence_ms,
+        head_silence_ms=produce.head_silence_ms,
+        tail_silence_ms=produce.tail_silence_ms,
+        loudness=ACX if produce.loudness is not None else None,
+    )
+    key = validate_key(f"{prefix}/book.{produce.combined.value}")
+    lease.check()  # building took a while: upload only what is still ours to upload
+    storage.upload_file(
+        out,
+        key,
+        content_type=result.content_type,
+        metadata={"batch-id": batch.id, "duration-s": f"{result.duration_s:.3f}"},
+    )
+    out.unlink(missing_ok=True)
+    combined = CombinedOutput(
+        url=storage.url(key),
+        key=key,
+        bytes=result.bytes,
+        duration_s=round(result.duration_s, 6),
+        format=result.format.value,
+        sample_rate=result.sample_rate,
+        content_type=result.content_type,
+        sha256=result.sha256,
+    )
+    manifest = result.manifest()
+    manifest["file"] = key
+    for chapter, entry in zip(manifest["chapters"], entries, strict=True):
+        chapter["job_id"], chapter["source"] = entry["job_id"], entry["source"]
+    return combined, manifest
+
+
+def _plain_manifest(batch: Batch, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest of a batch without a combined book: its chapters' own files."""
+    return {
+        "title": batch.book.title,
+        "author": batch.book.author,
+        "format": None,
+        "file": None,
+        "duration_s": round(sum(e["duration_s"] for e in entries), 6),
+        "chapters": [
+            {
+                "index": i,
+                "title": item.title,
+                "duration_s": round(entry["duration_s"], 6),
+                "chars": item.chars,
+                "file": entry["file"],
+                "job_id": entry["job_id"],
+                "source": entry["source"],
+            }
+            for i, (item, entry) in enumerate(zip(batch.items, entries, strict=True))
+        ],
+        "loudness": None,
+    }
+
+
+def _chapter_audio(
+    index: int,
+    item: BatchItem,
+    job: Job,
+    master: ChapterMaster | None,
+    workdir: Path,
+    storage: Storage,
+) -> tuple[ChapterAudio, str]:
+    """The chapter's audio for the book: its master, else its own output decoded."""
+    assert job.output is not None
+    folder = workdir / f"{index:05d}"
+    folder.mkdir()
+    if master is not None:
+        source = folder / "master.pcm"
+        try:
+            storage.download_file(master.key, source)
+        except ObjectNotFound:
+            log.warning(
+                "batch %s: master of job %s is gone; using its output", job.batch_id, job.id
+            )
+        else:
+            if sha256_file(source) != master.sha256:
+                raise BuildFailed(f"item {index}: the chapter master does not match its checksum")
+            parts = split_master(master, source, folder)
+            source.unlink()
+            chapter = ChapterAudio(
+                title=item.title,
+                pcm=tuple(parts),
+                sample_rate=parts[0].sample_rate,
+                chars=item.chars,
+                file=job.output.key,
+            )
+            return chapter, "master"
+    encoded = folder / f"output{format_info(job.output.format).extension}"
+    try:
+        storage.download_file(job.output.key, encoded)
+    except ObjectNotFound as exc:
+        raise BuildFailed(f"item {index} ({item.title!r}): its audio is gone") from exc
+    chapter = chapter_from_file(
+        item.title, encoded, folder / "decoded.pcm", chars=item.chars, file=job.output.key
+    )
+    encoded.unlink()
+    return chapter, "output"
+
+
+def _cover(batch: Batch, workdir: Path, storage: Storage) -> bytes | None:
+    if batch.book.cover_key is None:
+        return None
+    path = workdir / "cover"
+    try:
+        storage.download_file(batch.book.cover_key, path)
+    except ObjectNotFound:
+        log.warning("batch %s: cover image is gone; building without it", batch.id)
+        return None
+    return path.read_bytes()

@@ -1,0 +1,185 @@
+"""One lease helper: hold a Redis lease while working, and stop when it is lost.
+
+A lease is a Redis key with a TTL whose value names its owner.  The job runner
+holds one per job (so two workers never run one job, and a dead worker's job is
+noticed when its lease lapses); the batch builder holds one per batch build.
+The stores keep the key names and the Redis commands
+(:meth:`worker.jobs.store.JobStore.acquire_job_lease` and its siblings,
+:meth:`worker.batches.store.BatchStore.acquire_assembly` and its siblings);
+this module keeps the pattern around them, once:
+
+1. :meth:`Lease.acquire` takes the lease (or takes back one the same owner
+   holds: a job's retry inherits its owner token);
+2. :meth:`Lease.renewing` renews it in a background thread every third of its
+   TTL while the work runs;
+3. :meth:`Lease.held` / :meth:`Lease.check` answer "is it still ours?" before
+   anything that costs money or writes an output: a provider session, an
+   upload, a record;
+4. :meth:`Lease.release` gives it up at the end, or :meth:`Lease.extend` keeps
+   it through a retry's backoff.
+
+A lease is *lost* when a renewal finds another owner, or none: :attr:`Lease.lost`
+is set, and the work must stop — no session, no upload, no record — because
+another worker carries on.  A renewal that fails because Redis cannot be
+reached is not a loss: the renewer tries again, and if Redis stays away past
+the TTL, the next renewal finds the lease gone.
+
+Errors::
+
+    LeaseLost    raised by Lease.check() once the lease is another's
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import redis
+
+if TYPE_CHECKING:
+    from worker.batches.store import BatchStore
+    from worker.jobs.store import JobStore
+
+__all__ = ["Lease", "LeaseLost", "assembly_lease", "job_lease", "new_owner"]
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """The lease is held by another owner (or by nobody): stop, and leave the work to it."""
+
+
+def new_owner() -> str:
+    """A fresh owner token: ``host:pid:random``, readable in Redis when debugging."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class Lease:
+    """One Redis lease held by this process; safe to ask from any thread.
+
+    ``acquire``, ``renew`` and ``release`` are the store's operations on this
+    lease's key, taking the owner (and a TTL in seconds).  ``what`` names the
+    leased thing in log lines ("job 01J…", "batch 01J… build").
+    """
+
+    def __init__(
+        self,
+        what: str,
+        ttl: float,
+        *,
+        acquire: Callable[[str, float], bool],
+        renew: Callable[[str, float], bool],
+        release: Callable[[str], object],
+        owner: str | None = None,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError(f"a lease needs a positive TTL, got {ttl}")
+        self.what = what
+        self.ttl = ttl
+        self.owner = owner or new_owner()
+        self.lost = threading.Event()  # set once a renewal found the lease another's
+        self._acquire = acquire
+        self._renew = renew
+        self._release = release
+
+    def acquire(self) -> bool:
+        """Take the lease for ``ttl`` seconds; True if it is ours now.
+
+        An owner that already holds it (a retry that inherited its token) takes
+        it back by renewing it.
+        """
+        return self._acquire(self.owner, self.ttl) or self._renew(self.owner, self.ttl)
+
+    @contextlib.contextmanager
+    def renewing(self) -> Iterator[Lease]:
+        """Renew the lease in a background thread for the duration of the block."""
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._renew_until, args=(stop,), name=f"lease {self.what}", daemon=True
+        )
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+
+    def held(self) -> bool:
+        """Whether the lease is still ours, renewing it on the way (blocking).
+
+        If Redis cannot be reached the answer is the renewer's last word: a
+        blip must not stop work that is still ours.
+        """
+        if self.lost.is_set():
+            return False
+        try:
+            if self._renew(self.owner, self.ttl):
+                return True
+        except redis.RedisError as exc:
+            log.warning("%s: lease check failed (%s); carrying on", self.what, exc)
+            return not self.lost.is_set()
+        self._lose()
+        return False
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` unless the lease is still ours (see :meth:`held`)."""
+        if not self.held():
+            raise LeaseLost(f"{self.what}: lease lost; another worker carries on")
+
+    def extend(self, seconds: float) -> bool:
+        """Keep the lease for ``seconds`` from now (through a retry's backoff)."""
+        try:
+            return self._renew(self.owner, seconds)
+        except redis.RedisError as exc:
+            log.warning("%s: could not keep the lease (%s); it will lapse", self.what, exc)
+            return False
+
+    def release(self) -> None:
+        """Give the lease up if it is still ours; if Redis is away, it lapses on its own."""
+        try:
+            self._release(self.owner)
+        except redis.RedisError as exc:
+            log.warning("%s: could not release the lease (%s); it will lapse", self.what, exc)
+
+    def _renew_until(self, stop: threading.Event) -> None:
+        while not stop.wait(self.ttl / 3):
+            try:
+                if not self._renew(self.owner, self.ttl):
+                    self._lose()
+                    return
+            except redis.RedisError as exc:
+                log.warning("%s: lease renewal failed (%s); will try again", self.what, exc)
+
+    def _lose(self) -> None:
+        if not self.lost.is_set():
+            self.lost.set()
+            log.warning("%s: lease lost; another worker carries on", self.what)
+
+
+def job_lease(store: JobStore, job_id: str, ttl: float, owner: str | None = None) -> Lease:
+    """The lease of one job's attempts (``owner``: the token a retry inherits)."""
+    return Lease(
+        f"job {job_id}",
+        ttl,
+        acquire=lambda who, seconds: store.acquire_job_lease(job_id, who, seconds),
+        renew=lambda who, seconds: store.renew_job_lease(job_id, who, seconds),
+        release=lambda who: store.release_job_lease(job_id, who),
+        owner=owner,
+    )
+
+
+def assembly_lease(batches: BatchStore, batch_id: str, ttl: float) -> Lease:
+    """The lease of one batch's build: one builder at a time."""
+    return Lease(
+        f"batch {batch_id} build",
+        ttl,
+        acquire=lambda who, seconds: batches.acquire_assembly(batch_id, who, seconds),
+        renew=lambda who, seconds: batches.renew_assembly(batch_id, who, seconds),
+        release=lambda who: batches.release_assembly(batch_id, who),
+    )
