@@ -45,7 +45,7 @@ def queued_messages(stack: Stack) -> int:
     total = 0
     for queue in queue_names(stack.settings).values():
         for pri in (0, 3, 6, 9):
-            total += int(stack.redis.llen(stack.keys.celery_queue(queue, pri)))  # type: ignore[arg-type]
+            total += int(stack.redis.llen(stack.keys.celery_queue(queue, pri)))
     return total
 
 

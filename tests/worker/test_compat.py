@@ -148,7 +148,7 @@ def send_old_message(redis_url: str, prefix: str, queue: str, job_id: str) -> No
 def queued_old_style(stack: Stack, queue: str) -> int:
     """Messages waiting in the list the old code sent ``queue``'s messages to."""
     prefix = stack.keys.prefix
-    return int(stack.redis.llen(f"{prefix}:celery:{prefix}.{queue}"))  # type: ignore[arg-type]
+    return int(stack.redis.llen(f"{prefix}:celery:{prefix}.{queue}"))
 
 
 def test_a_job_queued_by_the_old_code_runs(
