@@ -13,6 +13,7 @@ Modules shared by every resource:
 * :mod:`api.deps` – ``ApiContext`` (clients built from the settings) and the
   ``Annotated`` dependencies: tenant, owned job, store, storage;
 * :mod:`api.errors` – the error tree below and its one JSON shape;
+* :mod:`api.bodies` – reads request bodies; one it cannot read is refused saying why;
 * :mod:`api.limits` – requests per minute and jobs in flight, per tenant;
 * :mod:`api.idempotency` – ``Idempotency-Key`` for every ``POST`` that creates;
 * :mod:`api.dispatch` – sends Celery tasks by name: the only way to the workers;

@@ -16,10 +16,12 @@ from fastapi import FastAPI
 
 from api import estimate, system
 from api.batches import router as batches
+from api.bodies import BodyLimit
 from api.books import router as books
 from api.deps import ApiContext
 from api.errors import install_handlers
 from api.jobs import router as jobs
+from api.openapi import install_links
 from api.probes import metrics_registry
 from api.schemas import MAX_REFERENCES
 from api.validation import MAX_REFERENCE_BYTES
@@ -69,14 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=body_limit(s),
     )
     app.state.ctx = ctx
     app.state.metrics = metrics_registry(ctx)
+    app.add_middleware(BodyLimit, limit=body_limit(s))
     install_handlers(app)
     app.include_router(system.router)
     app.include_router(jobs.router, prefix="/v1")
     app.include_router(estimate.router, prefix="/v1")
     app.include_router(batches.router, prefix="/v1")
     app.include_router(books.router, prefix="/v1")
+    install_links(app)
     return app

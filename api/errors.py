@@ -13,20 +13,26 @@ or is null.  Errors::
     ├── NotFound              404: no such job for this tenant (also another tenant's)
     ├── Conflict              409: the job's state or an Idempotency-Key forbids it
     ├── PayloadTooLarge       413: text over the configured limit (in UTF-8 bytes)
+    │   └── BodyTooLarge      413: a request body over the size limit
+    ├── UnsupportedMediaType  415: a body sent as something other than JSON
     ├── InvalidInput          422: a value that cannot be accepted; ``field`` names it
+    │   └── UnreadableBody    422: a body that cannot be read; ``code`` is a :class:`BodyProblem`
     ├── RateLimited           429: too many requests or jobs in flight; ``retry_after``
     └── Unavailable           503: Redis, the broker or storage cannot be reached
 
-Validation errors from FastAPI (bad JSON, wrong types, out-of-range values)
-become ``InvalidInput``-shaped 422s naming the field; HTTP errors raised by
-Starlette (unknown route, wrong method, a body over the size limit) keep their
-status; a Redis or broker outage is a 503; anything else is a logged 500.
+Bodies that cannot be read at all (not UTF-8, not JSON, nested too deep, too
+large, not JSON by their content type) are refused by :mod:`api.bodies` before
+any route runs.  Validation errors from FastAPI (wrong types, out-of-range
+values) become ``InvalidInput``-shaped 422s naming the field; HTTP errors raised
+by Starlette (unknown route, wrong method) keep their status; a Redis or broker
+outage is a 503; anything else is a logged 500.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -109,11 +115,46 @@ class PayloadTooLarge(ApiError):
     code = "text_too_large"
 
 
+class BodyTooLarge(PayloadTooLarge):
+    """The request body is over the API's size limit (:func:`api.app.body_limit`)."""
+
+    code = "body_too_large"
+
+    @classmethod
+    def over(cls, limit: int, size: int | None = None) -> BodyTooLarge:
+        """The error for a body of ``size`` bytes (None: streamed, stopped at the limit)."""
+        sent = f"{size} bytes is" if size is not None else "the body streamed past"
+        return cls(f"body: {sent} over the limit of {limit} bytes", field="body")
+
+
+class UnsupportedMediaType(ApiError):
+    """A body the route cannot read by its ``Content-Type`` (the JSON routes want JSON)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class InvalidInput(ApiError):
     """A value the API cannot accept; ``field`` names it."""
 
     status = 422
     code = "invalid_request"
+
+
+class BodyProblem(StrEnum):
+    """Why a body, or JSON in a form field, could not be read: the code of the error."""
+
+    ENCODING = "invalid_encoding"  # bytes that are not UTF-8 (nor UTF-16/32 JSON)
+    JSON = "invalid_json"  # text that is not JSON
+    DEPTH = "too_deeply_nested"  # objects and arrays nested deeper than the API reads
+    FORM = "invalid_form"  # a multipart form that cannot be parsed
+
+
+class UnreadableBody(InvalidInput):
+    """A body that cannot be read as its route needs; the code is a :class:`BodyProblem`."""
+
+    def __init__(self, message: str, *, problem: BodyProblem, field: str = "body") -> None:
+        super().__init__(message, field=field, code=problem.value)
 
 
 class RateLimited(ApiError):
@@ -152,7 +193,7 @@ def validation_field(loc: tuple[Any, ...] | list[Any]) -> str | None:
 def _validation_message(err: dict[str, Any], field: str | None) -> str:
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     if err.get("type") == "json_invalid":
-        return f"the body is not valid JSON: {err.get('ctx', {}).get('error', msg)}"
+        return f"body: not valid JSON ({err.get('ctx', {}).get('error', msg)})"
     if err.get("type") == "missing":
         return f"{field}: is required" if field else "a required value is missing"
     return f"{field}: {msg}" if field else msg
@@ -177,12 +218,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = list(exc.errors())
     err = errors[0] if errors else {}
     field = validation_field(err.get("loc", ()))
-    if err.get("type") == "json_invalid":
-        field = "body"
+    code = None
+    if err.get("type") == "json_invalid":  # only a route without api.bodies.BodyRoute
+        field, code = "body", BodyProblem.JSON.value
     message = _validation_message(err, field)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return _answer(InvalidInput(message, field=field))
+    return _answer(InvalidInput(message, field=field, code=code))
 
 
 async def _backend_down(request: Request, exc: Exception) -> JSONResponse:

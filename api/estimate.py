@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.bodies import BodyRoute
 from api.deps import SettingsDep, Tenant
 from api.schemas import V1_ERRORS, EstimateOut, EstimateRequest
 from worker.jobs.model import estimate_billing
 
-router = APIRouter(tags=["estimate"], responses=V1_ERRORS)
+router = APIRouter(tags=["estimate"], responses=V1_ERRORS, route_class=BodyRoute)
 
 #: Characters a narrator speaks per second at speed 1.0 (about 150 words a minute).
 CHARS_PER_SECOND = 15.0

@@ -12,7 +12,9 @@ reports the same numbers and none has to see the jobs go by:
 * ``shoal_provider_sessions_in_use`` / ``shoal_provider_slots`` — live leases
   of the provider governor, against the account's limit;
 * ``shoal_job_duration_seconds{status}`` — a gauge histogram of how long the
-  most recent finished jobs took from creation to finish (queue wait included).
+  most recent finished jobs took from creation to finish (queue wait included);
+* ``shoal_incomplete_uploads_swept_total`` — incomplete multipart uploads the
+  workers' sweep aborted (:mod:`worker.storage.sweep`), ever.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -116,7 +122,8 @@ class ShoalCollector(Collector):
             pipe.zcard(k.jobs_by_status(status))
         now_ms = int(time.time() * 1000)
         pipe.zcount(k.governor_holders(), now_ms, "+inf")
-        *counts, sessions = pipe.execute()
+        pipe.get(k.uploads_swept())
+        *counts, sessions, swept = pipe.execute()
 
         jobs = GaugeMetricFamily("shoal_jobs", "Jobs by status", labels=["status"])
         for status, count in zip(JobStatus, counts, strict=True):
@@ -139,6 +146,11 @@ class ShoalCollector(Collector):
             "shoal_provider_slots",
             "Provider sessions the account allows (SHOAL_PROVIDER_SLOTS)",
             value=ctx.settings.provider_slots,
+        )
+        yield CounterMetricFamily(
+            "shoal_incomplete_uploads_swept",
+            "Incomplete multipart uploads aborted by the workers' sweep",
+            value=int(swept or 0),
         )
         yield self._durations()
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 #: Most metadata a job or batch may carry, as compact JSON.
 MAX_METADATA_BYTES = 16 * 1024
@@ -78,10 +79,36 @@ def small_json(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _json_kind(annotation: Any) -> str | None:
+    """``"number"`` or ``"boolean"`` if ``annotation`` (less ``None``) is only that."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    kinds = {a for a in options or (annotation,) if a is not type(None)}
+    if kinds == {bool}:
+        return "boolean"
+    if kinds and kinds <= {int, float}:
+        return "number"
+    return None
+
+
 class RequestModel(BaseModel):
-    """The base of request schemas: unknown fields and NaN/infinity are refused."""
+    """The base of request schemas: unknown fields and NaN/infinity are refused, and a
+    number or a flag must be sent as the JSON type the schema states."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        # Pydantic would take true for 1.0, "2" for 2 and 1 for true; the document says
+        # number or boolean, and a client sending anything else has a bug worth a 422.
+        if info.field_name is None or value is None:
+            return value
+        kind = _json_kind(cls.model_fields[info.field_name].annotation)
+        if kind == "number" and isinstance(value, (bool, str)):
+            raise ValueError(f"must be a number, not {json.dumps(value)}")
+        if kind == "boolean" and not isinstance(value, bool):
+            raise ValueError(f"must be true or false, not {json.dumps(value)[:40]}")
+        return value
 
 
 class SubmitModel(RequestModel):
@@ -171,12 +198,28 @@ def error_responses(descriptions: dict[int, str]) -> Responses:
     return {status: {"model": ErrorOut, "description": d} for status, d in descriptions.items()}
 
 
-#: The errors any ``/v1`` route may answer.
-V1_ERRORS = error_responses(
+def json_error_responses(descriptions: dict[int, str]) -> Responses:
+    """:func:`error_responses` for a route whose own answer is not JSON (an event stream):
+    its errors still are, and the document must say so."""
+    schema = {"$ref": "#/components/schemas/ErrorOut"}
+    return {
+        status: {"description": d, "content": {"application/json": {"schema": schema}}}
+        for status, d in descriptions.items()
+    }
+
+
+#: The errors any ``/v1`` route may answer, by status.
+V1_ERROR_DESCRIPTIONS = {
+    401: "missing or unknown API key",
+    422: "invalid input; `field` names it",
+    429: "rate limited; see Retry-After",
+}
+V1_ERRORS = error_responses(V1_ERROR_DESCRIPTIONS)
+#: The errors of a route that reads a JSON body (see :mod:`api.bodies`), beside the 422.
+JSON_BODY_ERRORS = error_responses(
     {
-        401: "missing or unknown API key",
-        422: "invalid input; `field` names it",
-        429: "rate limited; see Retry-After",
+        413: "the body is over the size limit",
+        415: "the body was not sent as `Content-Type: application/json`",
     }
 )
 #: The errors of a ``POST`` that makes something, beside its own 413.

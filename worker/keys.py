@@ -56,6 +56,23 @@ class Keys:
         """String with a short TTL: one reaper re-queues an orphaned job, not several."""
         return f"{self.prefix}:requeue:{job_id}"
 
+    def job_dispatch(self, job_id: str) -> str:
+        """String: the token of the job's one valid ``shoal.synthesize`` message (its
+        latest re-queue); a message with another token is dropped unrun.  Absent until
+        the job's first retry or re-queue."""
+        return f"{self.prefix}:dispatch:{job_id}"
+
+    def jobs_leased(self) -> str:
+        """Sorted set: job id → when its lease lapses (epoch ms, Redis's clock), for
+        every job an attempt is running; the reapers re-queue it if that passes."""
+        return f"{self.prefix}:idx:jobs-leased"
+
+    def jobs_due(self) -> str:
+        """Sorted set: job id → when its next attempt is due (epoch ms, Redis's clock):
+        a retry's backoff, or a queued message's deadline to be taken; the reapers
+        queue it then."""
+        return f"{self.prefix}:idx:jobs-due"
+
     def callback_progress(self, job_id: str) -> str:
         """String with a TTL: present while a job's ``job.progress`` callbacks are throttled."""
         return f"{self.prefix}:cbprogress:{job_id}"
@@ -102,6 +119,19 @@ class Keys:
     def batch_staging_expiry(self) -> str:
         """Sorted set: batch id → when its staging objects may be deleted (epoch s)."""
         return f"{self.prefix}:batch:staging-expiry"
+
+    # -- storage -----------------------------------------------------------------
+    def upload_sweep_claim(self) -> str:
+        """String with a TTL: the worker that sweeps incomplete uploads this period."""
+        return f"{self.prefix}:storage:upload-sweep"
+
+    def uploads_seen(self) -> str:
+        """Hash: upload id → when a sweep first saw the incomplete upload (epoch s)."""
+        return f"{self.prefix}:storage:uploads-seen"
+
+    def uploads_swept(self) -> str:
+        """Counter: incomplete uploads the sweeps aborted, ever (for metrics)."""
+        return f"{self.prefix}:storage:uploads-swept"
 
     # -- provider governor -------------------------------------------------------
     def governor_holders(self, name: str = "provider") -> str:

@@ -9,14 +9,16 @@ The stores keep the key names and the Redis commands
 this module keeps the pattern around them, once:
 
 1. :meth:`Lease.acquire` takes the lease (or takes back one the same owner
-   holds: a job's retry inherits its owner token);
+   holds: a job's retry queued by an earlier version inherits its owner token);
 2. :meth:`Lease.renewing` renews it in a background thread every third of its
    TTL while the work runs;
 3. :meth:`Lease.held` / :meth:`Lease.check` answer "is it still ours?" before
    anything that costs money or writes an output: a provider session, an
    upload, a record;
-4. :meth:`Lease.release` gives it up at the end, or :meth:`Lease.extend` keeps
-   it through a retry's backoff.
+4. :meth:`Lease.release` gives it up at the end.  A job waiting out a retry's
+   backoff holds no lease: nothing could use it, and a worker too busy to start
+   the retry would keep every other worker from it
+   (:meth:`worker.jobs.store.JobStore.schedule_retry`).
 
 A lease is *lost* when a renewal finds another owner, or none: :attr:`Lease.lost`
 is set, and the work must stop — no session, no upload, no record — because
@@ -133,7 +135,7 @@ class Lease:
             raise LeaseLost(f"{self.what}: lease lost; another worker carries on")
 
     def extend(self, seconds: float) -> bool:
-        """Keep the lease for ``seconds`` from now (through a retry's backoff)."""
+        """Keep the lease for ``seconds`` from now, longer or shorter than its TTL."""
         try:
             return self._renew(self.owner, seconds)
         except redis.RedisError as exc:
@@ -163,13 +165,14 @@ class Lease:
 
 
 def job_lease(store: JobStore, job_id: str, ttl: float, owner: str | None = None) -> Lease:
-    """The lease of one job's attempts (``owner``: the token a retry inherits)."""
+    """The lease of one attempt of a job (``owner``: the token an earlier version's
+    retry inherits).  A job its release leaves running is due again a TTL later."""
     return Lease(
         f"job {job_id}",
         ttl,
         acquire=lambda who, seconds: store.acquire_job_lease(job_id, who, seconds),
         renew=lambda who, seconds: store.renew_job_lease(job_id, who, seconds),
-        release=lambda who: store.release_job_lease(job_id, who),
+        release=lambda who: store.release_job_lease(job_id, who, look_again_in=ttl),
         owner=owner,
     )
 

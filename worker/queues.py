@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from worker.jobs.model import Job
     from worker.settings import Settings
 
-#: One attempt of a job.  kwargs: ``job_id``, and ``token`` (a lease owner) on a retry.
+#: One attempt of a job.  kwargs: ``job_id``, and ``token`` on a retry or re-queue.
 SYNTHESIZE = "shoal.synthesize"
 #: One build of a batch's combined outputs.  kwargs: ``batch_id``, ``generation``, ``attempt``.
 ASSEMBLE_BATCH = "shoal.assemble_batch"
@@ -70,13 +70,13 @@ def shared_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def send_job(sender: Sender, job: Job, settings: Settings) -> None:
+def send_job(sender: Sender, job: Job, settings: Settings, token: str | None = None) -> None:
     """Queue one attempt of ``job``: batch work on the bulk queue, so it never starves
-    narration jobs."""
+    narration jobs.  ``token``: the job's dispatch token (a retry or re-queue)."""
     queues = queue_names(settings)
     sender.send_task(
         SYNTHESIZE,
-        kwargs={"job_id": job.id},
+        kwargs={"job_id": job.id} if token is None else {"job_id": job.id, "token": token},
         queue=queues["bulk"] if job.batch_id else queues["jobs"],
     )
 

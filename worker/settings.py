@@ -76,6 +76,9 @@ class Settings(BaseSettings):
 
     # -- storage (S3-compatible) ----------------------------------------------
     s3_endpoint_url: str | None = None  # None: AWS; set for MinIO, R2, B2, local servers
+    # The endpoint presigned download URLs name, as clients reach the store (compose:
+    # http://localhost:9000 while workers use http://minio:9000); None: s3_endpoint_url.
+    s3_public_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
     s3_staging_prefix: str = "_staging"
     s3_multipart_chunk_bytes: int = Field(8 << 20, ge=5 << 20)
     presign_expiry_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    # Incomplete multipart uploads under shoal's prefixes are aborted once this old (the
+    # workers' reaper sweeps them): keep it well above the longest upload, see
+    # docs/operations.md ("Storage lifecycle").
+    s3_incomplete_upload_max_age_seconds: int = Field(24 * 3600, ge=1)
     spool_dir: Path = Path(tempfile.gettempdir()) / "shoal-spool"
 
     @model_validator(mode="after")

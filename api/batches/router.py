@@ -10,13 +10,14 @@ from api.batches import service
 from api.batches.actions import cancel_batch, retry_item
 from api.batches.schemas import BatchCreate, BatchOut, ItemRetryIn
 from api.batches.views import batch_out, current_view
+from api.bodies import BodyRoute
 from api.deps import Ctx, Tenant
 from api.errors import NotFound
 from api.idempotency import IdempotencyKey, answer_created
 from api.schemas import CREATE_ERRORS, V1_ERRORS, error_responses
 from worker.batches.model import Batch
 
-router = APIRouter(prefix="/batches", tags=["batches"], responses=V1_ERRORS)
+router = APIRouter(prefix="/batches", tags=["batches"], responses=V1_ERRORS, route_class=BodyRoute)
 
 _NOT_FOUND = error_responses({404: "no such batch for this tenant"})
 
@@ -45,7 +46,7 @@ OwnedBatch = Annotated[Batch, Depends(owned_batch)]
             "description": "the batch an earlier request with this Idempotency-Key created",
         },
         **CREATE_ERRORS,
-        **error_responses({413: "an item, or all of them, over the limit"}),
+        **error_responses({413: "an item, all of them, or the whole body over the limit"}),
     },
 )
 def create_batch(

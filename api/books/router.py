@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from api.batches.views import batch_out, current_view
+from api.bodies import BodyRoute, check_json_field
 from api.books.schemas import BookOut
 from api.books.service import BookUpload, submit_book
 from api.deps import Ctx, Tenant
@@ -21,6 +22,7 @@ from api.schemas import CREATE_ERRORS, V1_ERRORS, error_responses
 router = APIRouter(
     prefix="/books",
     tags=["books"],
+    route_class=BodyRoute,
     responses={
         **V1_ERRORS,
         **error_responses(
@@ -65,6 +67,8 @@ def create_book(
     idempotency_key: IdempotencyKey = None,
 ) -> BookOut:
     """Read the book into chapters and queue one batch item per chapter."""
+    if options is not None and options.strip():
+        check_json_field(options, "options")  # as a JSON body is; BookOptions checks the rest
     upload = BookUpload(file=file, title=title, author=author, cover=cover, options=options)
     submission = submit_book(ctx, tenant, upload, dry_run=dry_run, idempotency_key=idempotency_key)
     if submission.batch is None:

@@ -12,17 +12,24 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from api.bodies import BodyRoute
 from api.deps import Ctx, OwnedJob, StorageDep, StoreDep, Tenant
 from api.errors import Conflict, InvalidInput
 from api.events import job_event_stream
 from api.idempotency import IdempotencyKey, answer_created
 from api.jobs.schemas import JobCreate, JobList, JobOut
 from api.jobs.service import cancel_job, job_view, submit_job
-from api.schemas import CREATE_ERRORS, V1_ERRORS, error_responses
+from api.schemas import (
+    CREATE_ERRORS,
+    V1_ERROR_DESCRIPTIONS,
+    V1_ERRORS,
+    error_responses,
+    json_error_responses,
+)
 from worker.jobs.model import JobStatus
 from worker.jobs.store import InvalidCursor
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=V1_ERRORS)
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=V1_ERRORS, route_class=BodyRoute)
 
 _NOT_FOUND = error_responses({404: "no such job for this tenant"})
 
@@ -38,7 +45,7 @@ _NOT_FOUND = error_responses({404: "no such job for this tenant"})
             "description": "the job an earlier request with this Idempotency-Key created",
         },
         **CREATE_ERRORS,
-        **error_responses({413: "text over the limit (UTF-8 bytes)"}),
+        **error_responses({413: "text over the limit (UTF-8 bytes), or the whole body"}),
     },
 )
 def create_job(
@@ -141,7 +148,8 @@ def audio(job: OwnedJob, storage: StorageDep) -> RedirectResponse:
     response_model=None,
     summary="Follow a job (Server-Sent Events)",
     responses={
-        **_NOT_FOUND,
+        # The stream is text/event-stream; an error before it starts is JSON as anywhere.
+        **json_error_responses({**V1_ERROR_DESCRIPTIONS, 404: "no such job for this tenant"}),
         200: {
             "description": "`status` (the job), `progress` and `attempt_failed` events; "
             "ends after the job finishes",

@@ -1,24 +1,58 @@
-"""A schemathesis pass over the OpenAPI document: whatever it sends, no 5xx.
+"""Schemathesis passes over the OpenAPI document: whatever they send, no 5xx.
 
-Every operation the document lists gets valid (positive) and invalid
-(negative) requests generated from its schema, sent over HTTP to the API on an
-idle stack (no worker: valid jobs just stay queued), authenticated as a tenant
-of its own.  Every answer must be below 500, and every error must have the
-API's error shape.
+Both run over HTTP against the API on an idle stack (no worker: valid jobs
+just stay queued), authenticated as a tenant of their own.
+
+* Stateless: every operation the document lists gets valid (positive) and
+  invalid (negative) requests generated from its schema.  Every answer must be
+  below 500, and every error must have the API's error shape.
+* Stateful: scenarios that chain calls along the document's OpenAPI links —
+  a job or batch is made, then shown, cancelled, followed, retried by the id
+  its answer gave.  Every answer must also match the document (status, content
+  type, schema, headers), and the run must have reached the linked operations
+  with real ids, so it cannot pass by never chaining.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
+from typing import Any
+
+import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import Case, GenerationMode
+from schemathesis.config import SchemathesisConfig
 
 from tests.api.conftest import FUZZ, ApiEnv
 
 AUTH = {"Authorization": f"Bearer {FUZZ[1]}"}
 EXAMPLES = 50
+#: Stateful runs (more, up to twice as many, until every linked operation was reached);
+#: each plays this many scenarios of at most this many calls.
+RUNS = 6
+STATEFUL_SETTINGS = settings(
+    max_examples=25,
+    stateful_step_count=8,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+#: Answers that show the resource in the path exists (a made-up id is a 404).
+FOUND = frozenset({200, 202, 307, 409})
+#: Operations only a link can give a real id.
+LINKED = (
+    "GET /v1/jobs/{job_id}",
+    "POST /v1/jobs/{job_id}/cancel",
+    "GET /v1/jobs/{job_id}/audio",
+    "GET /v1/jobs/{job_id}/events",
+    "GET /v1/batches/{batch_id}",
+    "POST /v1/batches/{batch_id}/cancel",
+)
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -57,3 +91,90 @@ def test_no_server_errors(idle: ApiEnv, mode: GenerationMode) -> None:
         fuzzed += 1
     assert fuzzed >= 6, f"only {fuzzed} operations fuzzed"
     assert any(code < 300 for code in seen) or mode is GenerationMode.NEGATIVE
+
+
+def _stateful_config(base_url: str) -> SchemathesisConfig:
+    return SchemathesisConfig.from_dict(
+        {
+            "base-url": base_url,
+            "auth": {"openapi": {"HTTPBearer": {"bearer": FUZZ[1]}}},
+            "request-timeout": 10,
+            # A job's event stream ends only when the job does, never on an idle stack.
+            "max-stream-events": 1,
+            "phases": {
+                "stateful": {
+                    # Chain along the document's own links, not links schemathesis guesses.
+                    "inference": {"algorithms": []},
+                    "generation": {"mode": "all"},
+                }
+            },
+            # A request the schema allows may still be refused by a check it cannot state
+            # (a file that is no book, a cursor this API never handed out, a private
+            # callback address); test_validation.py and test_books.py cover those.
+            "checks": {"positive_data_acceptance": {"enabled": False}},
+        }
+    )
+
+
+def _linkable_document(url: str) -> dict[str, Any]:
+    """The served document, less the ``reference_id`` fields.
+
+    Schemathesis takes ``reference_id`` (a voice at the provider) for the key of
+    a resource no operation makes, and so never starts a scenario with an
+    operation that takes one: ``POST /v1/jobs`` and ``POST /v1/batches``.  The
+    stateless pass still sends it.
+    """
+    document: dict[str, Any] = httpx.get(url, timeout=10).json()
+    for component in document["components"]["schemas"].values():
+        component.get("properties", {}).pop("reference_id", None)
+    return document
+
+
+def test_the_document_links_what_is_made_to_its_operations(idle: ApiEnv) -> None:
+    document = httpx.get(f"{idle.api.url}/openapi.json", timeout=10).json()
+    paths = document["paths"]
+    made = paths["/v1/jobs"]["post"]["responses"]["202"]["links"]
+    assert made["GetJob"] == {
+        "operationId": paths["/v1/jobs/{job_id}"]["get"]["operationId"],
+        "parameters": {"job_id": "$response.body#/id"},
+        "description": "the job",
+    }
+    assert {"CancelJob", "GetJobAudio", "FollowJob"} <= set(made)
+    batch = paths["/v1/batches"]["post"]["responses"]["202"]["links"]
+    assert batch["RetryFirstItem"]["parameters"] == {"batch_id": "$response.body#/id", "n": 0}
+    book = paths["/v1/books"]["post"]["responses"]["202"]["links"]
+    assert book["GetBatch"]["parameters"] == {"batch_id": "$response.body#/batch/id"}
+
+
+def test_stateful_run_follows_links_to_real_ids(idle: ApiEnv) -> None:
+    document = _linkable_document(f"{idle.api.url}/openapi.json")
+    schema = schemathesis.openapi.from_dict(document, config=_stateful_config(idle.api.url))
+    answers: Counter[tuple[str, int]] = Counter()
+
+    class Scenario(schema.as_state_machine()):  # type: ignore[misc]
+        def after_call(self, response: Any, case: Case) -> None:
+            answers[case.operation.label, response.status_code] += 1
+            super().after_call(response, case)
+
+        def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
+            if response.status_code >= 400:
+                assert set(response.json()) == {"error"}, response.text
+            super().validate_response(response, case, **kwargs)
+
+    def found(label: str) -> int:
+        return sum(n for (op, status), n in answers.items() if op == label and status in FOUND)
+
+    for run in range(2 * RUNS):
+        if run >= RUNS and all(found(label) for label in LINKED):
+            break
+        # A replayed scenario may meet another state of the API (its ids taken, its keys
+        # used), and Hypothesis ends the run; like schemathesis's own runner, start
+        # another.  A failure that did not repeat is a FlakyFailure, and fails.
+        with contextlib.suppress(FlakyStrategyDefinition):
+            Scenario.run(settings=STATEFUL_SETTINGS)
+
+    summary = sorted(answers.items())
+    assert answers["POST /v1/jobs", 202] > 0 and answers["POST /v1/batches", 202] > 0, summary
+    for label in LINKED:
+        assert found(label) > 0, f"{label} never reached with a real id: {summary}"
+    assert answers["GET /v1/jobs/{job_id}", 200] >= 10, summary

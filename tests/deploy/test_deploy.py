@@ -11,6 +11,7 @@ import shlex
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -86,6 +87,24 @@ def test_compose_has_every_service_with_health_checks() -> None:
         assert needs["minio-init"]["condition"] == "service_completed_successfully"
         assert needs["redis"]["condition"] == "service_healthy"
     assert set(compose()["volumes"]) == {"redis-data", "minio-data"}
+
+
+def test_compose_presigns_for_the_address_minio_is_published_on() -> None:
+    """Download links name MinIO as this machine reaches it, not ``minio``, which only
+    containers resolve (deploy/README.md)."""
+    services = compose()["services"]
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert urlsplit(env["SHOAL_S3_ENDPOINT_URL"]).hostname == "minio"
+        public = env["SHOAL_S3_PUBLIC_ENDPOINT_URL"]
+        # "${SHOAL_S3_PUBLIC_ENDPOINT_URL:-default}": deploy/.env may name another address.
+        found = re.fullmatch(r"\$\{SHOAL_S3_PUBLIC_ENDPOINT_URL:-(.+)\}", public)
+        assert found, public
+        url = urlsplit(found.group(1))
+        published = {port.split(":")[-2] for port in services["minio"]["ports"]}
+        assert url.hostname == "localhost" and str(url.port) in published
+    readme = (DEPLOY / "README.md").read_text()
+    assert "SHOAL_S3_PUBLIC_ENDPOINT_URL" in readme and "/etc/hosts" not in readme
 
 
 def test_kubernetes_manifests() -> None:

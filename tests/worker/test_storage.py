@@ -7,12 +7,14 @@ server; the rest talk to moto through boto3 exactly as production talks to S3.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import pytest
@@ -24,7 +26,7 @@ from botocore.exceptions import (
 )
 
 import worker.storage.client
-from tests.s3 import MotoS3, TcpProxy
+from tests.s3 import SECRET_KEY, MotoS3, TcpProxy
 from tests.worker.conftest import make_storage
 from worker.retry import STORAGE_POLICY, RetryPolicy
 from worker.settings import Settings
@@ -125,6 +127,73 @@ def test_presigned_get_downloads_the_same_bytes(storage: Storage) -> None:
     assert storage.presign_get("acme/j/out.opus").count("X-Amz-Expires=3600") == 1
     with pytest.raises(ValueError):
         storage.presign_get("acme/j/out.opus", expires=8 * 24 * 3600)
+
+
+def signature_for_host(url: str, host: str) -> str:
+    """The SigV4 signature a presigned GET ``url`` must carry when sent to ``host``.
+
+    Computed here from the specification, not by botocore: the store checks
+    the signature against the Host header it receives (moto checks none).
+    """
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    params.pop("X-Amz-Signature")
+    query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items())
+    )
+    canonical = "\n".join(["GET", parts.path, query, f"host:{host}\n", "host", "UNSIGNED-PAYLOAD"])
+    scope = params["X-Amz-Credential"].split("/", 1)[1]  # date/region/s3/aws4_request
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", params["X-Amz-Date"], scope, digest])
+    key = f"AWS4{SECRET_KEY}".encode()
+    for step in scope.split("/"):
+        key = hmac.new(key, step.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def signature(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
+
+
+def test_presigned_urls_name_the_public_endpoint(s3_server: MotoS3, storage: Storage) -> None:
+    # Under compose the workers reach the store as minio:9000 and browsers as
+    # localhost:9000; here a proxy on another port stands for the public address.
+    data = os.urandom(100_000)
+    storage.put_bytes("acme/j/out.wav", data, "audio/wav")
+    internal = urlsplit(s3_server.endpoint_url).netloc
+    with TcpProxy("127.0.0.1", s3_server.port) as public:
+        settings = Settings(
+            s3_endpoint_url=s3_server.endpoint_url,
+            s3_public_endpoint_url=public.url,
+            s3_access_key_id="testing",
+            s3_secret_access_key=SECRET_KEY,
+            s3_bucket=storage.bucket,
+            s3_path_style=True,
+        )
+        store = Storage.from_settings(settings)
+        url = store.presign_get("acme/j/out.wav", expires=60)
+        assert url.startswith(f"{public.url}/{storage.bucket}/acme/j/out.wav?")
+        # Signed for the host it names, not for the one the workers use.
+        assert signature(url) == signature_for_host(url, f"127.0.0.1:{public.port}")
+        assert signature(url) != signature_for_host(url, internal)
+        response = httpx.get(url)
+        assert response.status_code == 200
+        assert response.content == data
+        assert public.accepted == 1  # through the public address
+        # Requests other than presigning still go to the internal endpoint.
+        assert store.head("acme/j/out.wav")["bytes"] == len(data)
+        assert public.accepted == 1
+        store.close()
+
+    # Without a public endpoint, URLs name the endpoint requests go to, as before.
+    plain = storage.presign_get("acme/j/out.wav", expires=60)
+    assert plain.startswith(f"{s3_server.endpoint_url}/{storage.bucket}/acme/j/out.wav?")
+    assert signature(plain) == signature_for_host(plain, internal)
+    assert httpx.get(plain).content == data
+    same = make_storage(
+        s3_server.endpoint_url, bucket=storage.bucket, public_endpoint_url=s3_server.endpoint_url
+    )
+    assert same.presign_get("acme/j/out.wav").startswith(s3_server.endpoint_url)
 
 
 def test_missing_objects(storage: Storage, tmp_path: Path) -> None:

@@ -21,7 +21,14 @@ from worker.jobs.model import (
     estimate_billing,
     new_job_id,
 )
-from worker.jobs.store import InvalidCursor, JobExists, JobNotFound, JobStore
+from worker.jobs.store import (
+    DueReason,
+    InvalidCursor,
+    JobExists,
+    JobNotFound,
+    JobStore,
+    MessageStanding,
+)
 from worker.keys import Keys
 
 TTL = 3600
@@ -261,6 +268,9 @@ def test_delete_removes_record_and_index_entries(
 ) -> None:
     job = store.create(make_job(batch_id="b"))
     store.save_segment(job.id, 0, {})
+    store.transition(job.id, JobStatus.RUNNING)
+    assert store.acquire_job_lease(job.id, "w1", 30)
+    assert store.schedule_retry(job.id, "w1", 30, "token") is not None
     assert store.delete(job.id)
     assert store.get(job.id) is None
     assert not store.delete(job.id)
@@ -404,14 +414,110 @@ def test_job_lease_acquire_renew_release(
     assert store.acquire_job_lease(job.id, "w3", 5)  # an expired lease is free
 
 
-def test_orphaned_running_jobs(store: JobStore) -> None:
+def _score(client: redis.Redis, key: str, member: str) -> float | None:
+    """A member's score in seconds from now (Redis's clock), or None if it is absent."""
+    score = client.zscore(key, member)
+    if score is None:
+        return None
+    seconds, micros = client.time()
+    return score / 1000 - (seconds + micros / 1e6)
+
+
+def test_leases_keep_the_reapers_lists(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    """A job an attempt runs is listed by its lease's expiry; given up undecided, it is
+    due again a while later; finished, it is listed nowhere."""
+    job = store.create(make_job())
+    store.transition(job.id, JobStatus.RUNNING)
+    assert store.acquire_job_lease(job.id, "w1", 5)
+    assert _score(redis_client, keys.jobs_leased(), job.id) == pytest.approx(5, abs=0.5)
+    assert store.renew_job_lease(job.id, "w1", 20)
+    assert _score(redis_client, keys.jobs_leased(), job.id) == pytest.approx(20, abs=0.5)
+    assert not store.renew_job_lease(job.id, "w2", 40)
+    assert store.due_jobs(limit=10) == []
+    # Given up while still running: its attempt decided nothing.
+    assert store.release_job_lease(job.id, "w1", look_again_in=7)
+    assert _score(redis_client, keys.jobs_leased(), job.id) is None
+    assert _score(redis_client, keys.jobs_due(), job.id) == pytest.approx(7, abs=0.5)
+    assert store.acquire_job_lease(job.id, "w2", 5)
+    assert _score(redis_client, keys.jobs_due(), job.id) is None
+    store.transition(job.id, JobStatus.SUCCEEDED, output=sample_output())
+    assert store.release_job_lease(job.id, "w2", look_again_in=7)
+    assert redis_client.zcard(keys.jobs_leased()) == redis_client.zcard(keys.jobs_due()) == 0
+
+
+def test_a_lapsed_lease_is_claimed_by_one_reaper(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
     leased, orphan, _queued, done = (store.create(make_job()) for _ in range(4))
     for job in (leased, orphan, done):
         store.transition(job.id, JobStatus.RUNNING)
+        assert store.acquire_job_lease(job.id, "w1", 0.2 if job is not leased else 30)
     store.transition(done.id, JobStatus.SUCCEEDED, output=sample_output())
-    store.acquire_job_lease(leased.id, "w1", 30)
-    assert store.orphaned_running_jobs(limit=10) == [orphan.id]
-    assert store.orphaned_running_jobs(limit=0) == []
-    # Only one reaper gets to re-queue it.
-    assert store.claim_requeue(orphan.id, 30)
-    assert not store.claim_requeue(orphan.id, 30)
+    assert store.due_jobs(limit=10) == []
+    time.sleep(0.3)
+    assert sorted(store.due_jobs(limit=10)) == sorted([orphan.id, done.id])
+    assert len(store.due_jobs(limit=1)) == 1
+    # Only one reaper gets to re-queue it; its token is the one valid message.
+    assert store.message_standing(orphan.id, None) is MessageStanding.UNTRACKED
+    assert store.claim_due(orphan.id, "t1", pickup=30) is DueReason.LAPSED
+    assert store.claim_due(orphan.id, "t2", pickup=30) is None
+    assert store.message_standing(orphan.id, "t1") is MessageStanding.CURRENT
+    assert store.message_standing(orphan.id, "t2") is MessageStanding.STALE
+    assert store.message_standing(orphan.id, None) is MessageStanding.STALE
+    # Due again after the pickup time, should that message never be taken.
+    assert _score(redis_client, keys.jobs_due(), orphan.id) == pytest.approx(30, abs=0.5)
+    # A finished job leaves the lists without a message.
+    assert store.claim_due(done.id, "t3", pickup=30) is None
+    assert store.due_jobs(limit=10) == []
+    assert redis_client.zrange(keys.jobs_leased(), 0, -1) == [leased.id.encode()]
+
+
+def test_a_retry_holds_no_lease_and_is_due_after_its_backoff(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    store.transition(job.id, JobStatus.RUNNING)
+    assert store.acquire_job_lease(job.id, "w1", 30)
+    assert store.schedule_retry(job.id, "w2", 0.3, "r1") is None  # not w2's lease
+    assert redis_client.exists(keys.job_lease(job.id))
+    seconds, micros = redis_client.time()
+    due = store.schedule_retry(job.id, "w1", 0.3, "r1")
+    assert due == pytest.approx(seconds + micros / 1e6 + 0.3, abs=0.1)
+    assert not redis_client.exists(keys.job_lease(job.id))
+    assert _score(redis_client, keys.jobs_leased(), job.id) is None
+    # While it waits, no message is valid: a redelivered one is dropped.
+    assert store.message_standing(job.id, None) is MessageStanding.STALE
+    assert store.due_jobs(limit=10) == []
+    assert store.claim_due(job.id, "t1", pickup=30) is None  # not yet
+    time.sleep(0.35)
+    assert store.due_jobs(limit=10) == [job.id]
+    assert store.claim_due(job.id, "t1", pickup=30) is DueReason.DUE
+    assert store.message_standing(job.id, "t1") is MessageStanding.CURRENT
+    assert store.due_jobs(limit=10) == []
+    # Its message starts the next attempt: listed by the lease again.
+    assert store.acquire_job_lease(job.id, "w3", 30)
+    assert _score(redis_client, keys.jobs_due(), job.id) is None
+    assert _score(redis_client, keys.jobs_leased(), job.id) == pytest.approx(30, abs=0.5)
+
+
+def test_a_lease_of_an_earlier_version_is_adopted(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    """Running jobs an earlier version started (its leases are on no list) are listed by
+    their lease's expiry, or as lapsed at once if they hold none."""
+    held, orphan, listed = (store.create(make_job()) for _ in range(3))
+    for job in (held, orphan, listed):
+        store.transition(job.id, JobStatus.RUNNING)
+    redis_client.set(keys.job_lease(held.id), "old-worker", px=20_000)  # as it took it
+    assert store.acquire_job_lease(listed.id, "w1", 30)
+    assert store.adopt_running_jobs(page=1) == 2
+    assert store.adopt_running_jobs() == 0
+    assert _score(redis_client, keys.jobs_leased(), held.id) == pytest.approx(20, abs=0.5)
+    assert store.due_jobs(limit=10) == [orphan.id]
+    # A held lease is never re-queued, whichever list says it is due.
+    redis_client.zadd(keys.jobs_due(), {held.id: 0})
+    assert store.claim_due(held.id, "t1", pickup=30) is None
+    assert _score(redis_client, keys.jobs_due(), held.id) is None
+    assert _score(redis_client, keys.jobs_leased(), held.id) == pytest.approx(20, abs=0.5)

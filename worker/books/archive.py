@@ -29,7 +29,7 @@ import zlib
 
 from worker.books.errors import NotABook, UnsafeArchive
 
-__all__ = ["MAX_MEMBERS", "MAX_RATIO", "RATIO_FLOOR", "SafeArchive"]
+__all__ = ["MAX_MEMBERS", "MAX_RATIO", "RATIO_FLOOR", "SafeArchive", "member_names"]
 
 MAX_MEMBERS = 10_000
 MAX_RATIO = 100
@@ -60,28 +60,39 @@ def _unsafe_name(name: str) -> bool:
     return ".." in path.split("/")
 
 
+def _open(data: bytes, label: str) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The zip and its members, refused before listing when it declares too many."""
+    declared = _declared_members(data)
+    if declared is not None and declared > MAX_MEMBERS:
+        raise UnsafeArchive(f"{label} has {declared} members; more than {MAX_MEMBERS} is refused")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (*_CORRUPT, struct.error) as exc:
+        raise NotABook(f"{label} is not a readable zip archive: {exc}") from exc
+    if len(infos) > MAX_MEMBERS:
+        raise UnsafeArchive(f"{label} has {len(infos)} members; more than {MAX_MEMBERS} is refused")
+    return archive, infos
+
+
+def member_names(data: bytes, *, label: str) -> tuple[str, ...]:
+    """The member names of a zip, read from its central directory (nothing is decompressed).
+
+    What tells an EPUB from a Word document; the member count is checked first.
+    """
+    _, infos = _open(data, label)
+    return tuple(info.filename for info in infos)
+
+
 class SafeArchive:
-    """An untrusted zip, checked up front; members are read with a running budget.
+    """An untrusted zip (an EPUB, a DOCX), checked up front; members read with a running budget.
 
     ``label`` names the upload in error messages.
     """
 
     def __init__(self, data: bytes, *, max_unpacked_bytes: int, label: str = "the EPUB") -> None:
         self.label = label
-        declared = _declared_members(data)
-        if declared is not None and declared > MAX_MEMBERS:
-            raise UnsafeArchive(
-                f"{label} has {declared} members; more than {MAX_MEMBERS} is refused"
-            )
-        try:
-            self._zip = zipfile.ZipFile(io.BytesIO(data))
-            infos = self._zip.infolist()
-        except (*_CORRUPT, struct.error) as exc:
-            raise NotABook(f"{label} is not a readable zip archive: {exc}") from exc
-        if len(infos) > MAX_MEMBERS:
-            raise UnsafeArchive(
-                f"{label} has {len(infos)} members; more than {MAX_MEMBERS} is refused"
-            )
+        self._zip, infos = _open(data, label)
         total = 0
         for info in infos:
             self._check_member(info, max_unpacked_bytes)

@@ -19,6 +19,13 @@
 
 Words are never lost: only markers, page numbers and symbol-only lines go.
 Cleaning is idempotent: clean text comes back unchanged.
+
+Text from markup (EPUB) has its noise removed by meaning before it gets here,
+so :func:`clean_lines` applies none of the text rules of steps 2–3: a
+``[0]`` or a ``12`` on its own is literal text there.  Its line breaks are
+the author's (``<br/>``, a line of verse), never a wrap: a line of verse
+keeps its break (a short pause and a word boundary), and in prose a line
+ending in a dash is never glued to the next word.
 """
 
 from __future__ import annotations
@@ -28,7 +35,14 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["Vocabulary", "clean_text", "clean_title", "has_words", "normalize"]
+__all__ = [
+    "Vocabulary",
+    "clean_lines",
+    "clean_text",
+    "clean_title",
+    "has_words",
+    "normalize",
+]
 
 # Spaces a narrator cannot hear the difference between; tabs and form feeds too.
 _SPACE_CHARS = "\t\v\f\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
@@ -144,6 +158,13 @@ class Vocabulary:
             self._text = ""
         return self._words
 
+    def joins(self, left: str, right: str) -> bool:
+        """Whether the book shows ``left-`` / ``right`` to be one word broken in two."""
+        words = self._collect()
+        if f"{left}-{right}".casefold() in self._compounds:
+            return False
+        return (left + right).casefold() in words
+
     def keeps_hyphen(self, left: str, right: str) -> bool:
         """Whether ``left-`` at a line end followed by ``right`` is a real hyphen."""
         words = self._collect()
@@ -216,3 +237,38 @@ def clean_title(title: str) -> str:
     """A heading as a one-line title: markers removed, whitespace collapsed."""
     text = strip_markers(" ".join(normalize(title).split()))
     return " ".join(text.split())
+
+
+def _join_authored(lines: list[str], vocabulary: Vocabulary) -> str:
+    """Join a paragraph's authored lines (``<br/>``) into one, each break a word boundary.
+
+    Only a hyphen the book itself shows to be a break ("exam-" / "ple" where
+    "example" occurs unbroken) is mended.
+    """
+    parts = [lines[0]]
+    for prev, line in itertools.pairwise(lines):
+        left = _LAST_WORD.search(prev[-64:-1]) if prev.endswith("-") else None
+        right = _LETTERS.match(line) if line[:1].islower() else None
+        if left and right and vocabulary.joins(left.group(0), right.group(0)):
+            parts[-1] = parts[-1][:-1]
+            parts.append(line)
+        else:
+            parts += (" ", line)
+    return _SPACES.sub(" ", "".join(parts))
+
+
+def clean_lines(text: str, vocabulary: Vocabulary, *, keep_breaks: bool) -> str:
+    """Narration text of one block of markup: literal text kept, only whitespace tidied.
+
+    ``keep_breaks`` keeps every line (verse, preformatted text, code, a table
+    row's cells) on its own; otherwise the lines of a paragraph are joined.
+    Blank lines separate paragraphs (a table's rows); lines and paragraphs
+    with no letter or digit are dropped.
+    """
+    paragraphs = []
+    for block in _BLANK_LINE.split(normalize(text)):
+        lines = [line for raw in block.split("\n") if has_words(line := " ".join(raw.split()))]
+        if not lines:
+            continue
+        paragraphs.append("\n".join(lines) if keep_breaks else _join_authored(lines, vocabulary))
+    return "\n\n".join(paragraphs)

@@ -1,146 +1,93 @@
-"""EPUB books: the spine in reading order, split into chapters, cleaned into sections.
+"""EPUB books: the spine read into documents, chapters planned by the navigation, sections out.
 
-Each spine item (``linear="no"`` ones are skipped and recorded) is one chapter
-unless it holds several:
+The reading order is the spine (``linear="no"`` items, items that are not
+XHTML and missing members are skipped and recorded).  Each document is read
+into blocks (:mod:`~worker.books.xhtml`), Project Gutenberg's header and
+licence are marked (:mod:`~worker.books.matter`), and the navigation decides
+which runs of blocks make each chapter (:mod:`~worker.books.nav`).  Then, for
+each chapter:
 
-* **Navigation fragments.**  When the table of contents points *into* the file
-  (``text.xhtml#ch2``), it is split at those anchors, using the shallowest
-  entries that point into it.  Deeper entries split it only when the file's
-  own top entry is a divider with no text before them (a "Part One" file that
-  holds its chapters), never when they are the subsections of one chapter.
-* **Headings.**  Without such entries, a file is split at its top heading level
-  (of h1–h3) when that level occurs more than once ("a file with several h1
-  chapters"); a single h1 followed by h2s is one chapter with subsections.
-
-A chapter's title comes from the navigation (the entry for the file, or the
-fragment it was split at), else from the headings that open it (joined: "Chapter 1:
-The Beginning"), else from its first h1–h3, else it is left for
-:func:`~worker.books.frontmatter.build_book` to call "Chapter N".  The
-headings that open a chapter are not part of its text.
+* boilerplate blocks (licence, transcriber's notes, advertisements) and
+  unlisted documents that are matter are left out, each skip recorded with
+  its reason;
+* footnote and endnote bodies are left out, or read after the chapter's text
+  (``notes="end_of_chapter"``: the notes it refers to, in order);
+* code blocks and tables are left out or read as written (``code``,
+  ``tables``);
+* its title comes from the navigation, else from the headings that open it
+  (joined: "Chapter 1: The Beginning"), else from its first h1–h3, else it is
+  left for :func:`~worker.books.frontmatter.build_book` to call "Chapter N";
+  the headings that open it are not part of its text;
+* a part that holds only a heading gives its title to the part after it when
+  that part has no title of its own (a title page before an untitled story);
+  otherwise (a part title "I" before a story with its own) it is skipped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worker.books.archive import SafeArchive
-from worker.books.clean import Vocabulary, clean_text, has_words
-from worker.books.epub_package import XHTML_TYPES, NavEntry, Package, read_package
-from worker.books.frontmatter import check_section_count
-from worker.books.model import Section, SourceBook
-from worker.books.xhtml import Block, Document, extract, parse_xml
+from worker.books.clean import Vocabulary, clean_lines, has_words
+from worker.books.epub_package import XHTML_TYPES, Package, read_package, resolve
+from worker.books.frontmatter import check_section_count, type_reason
+from worker.books.matter import MATTER_REASONS, block_matter, mark_gutenberg, unlisted_reason
+from worker.books.model import (
+    NotesMode,
+    ReadMode,
+    ReadOptions,
+    Section,
+    Skip,
+    SkipCategory,
+    SourceBook,
+)
+from worker.books.nav import TITLE_LEVELS, Planned, Span, plan_chapters
+from worker.books.xhtml import Block, BlockRole, Document, extract, parse_xml
 
-__all__ = ["Part", "read_epub", "split_document"]
+__all__ = ["read_epub"]
 
-TITLE_LEVELS = 3  # h1–h3 can title a chapter; deeper headings stay in the text
+_TITLE_ENDS = ".:;—–-!?"
 
 
 @dataclass(frozen=True, slots=True)
-class Part:
-    """A run of a document's blocks that makes one chapter."""
+class _Draft:
+    """A chapter assembled, before titles are passed on and front matter is judged."""
 
-    start: int
-    stop: int
-    nav_title: str | None = None
-    fragment: str | None = None  # the anchor it starts at, for its source
-
-
-def _has_prose(blocks: tuple[Block, ...]) -> bool:
-    return any(not b.heading and has_words(b.text) for b in blocks)
+    title: str | None
+    own_title: bool  # the title is its own (navigation or opening heading), not a guess
+    text: str
+    source: str
+    kinds: frozenset[str]
 
 
-def _nav_points(doc: Document, entries: list[NavEntry]) -> list[tuple[int, NavEntry]] | None:
-    """(block index, entry) where navigation fragments split the document.
-
-    An empty list means the navigation does not split it; None means it
-    points at subsections, so headings must not split it either.
-    """
-    top = min((e.depth for e in entries), default=0)
-    for depth in sorted({e.depth for e in entries}):
-        here = [
-            (doc.anchors[e.fragment], e)
-            for e in entries
-            if e.depth == depth and e.fragment and e.fragment in doc.anchors
-        ]
-        if not here:
-            continue
-        here.sort(key=lambda point: point[0])
-        if depth == top or not _has_prose(doc.blocks[: here[0][0]]):
-            return here
-        return None  # subsections of the chapter this file is
-    return []
-
-
-def split_document(doc: Document, entries: list[NavEntry]) -> list[Part]:
-    """Where one spine item's chapters start and end; ``entries`` point into it."""
-    bare = next((e.title for e in entries if e.fragment is None and e.title), None)
-    points = _nav_points(doc, entries)
-    starts: dict[int, tuple[str | None, str | None]] = {}
-    if points:
-        for index, entry in points:
-            starts.setdefault(index, (entry.title or None, entry.fragment))
-    elif points is not None:
-        levels = [b.heading for b in doc.blocks if 0 < b.heading <= TITLE_LEVELS]
-        top = min(levels, default=0)
-        if top and levels.count(top) > 1:
-            starts = {i: (None, None) for i, b in enumerate(doc.blocks) if b.heading == top}
-    first = min(starts, default=None)
-    if first is None:
-        starts[0] = (bare, None)
-    elif first > 0:
-        if points or _has_prose(doc.blocks[:first]):
-            # Text before the first split, or a divider the navigation names ("Part
-            # One" before its chapters): a part of its own, skipped later if empty.
-            starts[0] = (bare, None)
-        else:
-            starts[0] = starts.pop(first)  # only minor headings: they open the first part
-    ordered = sorted(starts)
-    stops = [*ordered[1:], len(doc.blocks)]
-    return [Part(a, b, *starts[a]) for a, b in zip(ordered, stops, strict=True)]
-
-
-def _title_and_body(blocks: tuple[Block, ...], nav_title: str | None) -> tuple[str | None, int]:
-    """The part's title and how many opening heading blocks it takes from the text."""
-    opening = 0
-    while opening < len(blocks) and 0 < blocks[opening].heading <= TITLE_LEVELS:
-        opening += 1
-    if nav_title:
-        return nav_title, opening
-    if opening:
-        titles: list[str] = []
-        for block in blocks[:opening]:
-            sep = " " if titles and titles[-1][-1] in ".:;—–-!?" else ": "
-            titles += [sep, block.text] if titles else [block.text]
-        return "".join(titles), opening
-    first = next((b.text for b in blocks if 0 < b.heading <= TITLE_LEVELS), None)
-    return first, 0
-
-
-def _kinds(doc: Document, part: Part, extra: frozenset[str]) -> frozenset[str]:
-    blocks = doc.blocks[part.start : part.stop]
-    shared = frozenset.intersection(*(b.kinds for b in blocks)) if blocks else doc.kinds
-    return shared | doc.kinds | extra
-
-
-def read_epub(data: bytes, *, label: str, max_unpacked_bytes: int) -> SourceBook:
+def read_epub(
+    data: bytes, *, label: str, max_unpacked_bytes: int, options: ReadOptions | None = None
+) -> SourceBook:
     """Sections of an EPUB, with its metadata and cover; raises :class:`BookError`."""
     archive = SafeArchive(data, max_unpacked_bytes=max_unpacked_bytes, label=label)
     package = read_package(archive)
-    skipped: list[str] = []
-    docs: list[tuple[str, Document]] = []
+    skipped: list[Skip] = []
+    paths: list[str] = []
+    docs: list[Document] = []
     for ref in package.spine:
         item = ref.item
         if item is None:
-            skipped.append(f"spine item {ref.idref!r}: not in the manifest")
+            reason, source = "not in the manifest", f"spine item {ref.idref!r}"
         elif not ref.linear:
-            skipped.append(f'{item.path}: outside the reading order (linear="no")')
+            reason, source = 'outside the reading order (linear="no")', item.path
         elif item.media_type not in XHTML_TYPES:
-            skipped.append(f"{item.path}: not a text document ({item.media_type or 'no type'})")
+            reason, source = f"not a text document ({item.media_type or 'no type'})", item.path
         elif (member := archive.find(item.path)) is None:
-            skipped.append(f"{item.path}: missing from the archive")
+            reason, source = "missing from the archive", item.path
         else:
-            docs.append((item.path, extract(parse_xml(archive.read(member), member))))
-    sections = _sections(package, docs)
+            paths.append(item.path)
+            docs.append(extract(parse_xml(archive.read(member), member)))
+            continue
+        skipped.append(Skip(SkipCategory.NOT_TEXT, reason, source))
+    reader = _Reader(package, paths, mark_gutenberg(docs), options or ReadOptions())
+    sections = reader.sections()
     cover = cover_type = None
     if package.cover is not None and (member := archive.find(package.cover.path)):
         cover, cover_type = archive.read(member), package.cover.media_type
@@ -151,29 +98,245 @@ def read_epub(data: bytes, *, label: str, max_unpacked_bytes: int) -> SourceBook
         tuple(sections),
         cover,
         cover_type,
-        tuple(skipped),
+        tuple([*skipped, *reader.skips]),
     )
 
 
-def _sections(package: Package, docs: list[tuple[str, Document]]) -> list[Section]:
-    vocabulary = Vocabulary.of("\n".join(b.text for _, doc in docs for b in doc.blocks))
-    sections: list[Section] = []
-    for path, doc in docs:
-        extra = package.landmarks.get(path, frozenset())
-        if path == package.nav_path:
-            extra |= {"toc"}
-        entries = [e for e in package.nav if e.path == path]
-        parts = split_document(doc, entries)
-        check_section_count(len(sections) + len(parts))
-        for number, part in enumerate(parts, 1):
-            blocks = doc.blocks[part.start : part.stop]
-            title, opening = _title_and_body(blocks, part.nav_title)
-            text = clean_text("\n\n".join(b.text for b in blocks[opening:]), vocabulary)
-            fragment = part.fragment or next(
-                (a for a, i in doc.anchors.items() if i == part.start and part.start), None
+def _opening(blocks: list[Block]) -> int:
+    """How many heading blocks open a chapter (its title, not its text)."""
+    count = 0
+    while count < len(blocks) and 0 < blocks[count].heading <= TITLE_LEVELS:
+        count += 1
+    return count
+
+
+def _byline(title: str) -> bool:
+    return title.casefold().startswith("by ")
+
+
+def _title(blocks: list[Block], nav_title: str | None) -> tuple[str | None, bool, int]:
+    """(title, whether it is the chapter's own, opening headings it takes from the text)."""
+    opening = _opening(blocks)
+    if nav_title and not _byline(nav_title):
+        return nav_title, True, opening
+    titles: list[str] = []
+    for block in blocks[:opening]:
+        sep = " " if titles and titles[-1][-1] in _TITLE_ENDS else ": "
+        titles += [sep, block.text] if titles else [block.text]
+    if titles and not _byline(titles[0]):
+        return "".join(titles), True, opening
+    first = next((b.text for b in blocks if 0 < b.heading <= TITLE_LEVELS), None)
+    return nav_title or first, False, opening if titles else 0
+
+
+class _Reader:
+    """One book's chapters: the plan, the skips made on the way, the notes by id."""
+
+    def __init__(
+        self, package: Package, paths: list[str], docs: list[Document], options: ReadOptions
+    ) -> None:
+        self.package, self.paths, self.docs, self.options = package, paths, docs, options
+        self.vocabulary = Vocabulary.of("\n".join(b.text for d in docs for b in d.blocks))
+        self.index = {path: i for i, path in enumerate(paths)}
+        self.skips: list[Skip] = []
+        self._ids = [{i: name for name, i in sorted(d.anchors.items(), key=_last)} for d in docs]
+
+    def sections(self) -> list[Section]:
+        """The book's sections in reading order, front and back matter still among them."""
+        plans = list(self._plans())
+        check_section_count(len(plans))
+        drafts = [d for plan in plans if (d := self._draft(plan)) is not None]
+        return [Section(d.title, d.text, d.source, d.kinds) for d in _pass_titles(drafts)]
+
+    def _plans(self) -> Iterator[Planned]:
+        """The navigation's plan; unlisted documents after matter are parts of their own."""
+        plans = plan_chapters(self.docs, self.paths, self.package.nav, self.options.split_level)
+        for plan in plans:
+            if len(plan.spans) > 1 and type_reason(self._kinds(plan.spans[0])):
+                yield dataclasses.replace(plan, spans=plan.spans[:1])
+                yield from (Planned((span,)) for span in plan.spans[1:])
+            else:
+                yield plan
+
+    def _kinds(self, span: Span) -> frozenset[str]:
+        """What a run of blocks is: its document's types and landmarks, its blocks' shared types."""
+        path, doc = self.paths[span.doc], self.docs[span.doc]
+        kinds = doc.kinds
+        if span.start == 0:
+            kinds |= self.package.landmarks.get(path, frozenset())
+            if path == self.package.nav_path:
+                kinds |= {"toc"}
+        blocks = [b for b in doc.blocks[span.start : span.stop] if b.note is None]
+        if blocks:
+            kinds |= frozenset.intersection(*(b.kinds for b in blocks))
+        return kinds
+
+    def _source(self, span: Span, fragment: str | None) -> str:
+        path = self.paths[span.doc]
+        fragment = fragment or (self._ids[span.doc].get(span.start) if span.start else None)
+        if fragment:
+            return f"{path}#{fragment}"
+        return path if span.start == 0 else f"{path} (from block {span.start + 1})"
+
+    def _draft(self, plan: Planned) -> _Draft | None:
+        """One chapter's title and text, or None when nothing of it is left to judge."""
+        source = self._source(plan.spans[0], plan.fragment)
+        body, notes, skipped = self._gather(plan)
+        title, own, opening = _title([b for _, b in body], plan.title)
+        self._skip_parts(skipped, notes if body else [], title, source)
+        if not body and self._all_matter(plan):
+            return None  # boilerplate only, recorded block by block
+        if not body and notes:
+            reason = "endnotes"
+            if self.options.notes is NotesMode.END_OF_CHAPTER:
+                reason += " (read at the end of the chapters that refer to them)"
+            self.skips.append(Skip(SkipCategory.NOTES, reason, source, title))
+            return None
+        paragraphs = [self._clean(b) for _, b in body[opening:]]
+        if self.options.notes is NotesMode.END_OF_CHAPTER:
+            paragraphs += [self._clean(b) for b in self._notes_for(body, notes)]
+        text = "\n\n".join(p for p in paragraphs if p)
+        return _Draft(title, own, text, source, self._kinds(plan.spans[0]))
+
+    def _gather(
+        self, plan: Planned
+    ) -> tuple[list[tuple[int, Block]], list[tuple[int, Block]], dict[str, int]]:
+        """The chapter's blocks to read, its note bodies, and how many code blocks and
+        tables it leaves out."""
+        body: list[tuple[int, Block]] = []
+        notes: list[tuple[int, Block]] = []
+        skipped = {"code": 0, "table": 0}
+        for n, span in enumerate(plan.spans):
+            if n and not span.listed and self._unlisted(span):
+                continue
+            for doc, block in self._blocks(span):
+                if block.note is not None:
+                    notes.append((doc, block))
+                elif block.role is BlockRole.CODE and self.options.code is ReadMode.SKIP:
+                    skipped["code"] += 1
+                elif block.role is BlockRole.TABLE and self.options.tables is ReadMode.SKIP:
+                    skipped["table"] += 1
+                else:
+                    body.append((doc, block))
+        return body, notes, skipped
+
+    def _clean(self, block: Block) -> str:
+        return clean_lines(block.text, self.vocabulary, keep_breaks=block.role != BlockRole.PROSE)
+
+    def _blocks(self, span: Span) -> Iterator[tuple[int, Block]]:
+        """The span's blocks, boilerplate left out and recorded run by run."""
+        doc = self.docs[span.doc]
+        run: tuple[str, int] | None = None  # (kind, first block) of the boilerplate being skipped
+        for i in range(span.start, span.stop):
+            block = doc.blocks[i]
+            kind = block_matter(block)
+            if run and run[0] != kind:
+                self._skip_run(span.doc, run, i)
+                run = None
+            if kind is None:
+                yield span.doc, block
+            elif run is None:
+                run = (kind, i)
+        if run:
+            self._skip_run(span.doc, run, span.stop)
+
+    def _skip_run(self, doc: int, run: tuple[str, int], stop: int) -> None:
+        kind, start = run
+        blocks = self.docs[doc].blocks[start:stop]
+        if not any(has_words(b.text) for b in blocks):
+            return  # nothing that would have been read
+        category, reason = MATTER_REASONS[kind]
+        title = next((b.text for b in blocks if b.heading), None)
+        source = self._source(Span(doc, start, stop), None)
+        if self.skips and self.skips[-1].reason == reason and self.skips[-1].source == source:
+            return
+        self.skips.append(Skip(category, reason, source, title))
+
+    def _all_matter(self, plan: Planned) -> bool:
+        """Whether every block of the chapter was boilerplate (already recorded)."""
+        blocks = [b for s in plan.spans for b in self.docs[s.doc].blocks[s.start : s.stop]]
+        return bool(blocks) and all(block_matter(b) for b in blocks if has_words(b.text))
+
+    def _unlisted(self, span: Span) -> bool:
+        """Skip (and record) an unlisted document that is matter; False to join it."""
+        doc = self.docs[span.doc]
+        heading = next((b.text for b in doc.blocks if b.heading), None)
+        found = unlisted_reason(doc, heading)
+        if found is None and (reason := type_reason(self._kinds(span))):
+            found = SkipCategory.BACK_MATTER, reason
+        if found is None:
+            return False
+        if not all(block_matter(b) for b in doc.blocks if has_words(b.text)):
+            self.skips.append(Skip(found[0], found[1], self.paths[span.doc], heading))
+        else:
+            list(self._blocks(span))  # boilerplate blocks: recorded run by run
+        return True
+
+    def _skip_parts(
+        self, skipped: dict[str, int], notes: list[tuple[int, Block]], title: str | None, src: str
+    ) -> None:
+        """Record the code blocks, tables and notes a chapter's text leaves out."""
+        names = {"code": ("code block", SkipCategory.CODE), "table": ("table", SkipCategory.TABLE)}
+        for key, count in skipped.items():
+            if count:
+                name, category = names[key]
+                self.skips.append(Skip(category, f"{count} {name}{'s' * (count > 1)}", src, title))
+        ids = {(doc, b.note) for doc, b in notes if b.note}
+        if (
+            ids
+            and self.options.notes is NotesMode.SKIP
+            and any(has_words(b.text) for _, b in notes)
+        ):
+            count = len(ids)
+            self.skips.append(
+                Skip(SkipCategory.NOTES, f"{count} note{'s' * (count > 1)}", src, title)
             )
-            source = f"{path}#{fragment}" if fragment else path
-            if len(parts) > 1 and not fragment:
-                source += f" (part {number} of {len(parts)})"
-            sections.append(Section(title, text, source, _kinds(doc, part, extra)))
-    return sections
+
+    def _notes_for(
+        self, body: list[tuple[int, Block]], own: list[tuple[int, Block]]
+    ) -> list[Block]:
+        """The note bodies a chapter refers to, in order, then its own unreferenced ones."""
+        chosen: dict[tuple[int, str], None] = {}
+        for doc, block in body:
+            for href in block.refs:
+                if (key := self._note_key(doc, href)) is not None:
+                    chosen.setdefault(key)
+        for doc, block in own:
+            if block.note:
+                chosen.setdefault((doc, block.note))
+        return [b for doc, note in chosen for b in self.docs[doc].blocks if b.note == note]
+
+    def _note_key(self, doc: int, href: str) -> tuple[int, str] | None:
+        target = resolve(self.paths[doc], href)
+        if target is None or target[1] is None or (found := self.index.get(target[0])) is None:
+            return None
+        block = self.docs[found].anchors.get(target[1])
+        if block is None or block >= len(self.docs[found].blocks):
+            return None
+        note = self.docs[found].blocks[block].note
+        return (found, note) if note else None
+
+
+def _last(item: tuple[str, int]) -> int:
+    return -item[1]
+
+
+def _pass_titles(drafts: list[_Draft]) -> list[_Draft]:
+    """A part with only a heading gives its title to an untitled part after it."""
+    out: list[_Draft] = []
+    pending: _Draft | None = None
+    for draft in drafts:
+        if pending is not None:
+            if draft.text and not draft.own_title and not type_reason(draft.kinds):
+                draft = dataclasses.replace(draft, title=pending.title, own_title=True)
+            else:
+                out.append(pending)
+            pending = None
+        heading_only = draft.title and not has_words(draft.text) and not type_reason(draft.kinds)
+        if heading_only and draft.own_title:
+            pending = draft
+        else:
+            out.append(draft)
+    if pending is not None:
+        out.append(pending)
+    return out

@@ -34,6 +34,7 @@ XHTML_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/xml"
 NCX_TYPE = "application/x-dtbncx+xml"
 # EPUB 2 guide types, as the EPUB 3 structural types the front-matter rules know.
 _GUIDE_KINDS = {
+    "text": "bodymatter",  # where the body starts
     "cover": "cover",
     "title-page": "titlepage",
     "toc": "toc",
@@ -43,8 +44,24 @@ _GUIDE_KINDS = {
     "index": "index",
     "loi": "loi",
     "lot": "lot",
+    "notes": "endnotes",
+    "acknowledgements": "acknowledgments",
+    "bibliography": "bibliography",
+    "glossary": "glossary",
+    "foreword": "foreword",
+    "preface": "preface",
 }
-_LANDMARK_KINDS = frozenset(_GUIDE_KINDS.values()) | {"halftitlepage", "landmarks"}
+_LANDMARK_KINDS = frozenset(_GUIDE_KINDS.values()) | {
+    "halftitlepage",
+    "landmarks",
+    "frontmatter",
+    "backmatter",
+    "imprint",
+    "endnotes",
+    "footnotes",
+    "titlepage",
+    "copyright-page",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +106,7 @@ class Package:
     nav_path: str | None  # the EPUB 3 navigation document, if any
     landmarks: dict[str, frozenset[str]] = field(default_factory=dict)  # path → kinds
     cover: Item | None = None
+    body_start: tuple[str, str | None] | None = None  # (path, fragment) the body starts at
 
 
 def resolve(base: str, href: str) -> tuple[str, str | None] | None:
@@ -177,19 +195,28 @@ def _metadata(opf: ET.Element) -> tuple[str | None, str | None, str | None, str 
     return title, ", ".join(dict.fromkeys(authors)) or None, language, cover_id
 
 
-def _nav_entries(nav_doc: ET.Element, path: str) -> tuple[list[NavEntry], dict[str, set[str]]]:
-    """Entries of the ``toc`` nav, and kinds per path from the ``landmarks`` nav."""
-    entries: list[NavEntry] = []
-    landmarks: dict[str, set[str]] = {}
-    navs = [e for e in nav_doc.iter() if local_name(e.tag) == "nav"]
-    toc = next((n for n in navs if "toc" in semantic_types(n)), navs[0] if navs else None)
+def _landmarks(navs: list[ET.Element], path: str) -> list[tuple[str, str | None, str]]:
+    """(path, fragment, kind) of every link in the ``landmarks`` nav."""
+    found: list[tuple[str, str | None, str]] = []
     for nav in navs:
         if "landmarks" in semantic_types(nav):
             for link in (e for e in nav.iter() if local_name(e.tag) == "a"):
-                target = resolve(path, link.get("href", ""))
-                if target and target[1] is None:
-                    kinds = semantic_types(link) & _LANDMARK_KINDS
-                    landmarks.setdefault(target[0], set()).update(kinds)
+                if target := resolve(path, link.get("href", "")):
+                    kinds = sorted(semantic_types(link) & _LANDMARK_KINDS)
+                    found += [(target[0], target[1], kind) for kind in kinds]
+    return found
+
+
+def _nav_entries(
+    nav_doc: ET.Element, path: str
+) -> tuple[list[NavEntry], list[tuple[str, str | None, str]]]:
+    """Entries of the ``toc`` nav, and (path, fragment, kind) from the ``landmarks`` nav."""
+    entries: list[NavEntry] = []
+    navs = [e for e in nav_doc.iter() if local_name(e.tag) == "nav"]
+    toc = next((n for n in navs if "toc" in semantic_types(n)), None)
+    if toc is None:  # a nav document without types: its first nav that is not landmarks
+        toc = next((n for n in navs if not semantic_types(n) & {"landmarks", "page-list"}), None)
+    landmarks = _landmarks(navs, path)
     if toc is None:
         return entries, landmarks
     stack: list[tuple[ET.Element, int]] = [(toc, -1)]  # iterative: nesting may be hostile
@@ -255,18 +282,22 @@ def read_package(archive: SafeArchive) -> Package:
         SpineRef(ref.get("idref", ""), items.get(ref.get("idref", "")), ref.get("linear") != "no")
         for ref in _children(spine_element, "itemref")
     )
-    landmarks: dict[str, set[str]] = {}
+    marks: list[tuple[str, str | None, str]] = []
     for reference in (e for e in opf.iter() if local_name(e.tag) == "reference"):
         target = resolve(opf_path, reference.get("href", ""))
         kind = _GUIDE_KINDS.get(reference.get("type", "").lower())
-        if target and target[1] is None and kind:
-            landmarks.setdefault(target[0], set()).add(kind)
+        if target and kind:
+            marks.append((target[0], target[1], kind))
     nav: list[NavEntry] = []
     nav_item = next((i for i in items.values() if "nav" in i.properties), None)
     if nav_item is not None and archive.find(nav_item.path) is not None:
-        nav, nav_landmarks = _nav_entries(_load(archive, nav_item.path), nav_item.path)
-        for path, kinds in nav_landmarks.items():
-            landmarks.setdefault(path, set()).update(kinds)
+        nav, nav_marks = _nav_entries(_load(archive, nav_item.path), nav_item.path)
+        marks += nav_marks
+    landmarks: dict[str, set[str]] = {}
+    for path, fragment, kind in marks:
+        if fragment is None:  # a landmark into a file names a part of it, not all of it
+            landmarks.setdefault(path, set()).add(kind)
+    body_start = next(((p, f) for p, f, kind in reversed(marks) if kind == "bodymatter"), None)
     if not nav:
         ncx_item = items.get(spine_element.get("toc", "")) or next(
             (i for i in items.values() if i.media_type == NCX_TYPE), None
@@ -283,4 +314,5 @@ def read_package(archive: SafeArchive) -> Package:
         nav_path=nav_item.path if nav_item else None,
         landmarks={path: frozenset(kinds) for path, kinds in landmarks.items()},
         cover=_cover(items, cover_id),
+        body_start=body_start,
     )

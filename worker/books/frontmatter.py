@@ -1,20 +1,25 @@
 """Which sections to skip, and the :class:`Book` made from the ones that are left.
 
-A section is skipped, with the reason recorded in :attr:`Book.skipped`, when
-(first rule that applies wins):
+A section is skipped, with a :class:`~worker.books.model.Skip` recorded in
+:attr:`Book.skips`, when (first rule that applies wins):
 
 1. its structure says so: ``epub:type`` / ``role="doc-…"`` of ``toc``,
    ``landmarks``, ``copyright-page``, ``titlepage``/``halftitlepage``,
-   ``cover``, ``dedication``, ``index``, ``colophon`` …;
+   ``cover``, ``dedication``, ``index``, ``colophon``, ``imprint``,
+   ``endnotes`` …;
 2. its title says so: "Contents", "Table of Contents", "Copyright",
-   "Dedication", "Title Page", "Index", "List of Illustrations", "Also by …";
+   "Dedication", "Title Page", "Index", "List of Illustrations", "Also by …",
+   "The Full Project Gutenberg License";
 3. it has nothing to narrate (no letter or digit), or only its title;
-4. its text says so: a copyright notice ("All rights reserved", "ISBN", "©
-   2024") in a short section; and, only before the first kept chapter, a list
-   of entries that are mostly other chapters' titles, "Chapter …" labels or
-   end in page numbers (a table of contents), a few words of which a paragraph
-   is the book's title or author (a title page), or a short "For …" / "To …"
-   (a dedication).
+4. its text says so, and only for matter at the front or back of the book
+   (before the first kept chapter or after the last one, or typed
+   ``frontmatter`` / ``backmatter``), never for a chapter in the body or one
+   typed ``bodymatter``: a copyright notice ("All rights reserved", "ISBN",
+   "© 2024") in a short section with no title of its own; and at the front
+   only, a list of entries that are mostly other chapters' titles,
+   "Chapter …" labels or end in page numbers (a table of contents), a few
+   words of which a paragraph is the book's title or author (a title page),
+   or a short "For …" / "To …" (a dedication).
 
 Dedications are skipped only when short (:data:`DEDICATION_CHARS`), so a
 mislabelled chapter is never lost.  Runs of three or more title-only sections
@@ -29,9 +34,16 @@ from collections.abc import Sequence
 from worker.books.clean import has_words
 from worker.books.errors import BookTooLarge, EmptyBook
 from worker.books.headings import starts_with_label
-from worker.books.model import Book, BookKind, Chapter, Section
+from worker.books.model import Book, BookKind, Chapter, Section, Skip, SkipCategory
 
-__all__ = ["MAX_SECTIONS", "build_book", "check_section_count", "skip_reason"]
+__all__ = [
+    "MAX_SECTIONS",
+    "ONLY_TITLE",
+    "build_book",
+    "check_section_count",
+    "skip_reason",
+    "type_reason",
+]
 
 DEDICATION_CHARS = 600
 MAX_SECTIONS = 10_000  # a batch item per chapter: far more than any real book has
@@ -55,9 +67,25 @@ _TYPE_REASONS = {
     "cover": "cover page",
     "index": "index",
     "colophon": "colophon",
-    "imprint": "colophon",
+    "imprint": "imprint",
     "imprimatur": "colophon",
     "dedication": "dedication",
+    "endnotes": "endnotes",
+    "footnotes": "endnotes",
+    "rearnotes": "endnotes",
+    "pg-header": "Project Gutenberg header",
+    "pg-licence": "Project Gutenberg licence",
+}
+# What is a chapter by meaning: text rules never skip it.
+_BODY_KINDS = frozenset(["bodymatter", "chapter"])
+_CATEGORIES = {
+    ONLY_TITLE: SkipCategory.EMPTY,
+    "no narratable text": SkipCategory.EMPTY,
+    "endnotes": SkipCategory.NOTES,
+    "Project Gutenberg header": SkipCategory.LICENCE,
+    "Project Gutenberg licence": SkipCategory.LICENCE,
+    "imprint": SkipCategory.LICENCE,
+    "list of the author's other books": SkipCategory.EXTRA,
 }
 _TITLE_REASONS = {
     "contents": "table of contents",
@@ -78,6 +106,13 @@ _TITLE_REASONS = {
     "list of figures": "list of illustrations",
     "list of tables": "list of tables",
     "illustrations": "list of illustrations",
+    "imprint": "imprint",
+    "uncopyright": "copyright page",
+    "legal notice": "copyright page",
+    "copyright notice": "copyright page",
+    "the full project gutenberg license": "Project Gutenberg licence",
+    "the full project gutenberg licence": "Project Gutenberg licence",
+    "project gutenberg license": "Project Gutenberg licence",
 }
 _ALSO_BY = re.compile(r"(?:also|other books|more books|books) by\b")
 _COPYRIGHT = re.compile(
@@ -141,12 +176,22 @@ def _names_a_line(text: str, names: tuple[str | None, ...]) -> bool:
     return False
 
 
+def type_reason(kinds: frozenset[str], text: str = "") -> str | None:
+    """Why a section of these structural kinds is not narrated (a dedication only if short)."""
+    for kind in sorted(kinds):
+        reason = _TYPE_REASONS.get(kind)
+        if reason and (reason != "dedication" or len(text) <= DEDICATION_CHARS):
+            return reason
+    return None
+
+
 def skip_reason(
     section: Section,
     *,
     book_title: str,
     author: str | None,
     front: bool,
+    back: bool = False,
     titles: frozenset[str] = frozenset(),
     names: tuple[str | None, ...] = (),
     sole: bool = False,
@@ -154,34 +199,36 @@ def skip_reason(
     """Why ``section`` should not be narrated, or None to keep it.
 
     ``front`` is true while no chapter has been kept yet and more sections
-    follow (front matter rules apply); ``titles`` are all sections'
-    normalised titles, to recognise a table of contents by its entries;
-    ``names`` are other names of the book and its author (what the file said
-    before the user overrode them).  A ``sole`` section (the book's only one)
-    is never judged by its text alone: a short story ending "All rights
-    reserved." is still a story.
+    follow, ``back`` once no kept chapter follows: only there do the text
+    rules apply.  ``titles`` are all sections' normalised titles, to
+    recognise a table of contents by its entries; ``names`` are other names
+    of the book and its author (what the file said before the user overrode
+    them).  A ``sole`` section (the book's only one) is never judged by its
+    text alone: a short story ending "All rights reserved." is still a story.
     """
     text = section.text
-    short_dedication = len(text) <= DEDICATION_CHARS
-    for kind in sorted(section.kinds):
-        reason = _TYPE_REASONS.get(kind)
-        if reason and (reason != "dedication" or short_dedication):
-            return reason
+    if reason := type_reason(section.kinds, text):
+        return reason
     title = _norm(section.title or "")
     reason = _TITLE_REASONS.get(title)
-    if reason and (reason != "dedication" or short_dedication):
+    if reason and (reason != "dedication" or len(text) <= DEDICATION_CHARS):
         return reason
     if _ALSO_BY.match(title):
         return "list of the author's other books"
     if not has_words(text):
         return ONLY_TITLE if section.title else "no narratable text"
-    if not sole and len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text):
+    if sole or section.kinds & _BODY_KINDS:
+        return None  # a chapter by meaning: never judged by its text
+    front = front or "frontmatter" in section.kinds
+    back = back or "backmatter" in section.kinds
+    # Untitled, or titled only with the book's own name.
+    untitled = not title or title in {_norm(n) for n in (book_title, *names) if n}
+    copyright_like = len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text)
+    if (front or back) and untitled and copyright_like:
         return "copyright page"
     if front and _looks_like_toc(text, titles - {title}):
         return "table of contents"
     if front:
-        # A title page has no heading of its own, or one that is the book's name.
-        untitled = not title or title in {_norm(n) for n in (book_title, *names) if n}
         short = len(_norm(text).split()) <= TITLE_PAGE_WORDS
         if untitled and short and _names_a_line(text, (book_title, author, *names)):
             return "title page"
@@ -190,21 +237,33 @@ def skip_reason(
     return None
 
 
+def _skip(section: Section, reason: str, *, front: bool) -> Skip:
+    category = _CATEGORIES.get(reason)
+    if category is None:
+        category = SkipCategory.FRONT_MATTER if front else SkipCategory.BACK_MATTER
+    return Skip(category, reason, section.source, section.title)
+
+
 def _describe(section: Section) -> str:
     return f"{section.title!r} ({section.source})" if section.title else section.source
 
 
-def _record(skips: list[str], run: list[Section]) -> None:
-    """Record a run of title-only sections: one line each, or one line for three or more."""
+def _record(skips: list[Skip], run: list[Section]) -> None:
+    """Record a run of title-only sections: one each, or one for three or more."""
     if len(run) >= 3:
-        first, last = run[0], run[-1]
-        skips.append(
-            f"{len(run)} headings from {_describe(first)} to {_describe(last)}: "
-            f"{ONLY_TITLE} (a table of contents?)"
-        )
+        where = f"{len(run)} headings from {_describe(run[0])} to {_describe(run[-1])}"
+        skips.append(Skip(SkipCategory.EMPTY, f"{ONLY_TITLE} (a table of contents?)", where))
     else:
-        skips.extend(f"{_describe(s)}: {ONLY_TITLE}" for s in run)
+        skips.extend(_skip(s, ONLY_TITLE, front=True) for s in run)
     run.clear()
+
+
+def _as_skip(skip: Skip | str) -> Skip:
+    """A reader's skip; a plain line ("source: reason") is read as one."""
+    if isinstance(skip, Skip):
+        return skip
+    source, _, reason = skip.rpartition(": ")
+    return Skip(SkipCategory.NOT_TEXT, reason or skip, source or "the book")
 
 
 def build_book(
@@ -216,20 +275,20 @@ def build_book(
     kind: BookKind,
     cover: bytes | None = None,
     cover_type: str | None = None,
-    skipped: Sequence[str] = (),
+    skipped: Sequence[Skip | str] = (),
     aliases: tuple[str | None, ...] = (),
 ) -> Book:
-    """Skip front matter and empty sections, number the rest; :class:`EmptyBook` if none.
+    """Skip front and back matter and empty sections, number the rest; :class:`EmptyBook` if none.
 
     ``skipped`` are skips the reader already made (EPUB spine items that are
-    not text); they come first in :attr:`Book.skipped`.  ``aliases`` are
-    the title and author the file gave, when the caller overrode them, so a
-    title page still reads as one.
+    not text, licences, notes); they come first in :attr:`Book.skips`.
+    ``aliases`` are the title and author the file gave, when the caller
+    overrode them, so a title page still reads as one.
     """
     chapters, skips = _sort_out(sections, title=title, author=author, aliases=aliases)
-    skipped = [*skipped, *skips]
+    every = [*map(_as_skip, skipped), *skips]
     if not chapters:
-        detail = "; ".join(skipped) if skipped else "no sections found"
+        detail = "; ".join(map(str, every)) if every else "no sections found"
         raise EmptyBook(f"{title!r} has no narratable text ({detail})")
     return Book(
         title=title,
@@ -238,9 +297,44 @@ def build_book(
         chapters=tuple(chapters),
         cover=cover,
         cover_type=cover_type,
-        skipped=tuple(skipped),  # in reading order
+        skips=tuple(every),
         kind=kind,
     )
+
+
+def _reasons(
+    sections: Sequence[Section], *, title: str, author: str | None, aliases: tuple[str | None, ...]
+) -> list[str | None]:
+    """Each section's reason to be skipped (None: kept), front to back then back to front."""
+    titles = frozenset(_norm(s.title) for s in sections if s.title)
+
+    def judge(section: Section, *, front: bool, back: bool = False) -> str | None:
+        return skip_reason(
+            section,
+            book_title=title,
+            author=author,
+            front=front,
+            back=back,
+            titles=titles,
+            names=aliases,
+            sole=len(sections) == 1,
+        )
+
+    reasons: list[str | None] = []
+    kept = False
+    for number, section in enumerate(sections, 1):
+        # Front matter comes before the body: never the last section.
+        reason = judge(section, front=not kept and number < len(sections))
+        reasons.append(reason)
+        kept = kept or reason is None
+    for number in range(len(sections) - 1, 0, -1):  # back matter: after the last kept chapter
+        if reasons[number] is not None:
+            continue
+        reason = judge(sections[number], front=False, back=True)
+        if reason is None or reasons.count(None) == 1:
+            break
+        reasons[number] = reason
+    return reasons
 
 
 def _sort_out(
@@ -249,30 +343,19 @@ def _sort_out(
     title: str,
     author: str | None,
     aliases: tuple[str | None, ...],
-) -> tuple[list[Chapter], list[str]]:
+) -> tuple[list[Chapter], list[Skip]]:
     """The sections kept, numbered as chapters, and why each other one was skipped."""
-    titles = frozenset(_norm(s.title) for s in sections if s.title)
+    reasons = _reasons(sections, title=title, author=author, aliases=aliases)
     chapters: list[Chapter] = []
-    skipped: list[str] = []
+    skipped: list[Skip] = []
     title_only: list[Section] = []
-    for number, section in enumerate(sections, 1):
-        # Front matter comes before the body: never the last section.
-        front = not chapters and number < len(sections)
-        reason = skip_reason(
-            section,
-            book_title=title,
-            author=author,
-            front=front,
-            titles=titles,
-            names=aliases,
-            sole=len(sections) == 1,
-        )
+    for section, reason in zip(sections, reasons, strict=True):
         if reason == ONLY_TITLE:
             title_only.append(section)
             continue
         _record(skipped, title_only)
         if reason is not None:
-            skipped.append(f"{_describe(section)}: {reason}")
+            skipped.append(_skip(section, reason, front=not chapters))
             continue
         index = len(chapters)
         name = section.title or f"Chapter {index + 1}"

@@ -13,7 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["OPENING", "Book", "BookKind", "Chapter", "Section", "SourceBook"]
+__all__ = [
+    "OPENING",
+    "Book",
+    "BookKind",
+    "Chapter",
+    "NotesMode",
+    "ReadMode",
+    "ReadOptions",
+    "Section",
+    "Skip",
+    "SkipCategory",
+    "SourceBook",
+]
 
 #: Section kind of text before the first chapter heading (or of a book with no
 #: headings); such a section is titled with the book's title once that is known.
@@ -26,6 +38,62 @@ class BookKind(StrEnum):
     EPUB = "epub"  # a zip with META-INF/container.xml (and mimetype application/epub+zip)
     MARKDOWN = "markdown"  # chapters from # headings
     TEXT = "text"  # chapters from "Chapter N" lines
+    HTML = "html"  # a web page or XHTML file: chapters from h1/h2 headings
+    DOCX = "docx"  # a Word document: chapters from its Heading 1/2 (and Title) styles
+    PDF = "pdf"  # a PDF with a text layer: chapters from its outline, else heading lines
+
+
+class SkipCategory(StrEnum):
+    """Why a part of a book is not narrated, in one word a program can group by."""
+
+    FRONT_MATTER = "front_matter"  # title page, contents, copyright, dedication … before the body
+    BACK_MATTER = "back_matter"  # index, colophon, lists of illustrations … after the body
+    LICENCE = "licence"  # Project Gutenberg's header and licence, a publisher's imprint
+    EXTRA = "extra"  # advertisements, transcriber's notes, a metadata jacket
+    NOTES = "notes"  # footnote and endnote bodies (options: notes="skip")
+    CODE = "code"  # code blocks (options: code="skip")
+    TABLE = "table"  # tables (options: tables="skip")
+    EMPTY = "empty"  # nothing to narrate, or only a title
+    NOT_TEXT = "not_text"  # a spine item outside the reading order, not a text document, missing
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """One part of the book that is not narrated, and why."""
+
+    category: SkipCategory
+    reason: str  # for people: "copyright page", "Project Gutenberg licence", "2 code blocks"
+    source: str  # where it is: EPUB member (and #fragment), Markdown/text line
+    title: str | None = None  # its title, when it has one
+
+    def __str__(self) -> str:
+        """ "'Contents' (toc.xhtml): table of contents", the form the dry run lists."""
+        where = f"{self.title!r} ({self.source})" if self.title else self.source
+        return f"{where}: {self.reason}"
+
+
+class NotesMode(StrEnum):
+    """What becomes of footnote and endnote bodies."""
+
+    SKIP = "skip"  # not narrated (their markers never are)
+    END_OF_CHAPTER = "end_of_chapter"  # read after the text of the chapter that refers to them
+
+
+class ReadMode(StrEnum):
+    """Whether code blocks (or tables) are narrated; either way their text is never altered."""
+
+    SKIP = "skip"  # left out, and listed among the skipped parts
+    READ = "read"  # read as written, line by line (tables row by row)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How a book is read into chapters; the defaults suit most books."""
+
+    split_level: int = 1  # navigation levels narrated as chapters: 1 = top-level entries only
+    notes: NotesMode = NotesMode.SKIP
+    code: ReadMode = ReadMode.SKIP
+    tables: ReadMode = ReadMode.SKIP
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +132,13 @@ class Book:
     chapters: tuple[Chapter, ...]
     cover: bytes | None = None  # image bytes, from the EPUB or uploaded alongside it
     cover_type: str | None = None  # the cover's media type, e.g. "image/jpeg"
-    skipped: tuple[str, ...] = ()  # "'Contents' (toc.xhtml): table of contents", one per skip
+    skips: tuple[Skip, ...] = ()  # what was not narrated and why, in reading order
     kind: BookKind = BookKind.TEXT  # which reader produced it
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """The skips as lines: "'Contents' (toc.xhtml): table of contents"."""
+        return tuple(str(skip) for skip in self.skips)
 
     @property
     def chars(self) -> int:
@@ -108,4 +181,4 @@ class SourceBook:
     sections: tuple[Section, ...]
     cover: bytes | None = None  # the cover image an EPUB declares
     cover_type: str | None = None
-    skipped: tuple[str, ...] = ()  # EPUB spine items that are not chapters at all
+    skipped: tuple[Skip, ...] = ()  # parts the reader already left out (spine items, licence …)

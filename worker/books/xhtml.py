@@ -9,13 +9,24 @@ expat does not read DTDs.
 :func:`extract` walks a content document once (iteratively, so hostile
 nesting cannot overflow the stack) and yields :class:`Block` values: one per
 block element (``p``, ``div``, ``li``, ``h1``–``h6`` …), inline text joined,
-source whitespace collapsed, ``<br/>`` kept as a line break.  Dropped with
-their content (their tail text stays): ``script``/``style``/``head``, SVG and
-MathML, ruby annotations, footnote markers (``epub:type="noteref"``, short
-linked or numeric ``<sup>``, links reading ``[1]``), page-break markers
-(``epub:type="pagebreak"``, ``role="doc-pagebreak"``, ``class="pagenum"``),
-footnote and endnote bodies, and anything ``hidden``.  Images contribute
-nothing: their alt text describes a picture the listener cannot see.
+source whitespace collapsed, ``<br/>`` kept as a line break.  What an element
+means decides what becomes of it (see :mod:`~worker.books.semantics`); its
+text is never rewritten:
+
+* noise (scripts, hidden elements, note references, page-break markers, line
+  numbers, backlinks) is left out in place, its tail text kept;
+* a table is one :attr:`BlockRole.TABLE` block (rows separated by a blank
+  line, cells by a line break), a code block one :attr:`BlockRole.CODE` block
+  (verbatim); the reader reads or skips them;
+* verse (a poem, a stanza, and Standard Ebooks' ``span`` per line) and ``pre``
+  are :attr:`BlockRole.LINES` blocks: every line keeps its break;
+* footnote and endnote bodies are blocks with :attr:`Block.note` set, and the
+  note references a block held are in :attr:`Block.refs`;
+* boilerplate (Project Gutenberg's header and licence, transcriber's notes,
+  advertisements) carries its kind in :attr:`Block.kinds`.
+
+Images contribute nothing: their alt text describes a picture the listener
+cannot see.
 """
 
 from __future__ import annotations
@@ -24,19 +35,32 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from html.entities import name2codepoint
 
 from worker.books.errors import NotABook, UnsafeArchive
+from worker.books.semantics import (
+    is_code,
+    is_noise,
+    is_verse,
+    matter_kinds,
+    note_role,
+    noteref_target,
+    semantic_types,
+)
 
-__all__ = ["Block", "Document", "extract", "local_name", "parse_xml", "semantic_types"]
-
-OPS_NS = "http://www.idpf.org/2007/ops"
-EPUB_TYPE = f"{{{OPS_NS}}}type"
+__all__ = [
+    "Block",
+    "BlockRole",
+    "Document",
+    "extract",
+    "local_name",
+    "parse_xml",
+    "semantic_types",
+]
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 _ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
 _WS = re.compile(r"\s+")
-_MARKER_CHARS = 16
-_MARKER = re.compile(r"\s*[\[(]?\s*(?:\d{1,3}|[*†‡§¶]{1,3})\s*[\])]?\s*")
 
 _BLOCKS = frozenset(
     [
@@ -86,55 +110,13 @@ _BLOCKS = frozenset(
     ]
 )
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
-_DROP_TAGS = frozenset(
-    [
-        "script",
-        "style",
-        "head",
-        "svg",
-        "math",
-        "rt",
-        "rp",
-        "template",
-        "noscript",
-        "object",
-        "iframe",
-        "audio",
-        "video",
-    ]
-)
-# Structural types (epub:type or role="doc-…") whose content is never narrated inline.
-_DROP_TYPES = frozenset(
-    [
-        "noteref",
-        "pagebreak",
-        "footnote",
-        "footnotes",
-        "endnote",
-        "endnotes",
-        "rearnote",
-        "rearnotes",
-        "backlink",
-    ]
-)
-_DROP_CLASSES = frozenset(
-    ["pagenum", "page-number", "pagebreak", "page-break", "footnote", "footnotes"]
-)
+#: Heading-like paragraphs: a chapter's title in Standard Ebooks' <hgroup> or header.
+_TITLE_TYPES = frozenset(["title", "subtitle"])
 
 
 def local_name(tag: object) -> str:
     """An element's tag without its namespace, lowercased ('' for comments and PIs)."""
     return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
-
-
-def semantic_types(element: ET.Element) -> frozenset[str]:
-    """``epub:type`` tokens and ARIA ``doc-*`` roles, lowercased, vocabulary prefixes dropped."""
-    tokens = element.get(EPUB_TYPE, "").split() + element.get("role", "").split()
-    out = set()
-    for token in tokens:
-        token = token.lower().rsplit(":", 1)[-1]
-        out.add(token.removeprefix("doc-"))
-    return frozenset(out)
 
 
 def _html_entity(match: re.Match[bytes]) -> bytes:
@@ -154,13 +136,25 @@ def parse_xml(data: bytes, member: str) -> ET.Element:
         raise NotABook(f"member {member!r} is not well-formed XML: {exc}") from exc
 
 
+class BlockRole(StrEnum):
+    """How a block's lines are read."""
+
+    PROSE = "prose"  # a paragraph: lines from <br/> are joined into one
+    LINES = "lines"  # verse or preformatted text: every line keeps its break
+    CODE = "code"  # a code block, verbatim
+    TABLE = "table"  # a table: rows separated by a blank line, cells by a line break
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One block of a content document: a paragraph, or a heading of level 1–6."""
+    """One block of a content document: a paragraph, a heading, a table, a code block."""
 
-    text: str  # whitespace collapsed; "\n" where the source had <br/>
+    text: str  # whitespace collapsed; "\n" where the source had a line break
     heading: int = 0  # 0 for a paragraph, else the h1–h6 level
-    kinds: frozenset[str] = frozenset()  # semantic types of the sections around it
+    kinds: frozenset[str] = frozenset()  # semantic types of the elements around it
+    role: BlockRole = BlockRole.PROSE
+    note: str | None = None  # id of the footnote or endnote it is part of ("" for a notes list)
+    refs: tuple[str, ...] = ()  # hrefs of the note references it held, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,29 +166,16 @@ class Document:
     kinds: frozenset[str] = frozenset()  # semantic types of <html> and <body>
 
 
-def _is_marker_text(element: ET.Element) -> bool:
-    """Whether an element reads like a footnote marker: "1", "[12]", "*", "(†)"."""
-    text = ""
-    for piece in element.itertext():
-        text += piece
-        if len(text) > _MARKER_CHARS:  # stop early: the element may hold a whole chapter
-            return False
-    return _MARKER.fullmatch(text) is not None
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the elements around an element say about its text."""
 
-
-def _dropped(element: ET.Element, name: str) -> bool:
-    """Whether an element and its content are left out of the narration."""
-    if name in _DROP_TAGS or element.get("hidden") is not None:
-        return True
-    if semantic_types(element) & _DROP_TYPES:
-        return True
-    if _DROP_CLASSES.intersection(element.get("class", "").lower().split()):
-        return True
-    if "display:none" in element.get("style", "").replace(" ", "").lower():
-        return True
-    if name == "sup":  # a footnote number; "5<sup>th</sup>" keeps its letters
-        return _is_marker_text(element)
-    return name == "a" and element.get("href") is not None and _is_marker_text(element)
+    kinds: frozenset[str] = frozenset()
+    note: str | None = None  # see Block.note
+    verse: bool = False
+    raw: BlockRole | None = None  # inside a table or code block: one block for all of it
+    parent: str = ""  # the parent element's local name
+    hgroup: bool = False
 
 
 class _Walker:
@@ -204,30 +185,118 @@ class _Walker:
         self.blocks: list[Block] = []
         self.anchors: dict[str, int] = {}
         self.parts: list[str] = []
+        self.refs: list[str] = []
         self.heading = 0
+        self.heading_owner: ET.Element | None = None  # the element that set ``heading``
+        self.last_heading = 2
         self.pre = 0
+        self.notes = 0  # note bodies without an id, numbered
 
     def add(self, text: str | None) -> None:
         if text:
             self.parts.append(text if self.pre else _WS.sub(" ", text))
 
-    def flush(self, kinds: frozenset[str]) -> None:
-        raw = "".join(self.parts)
-        self.parts = []
-        lines = [" ".join(line.split()) for line in raw.split("\n")]
+    def flush(self, ctx: _Context) -> None:
+        raw, refs = "".join(self.parts), tuple(self.refs)
+        self.parts, self.refs = [], []
+        role = ctx.raw or (BlockRole.LINES if ctx.verse or self.pre else BlockRole.PROSE)
         if self.heading:
-            text = ""
-            for line in filter(None, lines):
-                sep = " " if not text or text[-1] in ".:;—–-!?" else ": "
-                text = f"{text}{sep}{line}" if text else line
+            role, text = BlockRole.PROSE, _heading_text(raw)
+        elif role is BlockRole.CODE:
+            text = "\n".join(line.rstrip() for line in raw.split("\n")).strip("\n")
+        elif role is BlockRole.TABLE:
+            rows = ("\n".join(filter(None, _lines(row))) for row in raw.split("\n\n"))
+            text = "\n\n".join(filter(None, rows))
+        elif role is BlockRole.LINES:
+            text = "\n".join(filter(None, _lines(raw)))
         else:
-            text = "\n".join(lines).strip("\n")
+            text = "\n".join(_lines(raw)).strip("\n")
         if text.strip():
-            self.blocks.append(Block(text, self.heading, kinds))
+            self.blocks.append(Block(text, self.heading, ctx.kinds, role, ctx.note, refs))
+        elif refs:
+            self.refs = list(refs)  # a marker alone in its block: keep it for the next
+
+
+def _lines(raw: str) -> list[str]:
+    return [" ".join(line.split()) for line in raw.split("\n")]
+
+
+def _heading_text(raw: str) -> str:
+    """A heading's lines as one title: "Chapter 1: The Beginning"."""
+    text = ""
+    for line in filter(None, _lines(raw)):
+        sep = " " if not text or text[-1] in ".:;—–-!?" else ": "
+        text = f"{text}{sep}{line}" if text else line
+    return text
 
 
 def _children(element: ET.Element) -> Iterator[ET.Element]:
     return reversed(list(element))
+
+
+def _context(walker: _Walker, element: ET.Element, name: str, ctx: _Context) -> _Context:
+    """The context of an element's content."""
+    kinds = ctx.kinds | semantic_types(element) | matter_kinds(element)
+    note, raw = ctx.note, ctx.raw
+    role = note_role(element)
+    ident = element.get("id")
+    if role == "notes":
+        kinds |= {"notes"}
+        note = "" if note is None else note
+    elif role == "note" or (note == "" and ident and name in ("li", "aside", "div", "p", "dd")):
+        walker.notes += 1
+        kinds |= {"notes"}
+        note = ident or f"#note-{walker.notes}"
+    if raw is None and name == "table":
+        raw = BlockRole.TABLE
+    elif raw is None and is_code(element, name):
+        raw = BlockRole.CODE
+    verse = ctx.verse or is_verse(element)
+    return _Context(kinds, note, verse, raw, name, ctx.hgroup or name == "hgroup")
+
+
+def _enter_block(walker: _Walker, element: ET.Element, name: str, parent: _Context) -> None:
+    """A block element starts: the text before it is a block of its own."""
+    if walker.heading:
+        return  # a heading's inner blocks stay part of the heading
+    walker.flush(parent)
+    level = _HEADINGS.get(name, 0)
+    if not level and name == "p" and (parent.hgroup or semantic_types(element) & _TITLE_TYPES):
+        level = walker.last_heading  # a subtitle in a chapter's header
+    if level:
+        walker.heading = walker.last_heading = level
+        walker.heading_owner = element
+
+
+def _enter(walker: _Walker, element: ET.Element, name: str, parent: _Context) -> None:
+    """What an element's start adds: a block boundary, a line break, an anchor."""
+    if parent.raw is BlockRole.TABLE:
+        if name == "tr":
+            walker.parts.append("\n\n")  # a row
+        elif name in _BLOCKS or name == "br":
+            walker.parts.append("\n")  # a cell, or a line in one
+    elif name in _BLOCKS and parent.raw is None:
+        _enter_block(walker, element, name, parent)
+    elif name == "br":
+        walker.parts.append("\n")
+    elif name == "span" and parent.verse and parent.parent == "p":
+        walker.parts.append("\n")  # Standard Ebooks: one span per line of verse
+    if (ident := element.get("id")) is not None:
+        # The block this element starts (or the paragraph it sits in) comes next.
+        walker.anchors.setdefault(ident, len(walker.blocks))
+    if name == "pre":
+        walker.pre += 1
+
+
+def _exit(walker: _Walker, element: ET.Element, name: str, ctx: _Context, parent: _Context) -> None:
+    """What an element's end adds: the end of its block."""
+    if walker.heading_owner is element:
+        walker.flush(ctx)
+        walker.heading, walker.heading_owner = 0, None
+    elif name in _BLOCKS and parent.raw is None and not walker.heading:
+        walker.flush(ctx)
+    if name == "pre":
+        walker.pre -= 1
 
 
 def extract(root: ET.Element) -> Document:
@@ -238,40 +307,26 @@ def extract(root: ET.Element) -> Document:
     if body is None:
         return Document((), {}, doc_kinds)
     doc_kinds |= semantic_types(body)
-    # Explicit stack of (element, kinds, entering): documents may nest deeper than
-    # Python's recursion limit allows.
-    stack: list[tuple[ET.Element, frozenset[str], bool]] = [(body, doc_kinds, True)]
+    top = _Context(kinds=doc_kinds)
+    # Explicit stack of (element, context of its content, its parent's context,
+    # entering): documents may nest deeper than Python's recursion limit allows.
+    stack: list[tuple[ET.Element, _Context, _Context, bool]] = [(body, top, top, True)]
     while stack:
-        element, kinds, entering = stack.pop()
+        element, ctx, parent, entering = stack.pop()
         name = local_name(element.tag)
         if not entering:
-            if name in _BLOCKS and (name in _HEADINGS or not walker.heading):
-                walker.flush(kinds)
-            if name in _HEADINGS:
-                walker.heading = 0
-            elif name == "pre":
-                walker.pre -= 1
+            _exit(walker, element, name, ctx, parent)
             walker.add(element.tail)
             continue
-        if not name or _dropped(element, name):
+        if not name or is_noise(element, name):
+            if name and (target := noteref_target(element, name)):
+                walker.refs.append(target)
             walker.add(element.tail)
             continue
-        if name in _BLOCKS:
-            own = kinds | semantic_types(element)
-            if not walker.heading:
-                walker.flush(kinds)
-                if name in _HEADINGS:
-                    walker.heading = _HEADINGS[name]
-            kinds = own
-        if (ident := element.get("id")) is not None:
-            # The block this element starts (or the paragraph it sits in) comes next.
-            walker.anchors.setdefault(ident, len(walker.blocks))
-        elif name == "br":
-            walker.parts.append("\n")
-        if name == "pre":
-            walker.pre += 1
+        ctx = _context(walker, element, name, parent)
+        _enter(walker, element, name, parent)
         walker.add(element.text)
-        stack.append((element, kinds, False))
-        stack.extend((child, kinds, True) for child in _children(element))
-    walker.flush(doc_kinds)
-    return Document(tuple(walker.blocks), walker.anchors, doc_kinds)
+        stack.append((element, ctx, parent, False))
+        stack.extend((child, ctx, ctx, True) for child in _children(element))
+    walker.flush(top)
+    return Document(tuple(walker.blocks), walker.anchors, doc_kinds | top.kinds)

@@ -92,15 +92,142 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 """
 
-RENEW_LEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# Server time in whole milliseconds: the scores of the reapers' lists.
+NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-RELEASE_LEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
+# Job leases keep the reapers' lists (Keys.jobs_leased, Keys.jobs_due) true in
+# the same step: a job an attempt runs is listed by its lease's expiry, a job
+# between attempts by when its next one is due, and never in both.
+
+# KEYS: lease, leased, due. ARGV: id, owner, ttl ms.
+ACQUIRE_JOB_LEASE = (
+    NOW_MS
+    + """
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
 """
+)
+
+# KEYS: lease, leased, due. ARGV: id, owner, ttl ms.
+RENEW_JOB_LEASE = (
+    NOW_MS
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+)
+
+# KEYS: lease, job, leased, due. ARGV: id, owner, look-again ms.  A job still
+# running once its lease is given up had an attempt that decided nothing (it
+# stopped on an error): it is due again after a while, not at once, so a bug
+# that stops every attempt does not spin.
+RELEASE_JOB_LEASE = (
+    NOW_MS
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[2], 'status') == 'running' then
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
+end
+return 1
+"""
+)
+
+# KEYS: lease, leased, due, dispatch. ARGV: id, owner, delay ms, token, token ttl s.
+# Gives the lease up and lists the job as due after its backoff; the new token
+# is carried by no message yet, so any older message (a redelivery) is dropped.
+# Returns when the retry is due (epoch ms), or false if the lease is not owner's.
+SCHEDULE_RETRY = (
+    NOW_MS
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local due = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[3], due, ARGV[1])
+redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
+return due
+"""
+)
+
+# KEYS: due, leased. ARGV: limit.  Jobs whose next attempt is due, then jobs
+# whose lease lapsed: one command for the reaper's every look.
+DUE_JOBS = (
+    NOW_MS
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, ARGV[1])
+for _, id in ipairs(lapsed) do table.insert(ids, id) end
+return ids
+"""
+)
+
+# KEYS: job, lease, dispatch, leased, due. ARGV: id, token, pickup ms, token ttl s.
+# One reaper wins a due job: the new token becomes the only valid message, and
+# the job is due again after the pickup time, in case that message is never
+# taken.  A finished (or vanished) job leaves the lists; a held lease (of an
+# earlier version, whose renewals do not list it) is listed by its expiry.  A
+# canceled job is queued too: its next attempt only cleans its staging.
+# Returns 'due' or 'lapsed', or false when there is nothing to queue.
+CLAIM_DUE = (
+    NOW_MS
+    + """
+local id = ARGV[1]
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'succeeded' or status == 'failed' then
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[5], id)
+  return false
+end
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl > 0 then
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZADD', KEYS[4], now + pttl, id)
+  return false
+end
+local reason = false
+local at = redis.call('ZSCORE', KEYS[5], id)
+if at and tonumber(at) <= now then
+  reason = 'due'
+else
+  at = redis.call('ZSCORE', KEYS[4], id)
+  if at and tonumber(at) <= now then reason = 'lapsed' end
+end
+if not reason then return false end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+redis.call('ZREM', KEYS[4], id)
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id)
+return reason
+"""
+)
+
+# KEYS: leased, due, then the lease of each job in ARGV order. ARGV: job ids.
+# Lists running jobs that neither list has (started by an earlier version) by
+# their lease's expiry, or as lapsed now if they hold none.  Returns how many.
+ADOPT_RUNNING = (
+    NOW_MS
+    + """
+local added = 0
+for i, id in ipairs(ARGV) do
+  if not redis.call('ZSCORE', KEYS[1], id) and not redis.call('ZSCORE', KEYS[2], id) then
+    local pttl = redis.call('PTTL', KEYS[2 + i])
+    if pttl < 0 then pttl = 0 end
+    redis.call('ZADD', KEYS[1], now + pttl, id)
+    added = added + 1
+  end
+end
+return added
+"""
+)
 
 # KEYS: job. ARGV: attempt json, cap.  Appends to the record's ``callbacks``
 # list, keeping the newest ``cap``; never touches status or updated_at, and

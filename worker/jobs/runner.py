@@ -3,8 +3,9 @@
 :meth:`JobRunner.run` is what the Celery task calls.  It takes the job's lease
 (so two workers never run one job), synthesises the segments that have no
 checkpoint yet, assembles them in order into one file, uploads it, and records
-the outcome.  It never sleeps for a retry itself: it returns how long to wait,
-and the task re-queues itself.
+the outcome.  It never waits for a retry: a transient failure gives the lease
+up and lists the job as due after its backoff (``JobStore.schedule_retry``);
+a reaper queues it then, for any free worker to take.
 
 Errors decide the outcome: permanent ones fail the job with a code; transient
 ones are recorded as the last error and retried with backoff until attempts run
@@ -57,7 +58,7 @@ from worker.fish import (
 from worker.fish.client import StreamCanceled
 from worker.jobs.governor import Governor
 from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Progress
-from worker.jobs.store import JobStore
+from worker.jobs.store import JobStore, MessageStanding
 from worker.jobs.synth import (
     SegmentCheckpoint,
     SegmentSynthesizer,
@@ -71,7 +72,7 @@ from worker.jobs.synth import (
 )
 from worker.jobs.text import Segment, segment_text
 from worker.keys import Keys
-from worker.lease import Lease, LeaseLost, job_lease
+from worker.lease import Lease, LeaseLost, job_lease, new_owner
 from worker.queues import Sender
 from worker.retry import SessionBudget, give_up_message, job_policy
 from worker.settings import Settings
@@ -95,11 +96,10 @@ class CheckpointLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the task should do next: nothing, or run again after ``retry_in`` seconds."""
+    """How a message ended: the job's status, and the backoff of a retry it scheduled."""
 
     status: JobStatus | None
     retry_in: float | None = None
-    token: str | None = None
 
 
 class _Ended(NamedTuple):
@@ -129,11 +129,18 @@ class JobRunner:
     # -- the attempt -------------------------------------------------------------
 
     def run(self, job_id: str, token: str | None = None) -> Outcome:
-        """Run one attempt of ``job_id``. ``token`` is the lease owner a retry inherits."""
+        """Run one attempt of ``job_id`` for a message carrying ``token`` (see
+        :class:`~worker.jobs.store.MessageStanding`)."""
         job = self.store.get(job_id)
         if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return Outcome(job.status if job else None)
-        lease = job_lease(self.store, job_id, self.settings.job_lease_seconds, owner=token)
+        standing = self.store.message_standing(job_id, token)
+        if standing is MessageStanding.STALE:
+            log.info("job %s: a newer message replaced this one; dropped", job_id)
+            return Outcome(job.status)
+        # An earlier version's retry carries the lease owner it kept through its backoff.
+        owner = token if standing is MessageStanding.UNTRACKED else None
+        lease = job_lease(self.store, job_id, self.settings.job_lease_seconds, owner=owner)
         if not lease.acquire():
             log.info("job %s: running elsewhere; leaving it", job_id)
             return Outcome(JobStatus.RUNNING)
@@ -142,13 +149,10 @@ class JobRunner:
         try:
             with lease.renewing():
                 ended = self._leased_run(job_id, lease)
-            token = lease.owner if ended.retry_in is not None else None
-            return Outcome(ended.status, ended.retry_in, token)
+            return Outcome(ended.status, ended.retry_in)
         finally:
             if ended.retry_in is not None:
-                # Keep the lease through the backoff so the reaper leaves the job be;
-                # if this worker dies meanwhile, the lease lapses and the job is re-queued.
-                lease.extend(ended.retry_in + lease.ttl)
+                self._schedule_retry(job_id, lease, ended.retry_in)
             else:
                 lease.release()
             elapsed = time.monotonic() - started
@@ -161,6 +165,13 @@ class JobRunner:
                     sender=self.sender,
                     storage=self.storage,
                 )
+
+    def _schedule_retry(self, job_id: str, lease: Lease, delay: float) -> None:
+        try:
+            if self.store.schedule_retry(job_id, lease.owner, delay, new_owner()) is None:
+                log.warning("job %s: lease lost before its retry was scheduled", job_id)
+        except redis.RedisError as exc:  # the lease lapses instead: the reapers re-queue it
+            log.warning("job %s: could not schedule its retry (%s)", job_id, exc)
 
     def _leased_run(self, job_id: str, lease: Lease) -> _Ended:
         # Read again under the lease: it may have been canceled or finished meanwhile.

@@ -11,6 +11,10 @@ scored by creation time (ms), a batch by item number; :mod:`worker.jobs.listing`
 walks them.  Records of finished jobs expire after the retention TTL; their
 index entries are pruned lazily when a listing meets them.
 
+Two more are the reapers' worklist, kept in step with the job leases: a job
+whose attempt runs is listed by its lease's expiry, one between attempts by
+when the next is due ("Crash recovery" in docs/operations.md).
+
 Errors::
 
     StoreError
@@ -27,6 +31,7 @@ import builtins
 import json
 import logging
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, cast
 
 import redis
@@ -72,6 +77,21 @@ class InvalidCursor(StoreError, ValueError):
     """A listing cursor that this store did not produce."""
 
 
+class DueReason(StrEnum):
+    """Why a reaper queues a job again."""
+
+    DUE = "due"  # its next attempt is due: a retry's backoff ended, or its message went untaken
+    LAPSED = "lapsed"  # its lease lapsed: the worker running it is gone
+
+
+class MessageStanding(StrEnum):
+    """Whether a ``shoal.synthesize`` message may run its job."""
+
+    CURRENT = "current"  # it carries the job's dispatch token
+    STALE = "stale"  # a newer message replaced it (or a retry waits for its own): drop it
+    UNTRACKED = "untracked"  # no token recorded yet: the API's message, or an earlier version's
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -82,6 +102,10 @@ def _seconds(value: float | datetime) -> float:
 
 def _ms(value: float | datetime) -> float:
     return _seconds(value) * 1000
+
+
+def _ms_int(seconds: float) -> int:
+    return int(seconds * 1000)
 
 
 def _dump_request(request: JobRequest) -> str:
@@ -145,8 +169,13 @@ class JobStore:
         self._update = redis.register_script(lua.UPDATE)
         self._begin_attempt = redis.register_script(lua.BEGIN_ATTEMPT)
         self._save_segment = redis.register_script(lua.SAVE_SEGMENT)
-        self._renew_lease = redis.register_script(lua.RENEW_LEASE)
-        self._release_lease = redis.register_script(lua.RELEASE_LEASE)
+        self._acquire_lease = redis.register_script(lua.ACQUIRE_JOB_LEASE)
+        self._renew_lease = redis.register_script(lua.RENEW_JOB_LEASE)
+        self._release_lease = redis.register_script(lua.RELEASE_JOB_LEASE)
+        self._schedule_retry = redis.register_script(lua.SCHEDULE_RETRY)
+        self._due_jobs = redis.register_script(lua.DUE_JOBS)
+        self._claim_due = redis.register_script(lua.CLAIM_DUE)
+        self._adopt_running = redis.register_script(lua.ADOPT_RUNNING)
         self._record_callback = redis.register_script(lua.RECORD_CALLBACK_ATTEMPT)
 
     # -- records -----------------------------------------------------------------
@@ -274,8 +303,9 @@ class JobStore:
         pipe.delete(
             k.job(job_id), k.job_segments(job_id), k.job_lease(job_id), k.job_requeue(job_id)
         )
-        pipe.delete(k.job_sessions(job_id))
-        pipe.zrem(k.jobs_all(), job_id)
+        pipe.delete(k.job_sessions(job_id), k.job_dispatch(job_id))
+        for index in (k.jobs_all(), k.jobs_leased(), k.jobs_due()):
+            pipe.zrem(index, job_id)
         for status in _STATUSES:
             pipe.zrem(k.jobs_by_status(status), job_id)
         if tenant is not None:
@@ -382,49 +412,77 @@ class JobStore:
         raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_sessions(job_id)))
         return {int(_text(i)): int(_text(n)) for i, n in raw.items()}
 
-    # -- job leases (crash recovery) ---------------------------------------------
+    # -- job leases and the reapers' lists (crash recovery, retries) -------------
 
     def acquire_job_lease(self, job_id: str, owner: str, ttl: float) -> bool:
         """Take the job's lease for ``ttl`` seconds if nobody holds it."""
-        key = self.keys.job_lease(job_id)
-        return bool(self.redis.set(key, owner, nx=True, px=max(1, int(ttl * 1000))))
+        return self._lease_script(self._acquire_lease, job_id, owner, ttl)
 
     def renew_job_lease(self, job_id: str, owner: str, ttl: float) -> bool:
         """Extend the lease to ``ttl`` seconds from now, only if ``owner`` still holds it."""
-        key = self.keys.job_lease(job_id)
-        return bool(self._renew_lease(keys=[key], args=[owner, max(1, int(ttl * 1000))]))
+        return self._lease_script(self._renew_lease, job_id, owner, ttl)
 
-    def release_job_lease(self, job_id: str, owner: str) -> bool:
-        """Give the lease up if ``owner`` holds it; False if someone else does (or nobody)."""
-        return bool(self._release_lease(keys=[self.keys.job_lease(job_id)], args=[owner]))
+    def release_job_lease(self, job_id: str, owner: str, look_again_in: float = 0.0) -> bool:
+        """Give the lease up if ``owner`` holds it; False if someone else does (or nobody).
+        A job still ``running`` (its attempt decided nothing) is due in ``look_again_in`` s."""
+        k = self.keys
+        keys = [k.job_lease(job_id), k.job(job_id), k.jobs_leased(), k.jobs_due()]
+        return bool(self._release_lease(keys=keys, args=[job_id, owner, _ms_int(look_again_in)]))
 
-    def orphaned_running_jobs(self, limit: int) -> builtins.list[str]:
-        """Running jobs whose lease is gone (their worker died), oldest first."""
-        index = self.keys.jobs_by_status(JobStatus.RUNNING)
-        orphans: builtins.list[str] = []
-        start = 0
-        while len(orphans) < limit:
-            ids = [
-                _text(m)
-                for m in cast(builtins.list[Any], self.redis.zrange(index, start, start + 199))
-            ]
-            if not ids:
-                break
-            start += len(ids)
-            pipe = self.redis.pipeline()
-            for job_id in ids:
-                pipe.exists(self.keys.job_lease(job_id))
-                pipe.hget(self.keys.job(job_id), "status")
-            replies = pipe.execute()
-            for job_id, leased, status in zip(ids, replies[::2], replies[1::2], strict=True):
-                if not leased and status is not None and _text(status) == JobStatus.RUNNING:
-                    orphans.append(job_id)
-        return orphans[:limit]
+    def schedule_retry(self, job_id: str, owner: str, delay: float, token: str) -> float | None:
+        """Give up ``owner``'s lease and make the job due in ``delay`` seconds, when a
+        reaper queues its one valid message (``token``; none is valid meanwhile).
+        Returns when it is due (epoch s), or None if the lease was not ``owner``'s."""
+        k = self.keys
+        keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due(), k.job_dispatch(job_id)]
+        args: builtins.list[str | int] = [job_id, owner, _ms_int(delay), token, self.ttl_seconds]
+        due = self._schedule_retry(keys=keys, args=args)
+        return int(cast(int, due)) / 1000 if due is not None else None
 
-    def claim_requeue(self, job_id: str, ttl: float) -> bool:
-        """True for exactly one caller per ``ttl`` seconds: the reaper that re-queues the job."""
-        key = self.keys.job_requeue(job_id)
-        return bool(self.redis.set(key, "1", nx=True, px=max(1, int(ttl * 1000))))
+    def due_jobs(self, limit: int) -> builtins.list[str]:
+        """Jobs whose next attempt is due or whose lease lapsed (one command; cheap)."""
+        keys = [self.keys.jobs_due(), self.keys.jobs_leased()]
+        ids = cast(builtins.list[Any], self._due_jobs(keys=keys, args=[limit]))
+        return list(dict.fromkeys(_text(i) for i in ids))
+
+    def claim_due(self, job_id: str, token: str, pickup: float) -> DueReason | None:
+        """Claim a due job for queueing with ``token``, its one valid message from now.
+
+        One caller wins, and learns why the job is due; the job is due again
+        after ``pickup`` seconds, should that message never start an attempt.
+        None when there is nothing to queue (it ended, it is leased, another won).
+        """
+        k = self.keys
+        keys = [k.job(job_id), k.job_lease(job_id), k.job_dispatch(job_id)]
+        keys += [k.jobs_leased(), k.jobs_due()]
+        reason = self._claim_due(keys=keys, args=[job_id, token, _ms_int(pickup), self.ttl_seconds])
+        return DueReason(_text(reason)) if reason else None
+
+    def message_standing(self, job_id: str, token: str | None) -> MessageStanding:
+        """Whether a message of ``job_id`` carrying ``token`` may run."""
+        current = self.redis.get(self.keys.job_dispatch(job_id))
+        if current is None:
+            return MessageStanding.UNTRACKED
+        if token is not None and _text(cast(bytes | str, current)) == token:
+            return MessageStanding.CURRENT
+        return MessageStanding.STALE
+
+    def adopt_running_jobs(self, page: int = 200) -> int:
+        """List running jobs that the reapers' lists lack (an earlier version started
+        them) by their lease's expiry; returns how many were added."""
+        k, added = self.keys, 0
+        index = k.jobs_by_status(JobStatus.RUNNING)
+        running = [_text(m) for m in cast(builtins.list[Any], self.redis.zrange(index, 0, -1))]
+        for at in range(0, len(running), page):
+            ids = running[at : at + page]
+            keys = [k.jobs_leased(), k.jobs_due(), *(k.job_lease(i) for i in ids)]
+            added += int(cast(int, self._adopt_running(keys=keys, args=ids)))
+        return added
+
+    def _lease_script(self, script: Any, job_id: str, owner: str, ttl: float) -> bool:
+        k = self.keys
+        keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due()]
+        return bool(script(keys=keys, args=[job_id, owner, max(1, _ms_int(ttl))]))
 
     # -- callbacks ---------------------------------------------------------------
 

@@ -12,7 +12,9 @@ where and for how long is in ``docs/operations.md`` ("Storage lifecycle").
 * :mod:`~worker.storage.errors` – the error tree below, and how botocore's
   failures map onto it;
 * :mod:`~worker.storage.model` – the pure parts: object keys and key templates,
-  metadata, and the small values the client returns.
+  metadata, and the small values the client returns;
+* :mod:`~worker.storage.sweep` – the sweep of incomplete multipart uploads an
+  abort could not clean, run from the workers' reaper.
 
 Errors::
 

@@ -10,7 +10,13 @@ after a transient failure per :data:`worker.retry.STORAGE_POLICY`, and botocore
 is told to send each request once.  An outage of a few seconds costs the part
 that was in flight, not the upload: the upload goes on from that part, ending
 in one finished object and no incomplete multipart upload.  An upload that
-fails anyway is aborted.
+fails anyway is aborted; one whose abort fails too is left to the workers'
+sweep (:mod:`worker.storage.sweep`).
+
+Presigned URLs may name another endpoint than the one requests go to
+(``public_endpoint_url``): the address clients reach the store at, as opposed
+to the one workers do (``http://minio:9000`` inside compose).  SigV4 signs the
+Host, so such a URL is signed by a second client made for that endpoint.
 
 Keys, templates, metadata and the small values returned live in
 :mod:`worker.storage.model`; the errors (re-exported here, their tree drawn
@@ -90,6 +96,7 @@ class Storage:
         *,
         bucket: str,
         endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
         region: str = "us-east-1",
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
@@ -110,7 +117,9 @@ class Storage:
 
         ``retry`` is how each request is retried; ``request_attempts``, if
         given, replaces its number of sends (1: fail fast, for callers that
-        only presign or probe). ``checksum_when_required`` turns off boto3's
+        only presign or probe). ``public_endpoint_url``, if given, is the
+        endpoint presigned URLs name instead of ``endpoint_url``.
+        ``checksum_when_required`` turns off boto3's
         default CRC checksums for servers that reject them (rclone, older MinIO
         and Ceph). ``sleep`` is injectable so tests of the retries need not wait.
         """
@@ -136,12 +145,22 @@ class Storage:
             max_pool_connections=max_pool_connections,
         )
         # A session of our own: boto3's default session is not thread-safe to build clients.
-        self.client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url or None,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            config=config,
+        session = boto3.session.Session()
+
+        def make_client(endpoint: str | None) -> Any:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint or None,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                config=config,
+            )
+
+        self.client: Any = make_client(endpoint_url)
+        public = public_endpoint_url or None
+        # Presigning sends nothing: this client only signs URLs for the public host.
+        self._presigner: Any = (
+            make_client(public) if public and public != endpoint_url else self.client
         )
         self._requests = Requests(self.client, bucket, retry, sleep)
 
@@ -152,6 +171,7 @@ class Storage:
         params: dict[str, Any] = {
             "bucket": settings.s3_bucket,
             "endpoint_url": settings.s3_endpoint_url,
+            "public_endpoint_url": settings.s3_public_endpoint_url,
             "region": settings.s3_region,
             "access_key_id": settings.s3_access_key_id,
             "secret_access_key": secret.get_secret_value() if secret else None,
@@ -166,8 +186,10 @@ class Storage:
         return cls(**params)
 
     def close(self) -> None:
-        """Close the client's connection pool."""
+        """Close the clients' connection pools."""
         self.client.close()
+        if self._presigner is not self.client:
+            self._presigner.close()
 
     # -- keys --------------------------------------------------------------------
 
@@ -292,7 +314,7 @@ class Storage:
             etag = self._complete(key, upload_id, done, tally)
         except BaseException:
             # Any failure, cancellation included: an incomplete upload costs storage.
-            if not self._abort(key, upload_id):
+            if not self.abort_upload(key, upload_id):
                 log.warning("upload %s of %s is left for cleanup: abort failed", upload_id, key)
             raise
         return UploadResult(
@@ -316,8 +338,11 @@ class Storage:
                 raise
             return multipart_etag([p["ETag"] for p in parts])
 
-    def _abort(self, key: str, upload_id: str) -> bool:
-        """Abort one multipart upload; False if the store could not be reached."""
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False if the store could not be reached.
+
+        An upload already gone (completed or aborted) counts as aborted.
+        """
         try:
             self._requests.send("abort_multipart_upload", key, UploadId=upload_id)
         except ObjectNotFound:
@@ -396,6 +421,7 @@ class Storage:
         """A URL anyone can GET for ``expires`` seconds (default from settings).
 
         With ``filename`` the download is served as an attachment of that name.
+        The URL names ``public_endpoint_url`` if one was given.
         """
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": validate_key(key)}
         if filename:
@@ -404,7 +430,7 @@ class Storage:
         if not 1 <= ttl <= MAX_PRESIGN_SECONDS:
             raise ValueError("expires must be 1 s to 7 days (SigV4's limit)")
         try:
-            url = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+            url = self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
         except (BotoCoreError, ClientError) as exc:
             raise classify(exc, f"presign {self.url(key)}") from exc
         return str(url)
@@ -449,23 +475,13 @@ class Storage:
     # -- incomplete multipart uploads ---------------------------------------------
 
     def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
-        """Multipart uploads under ``prefix`` that were neither completed nor aborted."""
+        """Multipart uploads under ``prefix`` that were neither completed nor aborted.
+
+        :func:`worker.storage.sweep.sweep_incomplete_uploads` aborts the stale
+        ones of shoal's (:meth:`abort_upload`).
+        """
         return [
             IncompleteUpload(u["Key"], u["UploadId"], u.get("Initiated"))
             for page in self._requests.pages("list_multipart_uploads", prefix)
             for u in page.get("Uploads", ())
         ]
-
-    def abort_incomplete_uploads(self, prefix: str = "", older_than: float = 0.0) -> int:
-        """Abort incomplete uploads under ``prefix`` started over ``older_than`` seconds ago.
-
-        Cleanup after a crash or an outage that outlasted every retry; a bucket
-        lifecycle rule (AbortIncompleteMultipartUpload) does the same on AWS.
-        """
-        now = time.time()
-        aborted = 0
-        for upload in self.list_incomplete_uploads(prefix):
-            if upload.initiated and now - upload.initiated.timestamp() < older_than:
-                continue
-            aborted += self._abort(upload.key, upload.upload_id)
-        return aborted
