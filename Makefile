@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 		{ echo "python venv module missing: apt-get install python3-venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,piper]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -21,6 +21,7 @@ from api.books import router as books
 from api.deps import ApiContext
 from api.errors import install_handlers
 from api.jobs import router as jobs
+from api.lexicons import router as lexicons
 from api.openapi import install_links
 from api.probes import metrics_registry
 from api.schemas import MAX_REFERENCES
@@ -81,5 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(estimate.router, prefix="/v1")
     app.include_router(batches.router, prefix="/v1")
     app.include_router(books.router, prefix="/v1")
+    app.include_router(lexicons.router, prefix="/v1")
     install_links(app)
     return app

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.bodies import BodyRoute
-from api.deps import SettingsDep, Tenant
+from api.deps import Ctx, Tenant
+from api.lexicons.service import resolve_lexicons
 from api.schemas import V1_ERRORS, EstimateOut, EstimateRequest
+from api.validation import respell
 from worker.jobs.model import estimate_billing
 
 router = APIRouter(tags=["estimate"], responses=V1_ERRORS, route_class=BodyRoute)
@@ -22,18 +24,21 @@ def audio_seconds(text: str, speed: float = 1.0) -> float:
 
 
 @router.post("/estimate", response_model=EstimateOut, summary="Estimate cost and duration")
-def estimate(body: EstimateRequest, tenant: Tenant, settings: SettingsDep) -> EstimateOut:
+def estimate(body: EstimateRequest, tenant: Tenant, ctx: Ctx) -> EstimateOut:
     """Price a text by its UTF-8 bytes and guess its audio length; nothing is enqueued.
 
+    With ``lexicons``, the text is priced as they respell it, as a job would be.
     A text over the job limit is still priced, with ``within_limit`` false.
     """
-    billing = estimate_billing(body.text, settings.price_per_million_bytes_usd)
+    settings = ctx.settings
+    text = respell(body.text, resolve_lexicons(ctx, tenant.id, body.lexicons)).text
+    billing = estimate_billing(text, settings.price_per_million_bytes_usd)
     return EstimateOut(
-        characters=len(body.text),
+        characters=len(text),
         utf8_bytes=billing.utf8_bytes,
         estimated_cost_usd=billing.estimated_cost_usd,
         price_per_million_bytes_usd=settings.price_per_million_bytes_usd,
-        estimated_audio_seconds=audio_seconds(body.text, body.speed),
+        estimated_audio_seconds=audio_seconds(text, body.speed),
         max_text_bytes=settings.max_text_bytes,
         within_limit=billing.utf8_bytes <= settings.max_text_bytes,
     )

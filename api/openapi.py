@@ -12,6 +12,8 @@ of every operation that returns a job, a batch or a book::
     POST /v1/batches, GET /v1/batches/{batch_id}, POST …/cancel, …/items/{n}/retry
         → show, cancel, retry item 0 of that batch; its jobs; its first item's job
     POST /v1/books                     → the same, for the batch narrating the book
+    POST /v1/lexicons, GET/PUT /v1/lexicons/{lexicon_id}
+        → show, export, replace, delete that lexicon
 
 Links name their target by ``operationId``, which is looked up in the
 document, so the ids FastAPI generates stay as they are.
@@ -72,6 +74,17 @@ def _batch_links(batch: str) -> tuple[Link, ...]:
     )
 
 
+def _lexicon_links() -> tuple[Link, ...]:
+    """Links to what can be done with the lexicon in the answer."""
+    p = (("lexicon_id", "$response.body#/id"),)
+    return (
+        Link("GetLexicon", "get", "/v1/lexicons/{lexicon_id}", p, "the lexicon"),
+        Link("ExportLexicon", "get", "/v1/lexicons/{lexicon_id}/export", p, "as PLS"),
+        Link("ReplaceLexicon", "put", "/v1/lexicons/{lexicon_id}", p, "its next version"),
+        Link("DeleteLexicon", "delete", "/v1/lexicons/{lexicon_id}", p, "delete it"),
+    )
+
+
 _JOB = _job_links("$response.body#/id")
 _BATCH = _batch_links("")
 
@@ -86,6 +99,9 @@ LINKS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[Link, ...]]] = {
     ("post", "/v1/batches/{batch_id}/cancel"): (("200",), _BATCH),
     ("post", "/v1/batches/{batch_id}/items/{n}/retry"): (("202",), _BATCH),
     ("post", "/v1/books"): (("200", "202"), _batch_links("/batch")),
+    ("post", "/v1/lexicons"): (("201",), _lexicon_links()),
+    ("get", "/v1/lexicons/{lexicon_id}"): (("200",), _lexicon_links()),
+    ("put", "/v1/lexicons/{lexicon_id}"): (("200",), _lexicon_links()),
 }
 
 

@@ -19,9 +19,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from worker.lexicons.model import LEXICON_ID_PATTERN, MAX_LEXICONS_PER_JOB
 
 #: Most metadata a job or batch may carry, as compact JSON.
 MAX_METADATA_BYTES = 16 * 1024
@@ -29,6 +38,17 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 #: Most voice-cloning reference clips per job.
 MAX_REFERENCES = 4
+
+#: ``lexicons`` of a job, batch or book: ids of the tenant's lexicons, applied in order.
+LexiconIds = Annotated[
+    list[Annotated[str, StringConstraints(pattern=LEXICON_ID_PATTERN)]],
+    Field(
+        max_length=MAX_LEXICONS_PER_JOB,
+        description=f"ids of the tenant's pronunciation lexicons (at most "
+        f"{MAX_LEXICONS_PER_JOB}), applied to the text in order before it is spoken; "
+        "an earlier lexicon wins a tie",
+    ),
+]
 
 
 def _depth(value: Any) -> int:
@@ -157,6 +177,7 @@ class EstimateRequest(RequestModel):
 
     text: str
     speed: float = Field(1.0, ge=0.5, le=2.0, description="the prosody speed you would ask for")
+    lexicons: LexiconIds = Field(default_factory=list)
 
     @field_validator("text")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Sequence
 
 from api.errors import InvalidInput, PayloadTooLarge
 from api.jobs.schemas import JobCreate
@@ -17,6 +18,8 @@ from api.schemas import ReferenceIn
 from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
 from worker.callbacks.urls import callback_url_problem
 from worker.jobs.model import JobRequest, ReferenceClip
+from worker.lexicons.apply import Substituted, apply_lexicons
+from worker.lexicons.model import Lexicon
 from worker.settings import Settings
 from worker.storage.errors import InvalidKey
 from worker.storage.model import validate_key
@@ -88,12 +91,40 @@ def scoped_output_key(tenant: str, key: str) -> str:
         raise InvalidInput(f"output_key: {exc}", field="output_key") from exc
 
 
-def build_request(body: JobCreate, tenant: str, settings: Settings) -> JobRequest:
+def respell(text: str, lexicons: Sequence[Lexicon]) -> Substituted:
+    """``text`` after ``lexicons`` (the tenant's, resolved from the request's ids).
+
+    Applied at submission, so the job's record holds the text that will be
+    sent, the billing and the size check count it, and the versions used are
+    recorded with the job.
+    """
+    return apply_lexicons(text, lexicons)
+
+
+def lexicon_fields(text: str, lexicons: Sequence[Lexicon]) -> dict[str, object]:
+    """Keyword arguments of :class:`JobRequest` for ``text`` after ``lexicons``:
+    the text to send, the versions applied, and the text as given if they changed it."""
+    if not lexicons:
+        return {"text": text}
+    out = respell(text, lexicons)
+    return {
+        "text": out.text,
+        "lexicons": out.applied,
+        "source_text": text if out.text != text else None,
+    }
+
+
+def build_request(
+    body: JobCreate, tenant: str, settings: Settings, lexicons: Sequence[Lexicon] = ()
+) -> JobRequest:
     """Check everything about ``body`` and return the worker's :class:`JobRequest`.
 
-    Raises :class:`PayloadTooLarge` or :class:`InvalidInput`; has no side effects.
+    ``lexicons`` are applied to the text first; the size limit counts the text
+    as it will be sent.  Raises :class:`PayloadTooLarge` or :class:`InvalidInput`;
+    has no side effects.
     """
-    check_text_size(body.text, settings)
+    respelled = lexicon_fields(body.text, lexicons)
+    check_text_size(str(respelled["text"]), settings)
     if body.reference_id is not None and body.references:
         raise InvalidInput(
             "references: give reference_id or references, not both", field="references"
@@ -102,10 +133,19 @@ def build_request(body: JobCreate, tenant: str, settings: Settings) -> JobReques
     callback = check_callback_url(body.callback_url, settings)
     output_key = scoped_output_key(tenant, body.output_key) if body.output_key else None
     settings_fields = body.model_dump(
-        exclude={"references", "format", "output_key", "callback_url", "metadata"}
+        exclude={
+            "text",
+            "references",
+            "format",
+            "output_key",
+            "callback_url",
+            "metadata",
+            "lexicons",
+        }
     )
     return JobRequest(
         **settings_fields,
+        **respelled,
         references=decode_references(body.references),
         format=body.format.value,
         output_key=output_key,

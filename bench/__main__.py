@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import memory, pipeline, sdk, slots
+from bench import engines, memory, pipeline, sdk, slots
 from bench.infra import Services, log, stop_on_signals
 from bench.report import Row, details, table, write_json
 from bench.sizes import DEFAULT, FULL, QUICK, Sizes
@@ -28,6 +28,7 @@ FIGURES: dict[str, Callable[[Services, Sizes], list[Row]]] = {
     "slots": slots.run,  # 3, 4
     "memory": memory.run,  # 5
     "sdk": sdk.run,  # 6
+    "engines": engines.run,  # 7
 }
 
 
@@ -50,7 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         action="append",
         choices=sorted(FIGURES),
-        help="run only these groups (repeatable): pipeline=1-2, slots=3-4, memory=5, sdk=6",
+        help=(
+            "run only these groups (repeatable): "
+            "pipeline=1-2, slots=3-4, memory=5, sdk=6, engines=7"
+        ),
     )
     return p.parse_args(argv)
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import uvicorn
 
+from local_tts import piper
 from local_tts.app import ServerConfig, create_app
+from local_tts.engines import ENGINE_NAMES
 from local_tts.faults import FaultPlan, FaultPlanError
 from local_tts.transport import FaultableWebSocketProtocol
 
@@ -29,7 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    p.add_argument("--engine", choices=("espeak", "tone"), default="espeak")
+    p.add_argument(
+        "--engine",
+        choices=ENGINE_NAMES,
+        default="espeak",
+        help="piper needs the optional piper extra",
+    )
     p.add_argument(
         "--api-key",
         action="append",
@@ -43,10 +50,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--ttfb-ms", type=float, default=50.0, help="tone engine: time to first audio")
     p.add_argument("--piece-ms", type=float, default=500.0, help="audio per audio event")
-    p.add_argument("--processes", type=int, default=None, help="espeak worker processes")
+    p.add_argument("--processes", type=int, default=None, help="espeak and piper worker processes")
     p.add_argument("--max-message-bytes", type=int, default=8 << 20)
     p.add_argument("--idle-timeout", type=float, default=60.0)
     p.add_argument("--faults", default=None, help="fault plan as JSON, or @file")
+    p.add_argument(
+        "--model-training-seconds",
+        type=float,
+        default=0.0,
+        help="how long a model made by POST /model trains before it can speak",
+    )
+    p.add_argument(
+        "--model-training-fails",
+        action="store_true",
+        help="models made by POST /model end in state 'failed' instead of 'trained'",
+    )
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
     if args.faults and args.faults.startswith("@"):
@@ -55,7 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         FaultPlan.parse(args.faults)
     except FaultPlanError as exc:
         p.error(str(exc))
-    for name in ("max_concurrency", "max_message_bytes"):
+    absent = piper.missing() if args.engine == "piper" else []
+    if absent:
+        p.error(f"--engine piper needs {', '.join(absent)}: {piper.INSTALL_HINT}")
+    for name in ("max_concurrency", "max_message_bytes", "model_training_seconds"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must not be negative")
     return args
@@ -73,6 +94,8 @@ async def serve(args: argparse.Namespace) -> None:
         max_message_bytes=args.max_message_bytes,
         idle_timeout=args.idle_timeout,
         faults=args.faults,
+        model_training_seconds=args.model_training_seconds,
+        model_training_fails=args.model_training_fails,
     )
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -3,14 +3,17 @@
 Routes:
     GET  /v1/tts/live       the live WebSocket (local_tts.live)
     POST /v1/tts            whole-text synthesis; JSON or MessagePack body, audio back
+    /model, /model/{id}     voice models: list, create, get, update, delete (model_routes)
+    GET  /wallet/self/...   api-credit and package, constant (model_routes)
     GET  /healthz           alive
     GET  /_admin/stats      counters (local_tts.stats)
-    POST /_admin/reset      zero the counters
+    POST /_admin/reset      zero the counters, forget created models
     POST /_admin/faults     install a fault plan (local_tts.faults)
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -30,8 +33,10 @@ from local_tts.encoders import StreamEncoder, content_type
 from local_tts.engines import Engine, make_engine
 from local_tts.faults import FaultAction, FaultPlan, FaultPlanError
 from local_tts.live import LiveConnection, LiveLimits
-from local_tts.stats import Stats
-from local_tts.voices import pick_voice
+from local_tts.model_routes import ModelRoutes, model_error_response
+from local_tts.models import ModelError, ModelStore, Unauthorized
+from local_tts.stats import SessionRecord, Stats
+from local_tts.voices import Voice, pick_voice
 from worker.fish import (
     InvalidRequest,
     ServerSession,
@@ -61,6 +66,8 @@ class ServerConfig:
     max_message_bytes: int = 8 << 20
     idle_timeout: float = 60.0
     faults: str | None = None
+    model_training_seconds: float = 0.0  # a created model trains this long before it speaks
+    model_training_fails: bool = False  # created models end up failed, not trained
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,6 +80,8 @@ class LocalTTS:
         self.faults = FaultPlan.parse(config.faults)
         self.limits = LiveLimits(config.max_message_bytes, config.idle_timeout)
         self._engine: Engine | None = None
+        self.models = ModelStore(config.model_training_seconds, config.model_training_fails)
+        self.model_routes = ModelRoutes(self.models, self.authorize)
 
     @property
     def engine(self) -> Engine:
@@ -100,17 +109,29 @@ class LocalTTS:
 
     def refuse(self, headers: Headers) -> tuple[int, str] | None:
         """Why a request must be refused before any work (status, message), or None."""
-        if self.config.api_keys:
-            auth = headers.get("authorization", "")
-            scheme, _, key = auth.partition(" ")
-            if not auth:
-                return 401, "missing Authorization header (expected 'Bearer <api key>')"
-            if scheme.lower() != "bearer" or key.strip() not in self.config.api_keys:
-                return 401, "invalid api key"
+        if (why := self._bad_key(headers)) is not None:
+            return 401, why
         limit = self.config.max_concurrency
         if limit and self.stats.sessions_active >= limit:
             return 429, f"concurrency limit of {limit} sessions reached"
         return None
+
+    def _bad_key(self, headers: Headers) -> str | None:
+        if self.config.api_keys:
+            auth = headers.get("authorization", "")
+            scheme, _, key = auth.partition(" ")
+            if not auth:
+                return "missing Authorization header (expected 'Bearer <api key>')"
+            if scheme.lower() != "bearer" or key.strip() not in self.config.api_keys:
+                return "invalid api key"
+        return None
+
+    def authorize(self, request: Request) -> str:
+        """The caller's key (``""`` for none, where any is accepted); raises Unauthorized."""
+        if (why := self._bad_key(request.headers)) is not None:
+            raise Unauthorized(why)
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        return key.strip() if scheme.lower() == "bearer" else ""
 
     def model(self, headers: Headers) -> str:
         return headers.get("model") or DEFAULT_MODEL
@@ -131,7 +152,8 @@ class LocalTTS:
         record = self.stats.open(self.model(ws.headers))  # before any await: the limit holds
         try:
             await ws.accept()
-            await LiveConnection(ws, self.engine, record, faults, self.limits).serve()
+            voices = functools.partial(self.models.voice_for, record=record)
+            await LiveConnection(ws, self.engine, record, faults, self.limits, voices).serve()
         finally:
             self.stats.close(record)
 
@@ -149,9 +171,19 @@ class LocalTTS:
         record = self.stats.open(self.model(request.headers), kind="rest")
         record.format = tts.format.value
         record.text = tts.text
-        return StreamingResponse(self._rest_audio(tts, record), media_type=content_type(tts.format))
+        try:
+            voice = self.models.voice_for(tts, record)
+        except ModelError as exc:  # a deleted or untrained model: refused before any audio
+            record.end, record.error = "error", exc.message
+            self.stats.close(record)
+            return _error(exc.status, exc.message)
+        return StreamingResponse(
+            self._rest_audio(tts, voice, record), media_type=content_type(tts.format)
+        )
 
-    async def _rest_audio(self, tts: TTSRequest, record: Any) -> AsyncIterator[bytes]:
+    async def _rest_audio(
+        self, tts: TTSRequest, voice: Voice, record: SessionRecord
+    ) -> AsyncIterator[bytes]:
         try:
             session = ServerSession()
             commands = session.receive_event(Start(tts)) + session.receive_event(Stop())
@@ -163,7 +195,6 @@ class LocalTTS:
                 mp3_bitrate_kbps=tts.mp3_bitrate,
                 opus_bitrate_kbps=tts.opus_bitrate,
             )
-            voice = pick_voice(tts)
             for command in commands:
                 if isinstance(command, Synthesize):
                     async for piece in self.engine.synthesize(command.text, voice, tts.speed):
@@ -185,6 +216,7 @@ class LocalTTS:
 
     async def admin_reset(self, request: Request) -> Response:
         self.stats.reset()
+        self.models.reset()
         return JSONResponse({"status": "ok"})
 
     async def admin_faults(self, request: Request) -> Response:
@@ -198,6 +230,7 @@ class LocalTTS:
 def create_app(config: ServerConfig) -> Starlette:
     """Build the application; the engine starts and stops with the app's lifespan."""
     server = LocalTTS(config)
+    models = server.model_routes
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -211,12 +244,20 @@ def create_app(config: ServerConfig) -> Starlette:
         routes=[
             WebSocketRoute("/v1/tts/live", server.live),
             Route("/v1/tts", server.rest, methods=["POST"]),
+            Route("/model", models.list, methods=["GET"]),
+            Route("/model", models.create, methods=["POST"]),
+            Route("/model/{model_id}", models.get, methods=["GET"]),
+            Route("/model/{model_id}", models.update, methods=["PATCH"]),
+            Route("/model/{model_id}", models.delete, methods=["DELETE"]),
+            Route("/wallet/self/api-credit", models.api_credit, methods=["GET"]),
+            Route("/wallet/self/package", models.package, methods=["GET"]),
             Route("/healthz", server.healthz),
             Route("/_admin/stats", server.admin_stats),
             Route("/_admin/reset", server.admin_reset, methods=["POST"]),
             Route("/_admin/faults", server.admin_faults, methods=["POST"]),
         ],
         lifespan=lifespan,
+        exception_handlers={ModelError: model_error_response},
     )
     app.state.local_tts = server
     return app

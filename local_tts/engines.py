@@ -1,16 +1,19 @@
 """Speech engines: text and a voice in, int16 mono PCM pieces out, without blocking the loop.
 
-Two engines share one interface (:class:`Engine`):
+Three engines share one interface (:class:`Engine`):
 
 - :class:`EspeakEngine` speaks real, intelligible speech with libespeak-ng.  The
   library is not thread-safe, so it runs in a process pool (spawned, never
   forked: a forked child would inherit the parent's threads and locks); calls
   beyond the pool's size queue on it.
+- :class:`PiperEngine` speaks natural speech with a Piper neural voice
+  (onnxruntime), in the same kind of pool, the model loaded once per process;
+  it needs the optional ``piper`` extra.
 - :class:`ToneEngine` makes speech-shaped synthetic audio (voiced stretches at
   a syllable rhythm, pauses at spaces and sentence ends) that costs almost
   nothing to compute and is paced like a cloud service, for benchmarks.
 
-Both cut their output into pieces of about ``piece_ms``, the size of the
+All cut their output into pieces of about ``piece_ms``, the size of the
 audio events a real provider sends (a few hundred ms; docs/protocol.md).
 """
 
@@ -22,20 +25,20 @@ import logging
 import math
 import multiprocessing
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from local_tts import espeak
+from local_tts import espeak, piper
 from local_tts.voices import Voice
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAMES = ("espeak", "tone")
+ENGINE_NAMES = ("espeak", "tone", "piper")
 
 
 class Engine(Protocol):
@@ -65,13 +68,17 @@ def make_engine(
     ttfb_ms: float = 50.0,
     piece_ms: float = 500.0,
 ) -> Engine:
-    """Build the engine called ``name`` (``"espeak"`` or ``"tone"``).
+    """Build the engine called ``name`` (one of :data:`ENGINE_NAMES`).
 
-    ``processes`` sizes the espeak pool (default: one per CPU); ``rtf`` and
-    ``ttfb_ms`` pace the tone engine; ``piece_ms`` sets both engines' piece size.
+    ``processes`` sizes the espeak and piper pools (default: one per CPU);
+    ``rtf`` and ``ttfb_ms`` pace the tone engine; ``piece_ms`` sets every
+    engine's piece size.  ``"piper"`` raises :class:`~local_tts.piper.PiperError`
+    when its optional extra is not installed.
     """
     if name == "espeak":
         return EspeakEngine(processes=processes, piece_ms=piece_ms)
+    if name == "piper":
+        return PiperEngine(processes=processes, piece_ms=piece_ms)
     if name == "tone":
         return ToneEngine(rtf=rtf, ttfb_ms=ttfb_ms, piece_ms=piece_ms)
     raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINE_NAMES)})")
@@ -83,14 +90,19 @@ def _piece_samples(piece_ms: float, rate: int) -> int:
     return max(1, round(piece_ms * rate / 1000))
 
 
-# -- espeak ------------------------------------------------------------------
+# -- process-pool engines: espeak and piper ---------------------------------
 
 
-class EspeakEngine:
-    """Real speech from libespeak-ng, synthesised in a pool of spawned processes."""
+class _PoolEngine:
+    """An engine whose synthesis runs in a pool of spawned processes.
 
-    name = "espeak"
-    native_rate = espeak.NATIVE_RATE
+    Subclasses name the worker function that speaks (:meth:`_call`), and the
+    per-process set-up (``_initializer``, run once in each new process) and
+    warm-up (``_warmup``, submitted once per process at start).
+    """
+
+    name: str
+    native_rate: int
 
     def __init__(self, *, processes: int | None = None, piece_ms: float = 500.0) -> None:
         self.processes = max(1, processes or os.cpu_count() or 1)
@@ -98,49 +110,58 @@ class EspeakEngine:
         self._closed = False
         self._pool = self._start_pool()
 
+    def _initializer(self) -> Callable[[], object] | None:
+        return None
+
+    def _warmup(self) -> Callable[[], object]:
+        raise NotImplementedError
+
+    def _call(self, text: str, voice: Voice, speed: float) -> tuple[Callable[..., Any], tuple]:
+        """The worker function and its arguments that speak ``text``."""
+        raise NotImplementedError
+
     def _start_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
-            max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=self._initializer(),
         )
         # Start every worker now rather than during the first burst of sessions:
-        # each submit with no idle worker spawns one.  The library loads in a
-        # few milliseconds; the interpreter start is the real cost.
+        # each submit with no idle worker spawns one.
         for _ in range(self.processes):
-            pool.submit(espeak.initialize)
-        log.info("espeak engine: %d worker processes", self.processes)
+            pool.submit(self._warmup())
+        log.info("%s engine: %d worker processes", self.name, self.processes)
         return pool
 
     async def synthesize(self, text: str, voice: Voice, speed: float) -> AsyncIterator[np.ndarray]:
-        """Speak ``text``; yield int16 pieces at 22050 Hz once the pool has produced them."""
+        """Speak ``text``; yield int16 pieces at ``native_rate`` once the pool has produced them."""
         if not text.strip():
             return
-        result = await self._run(text, voice, espeak.wpm_for_speed(speed))
+        result = await self._run(*self._call(text, voice, speed))
         if result.sample_rate != self.native_rate:
-            raise espeak.EspeakError(
-                f"libespeak-ng produced {result.sample_rate} Hz, expected {self.native_rate} Hz"
+            raise RuntimeError(
+                f"{self.name} produced {result.sample_rate} Hz, expected {self.native_rate} Hz"
             )
         pcm = np.frombuffer(result.pcm, dtype="<i2")
         for start in range(0, len(pcm), self.piece_samples):
             yield pcm[start : start + self.piece_samples]
             await asyncio.sleep(0)  # let other sessions run between pieces
 
-    async def _run(self, text: str, voice: Voice, wpm: int) -> espeak.Synthesis:
+    async def _run(self, fn: Callable[..., espeak.Synthesis], args: tuple) -> espeak.Synthesis:
         if self._closed:
-            raise RuntimeError("espeak engine is closed")
+            raise RuntimeError(f"{self.name} engine is closed")
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             pool = self._pool
             try:
-                return await loop.run_in_executor(
-                    pool, espeak.synthesize, text, voice.espeak_name, voice.pitch, wpm
-                )
+                return await loop.run_in_executor(pool, fn, *args)
             except BrokenProcessPool:
                 # A worker died (killed, or crashed in the library): every
                 # later call on this pool would fail too, so start a new one.
                 if attempt == 2 or self._closed:
                     raise
                 if pool is self._pool:
-                    log.warning("espeak worker process died; restarting the pool")
+                    log.warning("%s worker process died; restarting the pool", self.name)
                     pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._start_pool()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -151,6 +172,52 @@ class EspeakEngine:
             return
         self._closed = True
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+
+
+class EspeakEngine(_PoolEngine):
+    """Real speech from libespeak-ng, synthesised in a pool of spawned processes.
+
+    The library loads in a few milliseconds; a worker's real start-up cost is
+    the interpreter's.
+    """
+
+    name = "espeak"
+    native_rate = espeak.NATIVE_RATE
+
+    def _warmup(self) -> Callable[[], object]:
+        return espeak.initialize
+
+    def _call(self, text: str, voice: Voice, speed: float) -> tuple[Callable[..., Any], tuple]:
+        return espeak.synthesize, (
+            text,
+            voice.espeak_name,
+            voice.pitch,
+            espeak.wpm_for_speed(speed),
+        )
+
+
+class PiperEngine(_PoolEngine):
+    """Natural speech from a Piper neural voice, in a pool of spawned processes.
+
+    Each process loads the model once (about a third of a second) and runs it
+    on one core.  Every voice speaks with the model's one speaker; text in a
+    script it cannot read goes to espeak-ng (see :mod:`local_tts.piper`).
+    """
+
+    name = "piper"
+
+    def __init__(self, *, processes: int | None = None, piece_ms: float = 500.0) -> None:
+        self.native_rate = piper.sample_rate()  # raises PiperError when the extra is missing
+        super().__init__(processes=processes, piece_ms=piece_ms)
+
+    def _initializer(self) -> Callable[[], object]:
+        return piper.load
+
+    def _warmup(self) -> Callable[[], object]:
+        return piper.initialize
+
+    def _call(self, text: str, voice: Voice, speed: float) -> tuple[Callable[..., Any], tuple]:
+        return piper.synthesize, (text, voice.espeak_name, voice.pitch, speed)
 
 
 # -- tone --------------------------------------------------------------------

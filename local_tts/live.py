@@ -22,7 +22,7 @@ from local_tts.encoders import StreamEncoder
 from local_tts.engines import Engine
 from local_tts.faults import Fault, FaultAction
 from local_tts.stats import SessionRecord
-from local_tts.voices import pick_voice
+from local_tts.voices import Voice, pick_voice
 from worker.fish import (
     Audio,
     Command,
@@ -34,7 +34,7 @@ from worker.fish import (
     Synthesize,
     encode_server_event,
 )
-from worker.fish.request import AudioFormat
+from worker.fish.request import AudioFormat, TTSRequest
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,14 @@ class LiveConnection:
         record: SessionRecord,
         faults: list[Fault],
         limits: LiveLimits,
+        voices: Callable[[TTSRequest], Voice] = pick_voice,
     ) -> None:
         self.ws = ws
         self.engine = engine
         self.record = record
         self.faults = [f for f in faults if f.action is not FaultAction.REJECT]
         self.limits = limits
+        self.voices = voices  # the request's voice; raises for a model that cannot speak
         self.session = ServerSession(max_message_bytes=limits.max_message_bytes)
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         self.encoder: StreamEncoder | None = None
@@ -182,7 +184,7 @@ class LiveConnection:
     async def _synthesize(self, text: str) -> None:
         request = self.session.request
         assert request is not None and self.encoder is not None
-        voice = pick_voice(request)
+        voice = self.voices(request)
         async for piece in self.engine.synthesize(text, voice, request.speed):
             data = await self._encode(self.encoder.feed, piece)
             if data:

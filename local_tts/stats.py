@@ -28,6 +28,10 @@ class SessionRecord:
     starts: int = 0
     end: str = "open"  # open, stop, error, drop, close, stall, disconnect
     error: str | None = None
+    # The voice the request named: its reference_id (a string, a list, or None)
+    # and one {"sha256", "bytes", "text"} per reference audio, as last received.
+    reference_id: str | list[str] | None = None
+    references: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

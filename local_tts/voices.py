@@ -12,6 +12,10 @@ variants and pitches instead.  The mapping is a pure function of the request:
 - different ids usually give different voices (there are :data:`VOICE_COUNT`);
 - no reference at all gives :data:`DEFAULT_VOICE`.
 
+Voice models (``POST /model``, local_tts.models) get an id chosen by
+:func:`id_for_voice` so that it maps to the voice of their reference audio:
+a model sounds exactly like the same audio sent inline as ``references``.
+
 The mapping must never change between releases without a reason: tests and
 users compare audio for a given id.
 """
@@ -114,6 +118,24 @@ def pick_voice(request: TTSRequest) -> Voice:
     if references:
         return voice_for_audio([ref.audio for ref in references])
     return DEFAULT_VOICE
+
+
+def id_for_voice(voice: Voice, seed: bytes) -> str:
+    """A 32-hex model id that :func:`voice_for_id` maps to ``voice``; a pure function of both.
+
+    Voice models get ids chosen this way, so an id keeps its voice without a
+    lookup: in every session, and after the server that made it restarts.
+    Candidates are hashes of the seed and a counter; about :data:`VOICE_COUNT`
+    are tried before one maps to the voice.
+    """
+    if voice not in VOICES:
+        raise ValueError(f"no id maps to voice {voice.key!r}")
+    counter = 0
+    while True:
+        candidate = hashlib.sha256(seed + counter.to_bytes(8, "little")).hexdigest()[:32]
+        if voice_for_id(candidate) == voice:
+            return candidate
+        counter += 1
 
 
 def _voice_for_digest(digest: bytes) -> Voice:

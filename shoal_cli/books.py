@@ -4,9 +4,11 @@
 
     shoal book book.epub -o book.m4b
     shoal book novel.md --format mp3 --loudness acx --voice REF_ID -o novel.mp3
-    shoal book book.epub --dry-run          # only show the chapters it would narrate
+    shoal book report.pdf --dry-run         # only show the chapters, and what is skipped and why
 
-Uploads the book, prints the chapters the API found (and what it skipped),
+Takes EPUB, DOCX, PDF (with a text layer), HTML, Markdown and plain text.
+Uploads the book, prints the chapters the API found (and every part it
+skipped, with the reason),
 then a line per chapter as it starts and finishes (polling
 ``GET /v1/batches/{id}``), and downloads the combined audiobook, checking its
 size and SHA-256 (``--manifest`` also saves the manifest).  Ctrl-C while it
@@ -41,16 +43,19 @@ ITEM_DONE = frozenset({"succeeded", "failed", "canceled"})
 
 def add_parser(sub: Any) -> None:
     """Register ``book`` on the ``shoal`` parser's subcommands."""
-    b = sub.add_parser("book", help="turn a book (EPUB, Markdown, text) into one audiobook")
-    b.add_argument("file", type=Path, help="the book: .epub, .md or .txt")
+    b = sub.add_parser("book", help="turn a book (EPUB, DOCX, PDF, HTML, text) into an audiobook")
+    b.add_argument("file", type=Path, help="the book: EPUB, DOCX, PDF, HTML, Markdown or text")
     b.add_argument("-o", "--output", help="where to write the audiobook; default: TITLE.FORMAT")
     b.add_argument("--format", choices=("m4b", "mp3"), default="m4b", help="audiobook format")
     b.add_argument("--title", help="the book's title (default: what the book says)")
     b.add_argument("--author", help="the book's author (default: what the book says)")
-    b.add_argument("--cover", type=Path, help="a JPEG or PNG cover image")
+    b.add_argument("--cover", type=Path, help="a JPEG, PNG or SVG cover image")
     b.add_argument("--voice", help="a provider voice model id (reference_id)")
     b.add_argument("--speed", type=float, help="speaking rate, 0.5–2.0 (1.0)")
     b.add_argument("--model", help="provider model")
+    b.add_argument(
+        "--lexicon", action="append", default=[], metavar="ID", help="a pronunciation lexicon"
+    )
     b.add_argument("--loudness", choices=("acx",), help="normalise to ACX's loudness rules")
     b.add_argument("--sample-rate", type=int, help="Hz, of the audiobook and its chapters")
     b.add_argument("--bitrate", type=int, help="kbps, of the audiobook")
@@ -59,6 +64,11 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--head-silence-ms", type=int, help="silence at the start (500)")
     b.add_argument("--tail-silence-ms", type=int, help="silence at the end (1000)")
     b.add_argument("--no-titles", action="store_true", help="do not read chapter titles aloud")
+    b.add_argument(
+        "--titles",
+        choices=("spoken", "as_written"),
+        help='read "Chapter IV" as "Chapter Four" (spoken, the default) or as written',
+    )
     b.add_argument("--callback-url", help="URL to receive signed batch events")
     b.add_argument("--manifest", help="also save the manifest (JSON) here")
     b.add_argument("--dry-run", action="store_true", help="show the chapters; narrate nothing")
@@ -89,9 +99,13 @@ def book_options(args: argparse.Namespace) -> dict[str, Any]:
         defaults["model"] = args.model
     if args.speed is not None:
         defaults["prosody"] = {"speed": args.speed}
+    if args.lexicon:
+        defaults["lexicons"] = args.lexicon
     out: dict[str, Any] = {"produce": produce, "defaults": defaults}
     if args.no_titles:
         out["speak_titles"] = False
+    if args.titles is not None:
+        out["titles"] = args.titles
     if args.callback_url is not None:
         out["callback_url"] = args.callback_url
     return out
@@ -124,7 +138,7 @@ def upload(api: Api, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def describe_book(book: dict[str, Any], stream: IO[str]) -> None:
-    """The chapter list the API found, and what it skipped."""
+    """The chapter list the API found, and every part it skipped with the reason."""
     by = f" by {book['author']}" if book.get("author") else ""
     chapters = book.get("chapters", [])
     stream.write(
@@ -132,11 +146,20 @@ def describe_book(book: dict[str, Any], stream: IO[str]) -> None:
         f"(about ${book['estimated_cost_usd']:.2f})\n"
     )
     for chapter in chapters:
+        cost = chapter.get("estimated_cost_usd")
+        price = f", ${cost:.4f}" if cost is not None else ""
         stream.write(
-            f"  {chapter['index'] + 1:3d}. {chapter['title']}  ({chapter['chars']} chars)\n"
+            f"  {chapter['index'] + 1:3d}. {chapter['title']}  ({chapter['chars']} chars{price})\n"
         )
-    for skipped in book.get("skipped", []):
-        stream.write(f"  skipped: {skipped}\n")
+    parts = book.get("skipped_parts")
+    if parts:
+        stream.write(f"skipped {len(parts)} part{'s' if len(parts) > 1 else ''}:\n")
+        for part in parts:
+            where = f"{part['title']!r} ({part['source']})" if part.get("title") else part["source"]
+            stream.write(f"  [{part['category']}] {where}: {part['reason']}\n")
+    else:  # an API from before skipped_parts
+        for skipped in book.get("skipped", []):
+            stream.write(f"  skipped: {skipped}\n")
     stream.flush()
 
 

@@ -101,6 +101,8 @@ def request_body(args: argparse.Namespace, text: str) -> dict[str, Any]:
         ]
     if args.metadata is not None:
         body["metadata"] = args.metadata
+    if args.lexicon:
+        body["lexicons"] = args.lexicon
     return body
 
 
@@ -293,6 +295,13 @@ def add_parsers(sub: Any) -> None:
     n.add_argument("--metadata", type=_json_object, help="a JSON object echoed back on the job")
     n.add_argument("--callback-url", help="URL to receive signed job events")
     n.add_argument("--priority", type=int, help="0–9, higher first")
+    n.add_argument(
+        "--lexicon",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="apply this pronunciation lexicon (repeatable, up to 5, first wins)",
+    )
     n.add_argument(
         "-o", "--output", help="where to write the audio (- for stdout); default: JOB_ID.FORMAT"
     )

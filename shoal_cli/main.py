@@ -9,6 +9,7 @@
     shoal cancel JOB_ID
     shoal hash-key KEY           # SHA-256 hex of an API key, for SHOAL_TENANTS (offline)
     shoal book book.epub -o book.m4b   # a whole book to one audiobook
+    shoal lexicons add NAMES --rule "Hermione=Her-my-oh-nee"   # then --lexicon ID
 
 The API is at ``$SHOAL_API_URL`` (default ``http://127.0.0.1:8000``, or
 ``--api-url``) and every call but ``hash-key`` sends ``$SHOAL_API_KEY`` as a
@@ -16,7 +17,8 @@ Bearer token.
 
 The commands live beside this module, which only parses and dispatches:
 :mod:`shoal_cli.jobs` (narrate, status, jobs, cancel), :mod:`shoal_cli.books`
-(book), :mod:`shoal_cli.keys` (hash-key), all over :mod:`shoal_cli.client`.
+(book), :mod:`shoal_cli.lexicons` (lexicons), :mod:`shoal_cli.keys` (hash-key),
+all over :mod:`shoal_cli.client`.
 
 Exit status: 0 done; 1 the API refused a request or could not be reached; 2
 bad usage; 3 the job failed or was canceled; 130 interrupted.  Errors go to
@@ -32,7 +34,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from shoal_cli import books, jobs, keys
+from shoal_cli import books, jobs, keys, lexicons
 from shoal_cli.client import (
     DEFAULT_API_URL,
     EXIT_INTERRUPTED,
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.add_parsers(sub)
     books.add_parser(sub)
+    lexicons.add_parser(sub)
     keys.add_parser(sub)
     return parser
 

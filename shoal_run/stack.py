@@ -287,7 +287,7 @@ class Stack:
         port = p.pick_port(host, self.options.tts_port)
         child = self._spawn("local_tts", p.local_tts_argv(host, port), self.environ)
         overrides["fish_base_url"] = f"http://{host}:{port}"
-        return f"local_tts (espeak) at http://{host}:{port} (started here)", child
+        return f"local_tts ({p.local_tts_engine()}) at http://{host}:{port} (started here)", child
 
     def _ensure_bucket(self, settings: Settings, s3_child: Child | None) -> None:
         """Create the bucket unless it exists; an embedded store gets time to come up."""

@@ -1,7 +1,7 @@
 """Public-domain excerpts for the book corpus in ``tests/fixtures/books/``.
 
 Every text here is in the public domain: short excerpts of works published
-before 1900 by authors who died before 1931 (named beside each constant), or
+before 1929 by authors who died before 1931 (named beside each constant), or
 a few sentences written for this corpus and dedicated to the public domain
 (CC0): the technical book, the publisher's pages and the notes.  A list of
 strings is a list of paragraphs; a tuple of lines is a stanza of verse.
@@ -33,6 +33,8 @@ SCANDAL_II = [
     "Accustomed as I was to my friend\u2019s amazing powers in the use of disguises, I had to "
     "look three times before I was certain that it was indeed he.",
 ]
+# Written for this corpus (CC0): a footnote on the first part.
+HOLMES_NOTE = "Irene Adler appears in this one story only, and is remembered in all the others."
 # Arthur Conan Doyle, "The Red-Headed League" (1891), opening.
 RED_HEADED = [
     "I had called upon my friend, Mr. Sherlock Holmes, one day in the autumn of last year and "
@@ -238,8 +240,16 @@ O_CAPTAIN = [
         "Fallen cold and dead.",
     ),
 ]
+O_CAPTAIN_2 = [
+    (
+        "O Captain! my Captain! rise up and hear the bells;",
+        "Rise up\u2014for you the flag is flung\u2014for you the bugle trills,",
+        "For you bouquets and ribbon\u2019d wreaths\u2014for you the shores a-crowding,",
+        "For you they call, the swaying mass, their eager faces turning;",
+    ),
+]
 
-# Charles Dickens, "A Christmas Carol" (1843): the preface, Staves I and II, openings.
+# Charles Dickens, "A Christmas Carol" (1843): the preface, Staves I to III, openings.
 CAROL_PREFACE = [
     "I have endeavoured in this Ghostly little book, to raise the Ghost of an Idea, which "
     "shall not put my readers out of humour with themselves, with each other, with the "
@@ -257,6 +267,11 @@ CAROL_2 = [
     "When Scrooge awoke, it was so dark, that looking out of bed, he could scarcely "
     "distinguish the transparent window from the opaque walls of his chamber.",
 ]
+CAROL_3 = [
+    "Awaking in the middle of a prodigiously tough snore, and sitting up in bed to get his "
+    "thoughts together, Scrooge had no occasion to be told that the bell was again upon the "
+    "stroke of One.",
+]
 
 # Written for this corpus (CC0): a short technical book for the DocBook fixture.
 TECH_PREFACE = [
@@ -272,7 +287,8 @@ TECH_MANIFEST = [
 ]
 TECH_SPINE = [
     "The spine gives the reading order. A navigation link may point into the middle of a "
-    "file, so a reader drops the fragment before it looks the file up:",
+    "file, so a reader drops the fragment before it looks the file up: it keeps "
+    "href.split('#')[0] of every link, as in this listing:",
 ]
 TECH_CODE = "path = href.split('#')[0]\nitem = manifest[path]"
 TECH_NOTE = "A fragment names an element by its id attribute."
@@ -298,6 +314,6 @@ ADVERTISEMENT = [
     "Ask for them at every good bookseller.",
 ]
 TRANSCRIBER_NOTE = [
-    "Transcriber\u2019s Note: obvious printing errors have been corrected silently; the "
-    "spelling of the original edition is otherwise kept.",
+    "Obvious printing errors have been corrected silently; the spelling of the original "
+    "edition is otherwise kept.",
 ]

@@ -120,6 +120,15 @@ class Keys:
         """Sorted set: batch id → when its staging objects may be deleted (epoch s)."""
         return f"{self.prefix}:batch:staging-expiry"
 
+    # -- lexicons ---------------------------------------------------------------
+    def lexicon(self, tenant: str, lexicon_id: str) -> str:
+        """String: a tenant's lexicon, as JSON (under the tenant, so ids never cross)."""
+        return f"{self.prefix}:lexicon:{tenant}:{lexicon_id}"
+
+    def lexicons_by_tenant(self, tenant: str) -> str:
+        """Sorted set of a tenant's lexicon ids, scored by creation time (ms)."""
+        return f"{self.prefix}:idx:lexicons:{tenant}"
+
     # -- storage -----------------------------------------------------------------
     def upload_sweep_claim(self) -> str:
         """String with a TTL: the worker that sweeps incomplete uploads this period."""

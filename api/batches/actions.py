@@ -6,18 +6,20 @@ import logging
 import time
 from typing import Any
 
-from api.batches.schemas import ItemRetryIn
+from api.batches.schemas import ItemRetryIn, RerenderIn
 from api.batches.service import (
     SETTINGS_FIELDS,
     VOICE_FIELDS,
     batch_billing,
     batches_of,
     new_item_job,
+    without_text,
 )
 from api.batches.views import current_view
 from api.deps import ApiContext
 from api.errors import Conflict, InvalidInput, RateLimited, Unavailable
-from api.validation import check_text_size, decode_references
+from api.lexicons.service import resolve_lexicons
+from api.validation import check_text_size, decode_references, lexicon_fields
 from worker.batches.lifecycle import BatchView, load_view, maybe_finalize
 from worker.batches.model import AssemblyState, Batch
 from worker.fish.request import Prosody
@@ -113,9 +115,10 @@ def _retry_job(
     ctx: ApiContext, batch: Batch, index: int, title: str, old: Job | None, body: ItemRetryIn
 ) -> Job:
     """The new job of item ``index``: the old job's text and settings, changed by ``body``."""
-    text = body.text if body.text is not None else (old.request.text if old else None)
-    if text is None:
+    spelled = _respelled(ctx, batch.tenant, old, body)
+    if spelled is None:
         raise Conflict(f"item {index}'s job has expired; give its text", code="item_gone")
+    text = str(spelled["text"])
     check_text_size(text, ctx.settings, field="text")
     return new_item_job(
         batch.tenant,
@@ -123,11 +126,55 @@ def _retry_job(
         index,
         title,
         text,
-        _retry_fields(old, body),
+        _retry_fields(old, body) | without_text(spelled),
         batch.produce,
         old.request.priority if old else 0,
         ctx.settings.price_per_million_bytes_usd,
     )
+
+
+def _respelled(
+    ctx: ApiContext, tenant: str, old: Job | None, body: ItemRetryIn
+) -> dict[str, object] | None:
+    """The new job's text and lexicon fields: the text as first given (or ``body``'s),
+    respelled with the current versions of its lexicons (or ``body``'s).  None if
+    there is no text: the old job expired and ``body`` gives none."""
+    if body.text is not None:
+        source = body.text
+    elif old is not None:
+        source = old.request.source_text or old.request.text
+    else:
+        return None
+    if body.lexicons is not None:
+        ids = body.lexicons
+    else:
+        ids = [applied.id for applied in old.request.lexicons] if old else []
+    return lexicon_fields(source, resolve_lexicons(ctx, tenant, ids))
+
+
+def rerender(ctx: ApiContext, batch: Batch, body: RerenderIn) -> BatchView:
+    """Render again every item whose text the lexicons now respell differently (every
+    item with ``every_item``): one call after a lexicon changed.
+
+    Every item concerned must have ended; nothing is retried otherwise.  Items
+    whose text would not change keep their audio.
+    """
+    retry = ItemRetryIn(lexicons=body.lexicons)
+    chosen: list[int] = []
+    for index in range(len(batch.items)):
+        old = _retryable(ctx, batch, index)
+        spelled = _respelled(ctx, batch.tenant, old, retry)
+        if spelled is None:
+            raise Conflict(
+                f"item {index}'s job has expired; retry it with its text", code="item_gone"
+            )
+        if body.every_item or old is None or spelled["text"] != old.request.text:
+            chosen.append(index)
+    view = load_view(batches_of(ctx), batch)
+    for index in chosen:
+        view = retry_item(ctx, batch, index, retry)
+    log.info("batch %s: re-rendering items %s", batch.id, chosen)
+    return view
 
 
 def _reserve(ctx: ApiContext, tenant_id: str, index: int, job: Job) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from api.batches import service
-from api.batches.actions import cancel_batch, retry_item
-from api.batches.schemas import BatchCreate, BatchOut, ItemRetryIn
+from api.batches.actions import cancel_batch, rerender, retry_item
+from api.batches.schemas import BatchCreate, BatchOut, ItemRetryIn, RerenderIn
 from api.batches.views import batch_out, current_view
 from api.bodies import BodyRoute
 from api.deps import Ctx, Tenant
@@ -100,3 +100,19 @@ def retry(
     """A new job renders item ``n`` (with the changes in the body, if any) and replaces the
     old one; the combined outputs are rebuilt, changing only that item's part."""
     return batch_out(retry_item(ctx, batch, n, body), ctx.storage)
+
+
+@router.post(
+    "/{batch_id}/rerender",
+    status_code=202,
+    response_model=BatchOut,
+    summary="Render again what the lexicons change",
+    responses={
+        **_NOT_FOUND,
+        **error_responses({409: "an item is still running, or the batch was canceled"}),
+    },
+)
+def rerender_batch(batch: OwnedBatch, ctx: Ctx, body: RerenderIn | None = None) -> BatchOut:
+    """After a lexicon changed: every item whose text its lexicons now respell otherwise
+    is rendered again (as by its retry), and the combined outputs are rebuilt."""
+    return batch_out(rerender(ctx, batch, body or RerenderIn()), ctx.storage)

@@ -17,6 +17,7 @@ from api.schemas import (
     MAX_REFERENCES,
     BillingOut,
     JobErrorOut,
+    LexiconIds,
     ManifestOut,
     OutputOut,
     ProsodyIn,
@@ -62,6 +63,9 @@ class VoiceIn(RequestModel):
     top_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=10)
     paragraph_silence_ms: int | None = Field(None, ge=0, le=10_000)
+    lexicons: LexiconIds | None = Field(
+        None, description="replaces the defaults' list whole; [] for none"
+    )
 
 
 class BatchDefaultsIn(VoiceIn):
@@ -133,6 +137,17 @@ class ItemRetryIn(VoiceIn):
     @classmethod
     def _filled(cls, value: str | None) -> str | None:
         return None if value is None else not_blank(value)
+
+
+class RerenderIn(RequestModel):
+    """``POST /v1/batches/{id}/rerender``: render again what the lexicons now change."""
+
+    lexicons: LexiconIds | None = Field(
+        None, description="every item's lexicons from now on; default: each item's own"
+    )
+    every_item: bool = Field(
+        False, description="render every item again, not only those whose text changes"
+    )
 
 
 # -- responses ------------------------------------------------------------------

@@ -15,9 +15,9 @@ request makes one whole batch or leaves nothing behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -26,7 +26,13 @@ from api.batches.schemas import BATCH_TEXT_FACTOR, BatchCreate, BatchOptions, Pr
 from api.deps import ApiContext
 from api.errors import InvalidInput, PayloadTooLarge, RateLimited, Unavailable
 from api.idempotency import Claim, Created, check_idempotency_key, create_once, fingerprint
-from api.validation import check_callback_url, check_text_size, decode_references
+from api.lexicons.service import resolve_lexicons
+from api.validation import (
+    check_callback_url,
+    check_text_size,
+    decode_references,
+    lexicon_fields,
+)
 from worker.audio import UnsupportedOutput, format_info, validate_output
 from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
 from worker.batches.store import BatchStore
@@ -40,6 +46,7 @@ from worker.jobs.model import (
     estimate_billing,
     new_job_id,
 )
+from worker.lexicons.model import Lexicon
 from worker.settings import Settings, TenantConfig
 from worker.storage.client import StorageError
 from worker.storage.model import validate_key
@@ -210,6 +217,11 @@ def new_item_job(
     )
 
 
+def without_text(fields: dict[str, object]) -> dict[str, object]:
+    """:func:`api.validation.lexicon_fields` less the text, which is passed on its own."""
+    return {k: v for k, v in fields.items() if k != "text"}
+
+
 def batch_billing(items: Sequence[BatchItem], price: float) -> Billing:
     """What a batch's items cost together, by their UTF-8 bytes."""
     utf8 = sum(item.utf8_bytes for item in items)
@@ -254,20 +266,51 @@ def create_batch(
     )
 
 
+def item_lexicons(item: PlannedItem, options: BatchOptions) -> tuple[list[str], str]:
+    """The lexicon ids an item is spoken with (its own list, else the defaults'),
+    and the field that named them."""
+    if item.voice is not None and item.voice.lexicons is not None:
+        return item.voice.lexicons, f"{item.field}.lexicons"
+    return options.defaults.lexicons or [], "defaults.lexicons"
+
+
+def resolve_batch_lexicons(
+    ctx: ApiContext, tenant: str, items: Sequence[PlannedItem], options: BatchOptions
+) -> dict[str, Lexicon]:
+    """Every lexicon the batch names, by id; :class:`InvalidInput` naming an unknown one."""
+    found: dict[str, Lexicon] = {}
+    asked = [(options.defaults.lexicons or [], "defaults.lexicons")]
+    asked += [item_lexicons(item, options) for item in items]
+    # Items that inherit the defaults name them again: one look-up per distinct list.
+    for ids, field in dict.fromkeys((tuple(ids), field) for ids, field in asked if ids):
+        for lexicon in resolve_lexicons(ctx, tenant, ids, field):
+            found[lexicon.id] = lexicon
+    return found
+
+
 def plan_batch(
     settings: Settings,
     tenant: str,
     items: Sequence[PlannedItem],
     options: BatchOptions,
     book: BookInfo,
+    lexicons: Mapping[str, Lexicon] | None = None,
 ) -> tuple[Batch, list[Job]]:
     """Check everything about a batch and make its record and its items' jobs (unsaved).
 
+    ``lexicons`` holds every lexicon the items name (:func:`resolve_batch_lexicons`);
+    each item's text is respelled with its own before the size checks.
     Raises :class:`ApiError` subclasses; has no side effects.
     """
     produce = check_produce(options.produce)
     voices = _Voices(options.defaults)
     callback = check_callback_url(options.callback_url, settings)
+    known = lexicons or {}
+    respelled = [
+        lexicon_fields(item.text, [known[i] for i in item_lexicons(item, options)[0]])
+        for item in items
+    ]
+    items = [replace(item, text=str(r["text"])) for item, r in zip(items, respelled, strict=True)]
     _check_sizes(settings, items)
     batch_id = new_batch_id()
     price = settings.price_per_million_bytes_usd
@@ -278,12 +321,12 @@ def plan_batch(
             i,
             item.title,
             item.text,
-            voices.request_fields(item.voice, item.field),
+            voices.request_fields(item.voice, item.field) | without_text(spelled),
             produce,
             options.defaults.priority,
             price,
         )
-        for i, item in enumerate(items)
+        for i, (item, spelled) in enumerate(zip(items, respelled, strict=True))
     ]
     planned = [
         BatchItem(
@@ -326,7 +369,8 @@ def submit_batch(
     ``idempotency`` is (namespace, a checked Idempotency-Key); ``request_fingerprint``
     anything JSON-able that stands for the request.  Raises :class:`ApiError` subclasses.
     """
-    batch, jobs = plan_batch(ctx.settings, tenant.id, items, options, book)
+    lexicons = resolve_batch_lexicons(ctx, tenant.id, items, options)
+    batch, jobs = plan_batch(ctx.settings, tenant.id, items, options, book, lexicons)
     batches = batches_of(ctx)
     submission = create_once(
         ctx.idempotency,

@@ -1,7 +1,8 @@
-"""``/v1/books``: upload a book (EPUB, Markdown or plain text) and narrate it as a batch.
+"""``/v1/books``: upload a book (EPUB, DOCX, PDF, HTML, Markdown, text), narrate it as a batch.
 
-The answer shows the chapter list the batch was made from, and what was
-skipped; ``?dry_run=true`` shows it without making a batch.  Reading the book
+The answer shows the chapter list the batch was made from, and every part
+that was skipped with the reason; ``?dry_run=true`` shows it without making a
+batch.  Reading the book
 and submitting it is :mod:`api.books.service`.
 """
 
@@ -26,7 +27,11 @@ router = APIRouter(
     responses={
         **V1_ERRORS,
         **error_responses(
-            {422: "not a book, a book without text, an unsafe archive, or bad options"}
+            {
+                422: "not a book (or not the kind its name says), a book without text, a PDF "
+                "without a text layer, a password-protected file, an unsafe archive, "
+                "or bad options"
+            }
         ),
     },
 )
@@ -52,18 +57,22 @@ def create_book(
     tenant: Tenant,
     ctx: Ctx,
     response: Response,
-    file: Annotated[UploadFile, File(description="the book: .epub, .md or .txt")],
+    file: Annotated[
+        UploadFile, File(description="the book: EPUB, DOCX, PDF (with text), HTML, Markdown, text")
+    ],
     title: Annotated[str | None, Form(max_length=300, description="overrides the book's")] = None,
     author: Annotated[str | None, Form(max_length=300, description="overrides the book's")] = None,
-    cover: Annotated[UploadFile | None, File(description="JPEG or PNG cover image")] = None,
+    cover: Annotated[UploadFile | None, File(description="JPEG, PNG or SVG cover image")] = None,
     options: Annotated[
         str | None,
         Form(
-            description='JSON: {"defaults", "produce", "callback_url", "metadata", '
-            '"speak_titles"} as for batches'
+            description='JSON: {"defaults", "produce", "callback_url", "metadata"} as for '
+            'batches, and {"speak_titles", "titles", "split_level", "notes", "code", "tables"}'
         ),
     ] = None,
-    dry_run: Annotated[bool, Query(description="only read the book; make no batch")] = False,
+    dry_run: Annotated[
+        bool, Query(description="only read the book and show its chapters and skipped parts")
+    ] = False,
     idempotency_key: IdempotencyKey = None,
 ) -> BookOut:
     """Read the book into chapters and queue one batch item per chapter."""

@@ -1,10 +1,12 @@
 """What the book route does, apart from HTTP: read an upload into chapters, submit a batch.
 
 The upload is read into chapters (:func:`worker.books.parse_book`) inside the
-request, so a file that is not a book, has no text, is too large or is a zip
-bomb is refused with a 4xx naming the problem before anything is stored or
-enqueued.  Each chapter becomes one batch item (:func:`api.batches.service.submit_batch`);
-a dry run stops after reading.
+request, so a file that is not a book, has no text (a scanned PDF), is too
+large or is a zip bomb is refused with a 4xx naming the problem before
+anything is stored or enqueued.  Each chapter becomes one batch item
+(:func:`api.batches.service.submit_batch`), its title read first as a narrator
+says it (:func:`worker.books.speakable`) while the item keeps the book's own;
+a dry run stops after reading, and shows every skipped part with its reason.
 """
 
 from __future__ import annotations
@@ -18,14 +20,25 @@ from fastapi import UploadFile
 from pydantic import ValidationError
 
 from api.batches.service import PlannedItem, submit_batch
-from api.books.schemas import BookChapterOut, BookOptions, ParsedBookOut
+from api.books.schemas import BookChapterOut, BookOptions, ParsedBookOut, SkippedPartOut
 from api.deps import ApiContext
 from api.errors import ApiError, InvalidInput, PayloadTooLarge, validation_field
 from api.idempotency import Created, check_idempotency_key
 from worker.audio import InvalidBook
 from worker.audio.book_output import inspect_cover
 from worker.batches.model import Batch, BookInfo
-from worker.books import DEFAULT_MAX_BYTES, Book, BookError, BookTooLarge, parse_book
+from worker.books import (
+    DEFAULT_MAX_BYTES,
+    Book,
+    BookError,
+    BookTooLarge,
+    CoverError,
+    Skip,
+    SkipCategory,
+    parse_book,
+    speakable,
+    usable_cover,
+)
 from worker.jobs.model import billing_for_bytes
 from worker.settings import Settings, TenantConfig
 
@@ -105,12 +118,17 @@ def _uploaded_cover(upload: UploadFile | None) -> _Cover:
         return _Cover()
     data = _read(upload, MAX_COVER_BYTES, "cover")
     try:
+        data, _ = usable_cover(data, upload.content_type)  # an SVG becomes a PNG
         return _Cover(data, inspect_cover(data, None).mime)
+    except CoverError as exc:
+        raise InvalidInput(f"cover: {exc}", field="cover") from exc
     except InvalidBook as exc:
         raise InvalidInput(str(exc), field="cover") from exc
 
 
-def _read_book(settings: Settings, upload: BookUpload, data: bytes, cover: _Cover) -> Book:
+def _read_book(
+    settings: Settings, upload: BookUpload, data: bytes, cover: _Cover, opts: BookOptions
+) -> Book:
     try:
         return parse_book(
             data,
@@ -121,23 +139,25 @@ def _read_book(settings: Settings, upload: BookUpload, data: bytes, cover: _Cove
             cover=cover.data,
             cover_type=cover.mime,
             max_bytes=max_book_bytes(settings),
+            options=opts.read_options(),
         )
     except BookError as exc:
         raise BookRefused(exc) from exc
 
 
-def _book_cover(book: Book, uploaded: _Cover, skipped: list[str]) -> _Cover:
-    """The uploaded cover, else the book's own if usable (if not, ``skipped`` says why)."""
+def _book_cover(book: Book, uploaded: _Cover, skips: list[Skip]) -> _Cover:
+    """The uploaded cover, else the book's own if usable (if not, ``skips`` says why)."""
     if uploaded.data is not None or book.cover is None:
         return uploaded
     try:
         return _Cover(book.cover, inspect_cover(book.cover, book.cover_type).mime)
     except InvalidBook as exc:
-        skipped.append(f"the book's cover ({exc}); the audiobook has none")
+        reason = f"{str(exc).removeprefix('cover: ')}; the audiobook has none"
+        skips.append(Skip(SkipCategory.NOT_TEXT, reason, "the cover"))
         return uploaded
 
 
-def _parsed(book: Book, price: float, skipped: list[str], cover: bool) -> ParsedBookOut:
+def _parsed(book: Book, price: float, skips: list[Skip], cover: bool) -> ParsedBookOut:
     return ParsedBookOut(
         title=book.title,
         author=book.author,
@@ -153,11 +173,18 @@ def _parsed(book: Book, price: float, skipped: list[str], cover: bool) -> Parsed
                 title=c.title,
                 chars=c.chars,
                 utf8_bytes=c.utf8_bytes,
+                estimated_cost_usd=billing_for_bytes(c.utf8_bytes, price).estimated_cost_usd,
                 source=c.source,
             )
             for c in book.chapters
         ],
-        skipped=skipped,
+        skipped=[str(skip) for skip in skips],
+        skipped_parts=[
+            SkippedPartOut(
+                category=skip.category, reason=skip.reason, source=skip.source, title=skip.title
+            )
+            for skip in skips
+        ],
     )
 
 
@@ -168,10 +195,16 @@ def _spoken(title: str, text: str) -> str:
 
 
 def _items(book: Book, opts: BookOptions, settings: Settings) -> list[PlannedItem]:
-    """One batch item per chapter; :class:`PayloadTooLarge` naming a chapter over the limit."""
+    """One batch item per chapter; :class:`PayloadTooLarge` naming a chapter over the limit.
+
+    The item's title (the chapter marker) is the book's own; the text read
+    starts with the title as ``opts.titles`` says to read it.
+    """
     items = []
     for chapter in book.chapters:
-        text = _spoken(chapter.title, chapter.text) if opts.speak_titles else chapter.text
+        text = chapter.text
+        if opts.speak_titles:
+            text = _spoken(speakable(chapter.title, opts.titles), chapter.text)
         size = len(text.encode())
         if size > settings.max_text_bytes:
             raise PayloadTooLarge(
@@ -217,10 +250,10 @@ def submit_book(
     opts = parse_options(upload.options)
     data = _read(upload.file, max_book_bytes(settings), "file")
     uploaded = _uploaded_cover(upload.cover)
-    book = _read_book(settings, upload, data, uploaded)
-    skipped = list(book.skipped)
-    cover = _book_cover(book, uploaded, skipped)
-    parsed = _parsed(book, settings.price_per_million_bytes_usd, skipped, cover.data is not None)
+    book = _read_book(settings, upload, data, uploaded, opts)
+    skips = list(book.skips)
+    cover = _book_cover(book, uploaded, skips)
+    parsed = _parsed(book, settings.price_per_million_bytes_usd, skips, cover.data is not None)
     if dry_run:
         return BookSubmission(parsed, None)
     info = BookInfo(
@@ -230,7 +263,7 @@ def submit_book(
         cover_type=cover.mime,
         kind=book.kind.value,
         filename=upload.file.filename,
-        skipped=skipped,
+        skipped=parsed.skipped,
     )
     batch = submit_batch(
         ctx,

@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from api.lexicons.schemas import AppliedLexiconOut
 from api.schemas import (
     MAX_REFERENCES,
     BillingOut,
     JobErrorOut,
+    LexiconIds,
     OutputOut,
     ProsodyIn,
     ReferenceIn,
@@ -64,6 +66,7 @@ class JobCreate(SubmitModel):
         default_factory=dict, description="any JSON object, echoed back (at most 16 KiB)"
     )
     priority: int = Field(0, ge=0, le=9, description="higher goes first for provider slots")
+    lexicons: LexiconIds = Field(default_factory=list)
 
     @field_validator("output_key")
     @classmethod
@@ -108,6 +111,10 @@ class JobSettingsOut(BaseModel):
     output_key: str | None
     callback_url: str | None
     priority: int
+    lexicons: list[AppliedLexiconOut] = Field(
+        default_factory=list,
+        description="the lexicon versions applied to the text (before it was segmented)",
+    )
 
 
 class JobLinks(BaseModel):

@@ -18,6 +18,7 @@ from api.deps import ApiContext
 from api.errors import Conflict, RateLimited, Unavailable
 from api.idempotency import Claim, Created, check_idempotency_key, create_once, fingerprint
 from api.jobs.schemas import JobCreate, JobLinks, JobOut, JobSettingsOut, ProgressOut
+from api.lexicons.service import resolve_lexicons
 from api.schemas import BillingOut, JobErrorOut, OutputOut, StoredFileOut, percent, when
 from api.validation import build_request
 from worker.callbacks.emit import EventType, emit_job_event
@@ -51,7 +52,7 @@ def file_out(model: type[F], stored: StoredFile, storage: Storage, filename: str
 def _settings(job: Job) -> JobSettingsOut:
     """The job's request as accepted: its settings, without the text and reference audio."""
     req = job.request
-    fields = req.model_dump(exclude={"text", "references"})
+    fields = req.model_dump(exclude={"text", "references", "source_text"})
     return JobSettingsOut(**fields, characters=len(req.text), references=len(req.references))
 
 
@@ -92,7 +93,8 @@ def submit_job(
     """Check, store and enqueue one job; or return the one this Idempotency-Key made."""
     key = check_idempotency_key(idempotency_key)
     settings = ctx.settings
-    request = build_request(body, tenant.id, settings)
+    lexicons = resolve_lexicons(ctx, tenant.id, body.lexicons)
+    request = build_request(body, tenant.id, settings, lexicons)
     job = Job(
         id=new_job_id(),
         tenant=tenant.id,

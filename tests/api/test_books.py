@@ -1,9 +1,11 @@
 """``POST /v1/books`` over HTTP on a real stack with no worker: reading, refusing, queueing.
 
 Bad books (not an EPUB, an EPUB without text, an upload over the limit, a zip
-bomb, a cover that is not an image, bad options) get a 4xx naming the
-problem and leave nothing behind: no batch, no job, no message.  A good one
-becomes a batch with one item per chapter, and the answer lists them.
+bomb, a cover that is not an image, bad options; a scanned or locked PDF, a
+"DOCX" or "HTML" file that is not one) get a 4xx naming the problem and leave
+nothing behind: no batch, no job, no message.  A good one becomes a batch with
+one item per chapter, and the answer lists them; a dry run lists every
+skipped part with its reason.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import fractions
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import av
 import numpy as np
 import pytest
+from pypdf import PdfReader, PdfWriter
 
 from tests.api.conftest import ApiEnv
 from tests.api.server import queued_messages
@@ -31,6 +35,7 @@ from tests.worker.test_books_fixtures import (
     sample_epub_spec,
     xhtml,
 )
+from tests.worker.test_books_formats import WEB_PAGE, make_pdf, novel_pages
 from worker.batches.store import BatchStore
 
 
@@ -240,3 +245,115 @@ def test_speak_titles_off_and_idempotent_uploads(idle: ApiEnv) -> None:
     assert changed.status_code == 409
     job = idle.stack.store.get(first.json()["batch"]["items"][0]["job_id"])
     assert job is not None and job.request.text == "The first part."
+
+
+# -- more formats: refused saying why, or read and shown with every skipped part ------
+
+
+def scanned_pdf() -> bytes:
+    """A PDF whose one page has no text at all, as a scan has none."""
+    return make_pdf([[]])
+
+
+def locked_pdf() -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(novel_pages()))))
+    writer.encrypt(user_password="secret", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "filename", "code", "says"),
+    [
+        (scanned_pdf, "scan.pdf", "no_text_layer", "run OCR first"),
+        (locked_pdf, "locked.pdf", "protected_book", "password"),
+        (lambda: b"%PDF-1.7\n garbage", "broken.pdf", "not_a_book", "not a readable PDF"),
+        (lambda: b"Chapter 1\n\nText.", "fake.docx", "not_a_book", "not a Word document"),
+        (lambda: PNG, "page.html", "not_a_book", "not an HTML document: it is a PNG image"),
+        (lambda: b"Just words.", "page.html", "not_a_book", "has no HTML markup"),
+        (lambda: b"<!doctype html><p> </p>", "blank.html", "empty_book", ""),
+    ],
+)
+def test_bad_html_docx_and_pdf_books_are_refused_and_leave_nothing(
+    idle: ApiEnv, make: Callable[[], bytes], filename: str, code: str, says: str
+) -> None:
+    before = footprint(idle)
+    answer = upload(idle, make(), filename)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code and error["field"] == "file", error
+    assert says in error["message"] and filename in error["message"], error
+    assert footprint(idle) == before
+
+
+def test_a_word_zip_bomb_is_refused_and_leaves_nothing(idle: ApiEnv) -> None:
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", b"<" + b" " * (8 << 20) + b"/>")
+    before = footprint(idle)
+    answer = upload(idle, bomb.getvalue(), "bomb.docx")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "unsafe_archive"
+    assert footprint(idle) == before
+
+
+def test_a_dry_run_shows_every_skipped_part_and_why(idle: ApiEnv) -> None:
+    before = footprint(idle)
+    answer = upload(idle, WEB_PAGE, "sea.html", params={"dry_run": "true"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["batch"] is None
+    book = answer.json()["book"]
+    assert book["kind"] == "html" and book["title"] == "Sea Stories"
+    assert [c["title"] for c in book["chapters"]] == ["Sea Stories", "The Harbour", "The Storm"]
+    assert all(c["estimated_cost_usd"] > 0 for c in book["chapters"])
+    total = sum(c["estimated_cost_usd"] for c in book["chapters"])
+    assert total == pytest.approx(book["estimated_cost_usd"], rel=0.01)
+    parts = {(p["category"], p["reason"], p["source"]) for p in book["skipped_parts"]}
+    assert parts == {
+        ("front_matter", "table of contents", "sea.html"),
+        ("notes", "1 note", "sea.html"),
+        ("table", "1 table", "sea.html#two"),
+        ("code", "1 code block", "sea.html#two"),
+    }
+    assert [p["title"] for p in book["skipped_parts"] if p["source"] == "sea.html#two"] == [
+        "The Storm",
+        "The Storm",
+    ]
+    assert len(book["skipped"]) == len(book["skipped_parts"])
+    assert footprint(idle) == before
+
+
+def test_titles_are_spoken_as_words_and_marked_as_written(idle: ApiEnv) -> None:
+    text = b"# I\n\nThe sea was calm.\n\n# CHAPTER THE SECOND\n\nThe storm came.\n"
+    spoken = upload(idle, text, "storm.md")
+    assert spoken.status_code == 202, spoken.text
+    items = spoken.json()["batch"]["items"]
+    assert [i["title"] for i in items] == ["I", "CHAPTER THE SECOND"]  # the chapter markers
+    texts = [job.request.text for i in items if (job := idle.stack.store.get(i["job_id"]))]
+    assert texts == [
+        "Chapter One.\n\nThe sea was calm.",  # a number, never the pronoun
+        "Chapter the Second.\n\nThe storm came.",
+    ]
+    written = upload(idle, text, "storm.md", options={"titles": "as_written"})
+    job = idle.stack.store.get(written.json()["batch"]["items"][0]["job_id"])
+    assert job is not None and job.request.text == "I.\n\nThe sea was calm."
+    bad = upload(idle, text, "storm.md", options={"titles": "shouted"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "options.titles"
+
+
+def test_an_svg_cover_becomes_the_audiobooks_png(idle: ApiEnv) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="300" height="400"><rect width="300"'
+    svg += b' height="400" fill="#246"/></svg>'
+    with idle.client("t1") as http:
+        answer = http.post(
+            "/v1/books",
+            files={
+                "file": ("sea.md", b"# One\n\nText.\n\n# Two\n\nMore.", "text/markdown"),
+                "cover": ("cover.svg", svg, "image/svg+xml"),
+            },
+        )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["book"]["cover"] is True
+    stored = BatchStore(idle.stack.redis, idle.stack.keys, 3600).get(answer.json()["batch"]["id"])
+    assert stored is not None and stored.book.cover_type == "image/png"

@@ -343,6 +343,24 @@ def test_a_corrupt_download_is_refused_and_removed(live: Env, tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == []
 
 
+def test_book_dry_run_shows_chapters_and_every_skipped_part(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, idle: Env, tmp_path: Path
+) -> None:
+    from tests.worker.test_books_formats import WEB_PAGE
+
+    book = tmp_path / "sea.html"
+    book.write_bytes(WEB_PAGE)
+    jobs_before = len(list(idle.stack.redis.scan_iter(f"{idle.stack.keys.prefix}:job:*")))
+    run = shoal(capsys, monkeypatch, idle, "book", "--dry-run", str(book))
+    assert run.code == 0, run.err
+    assert "Sea Stories by Ann Writer: 3 chapters" in run.err
+    assert "    2. The Harbour  (" in run.err and "chars, $" in run.err
+    assert "skipped 4 parts:" in run.err
+    assert "  [front_matter] sea.html: table of contents" in run.err
+    assert "  [code] 'The Storm' (sea.html#two): 1 code block" in run.err
+    assert len(list(idle.stack.redis.scan_iter(f"{idle.stack.keys.prefix}:job:*"))) == jobs_before
+
+
 # -- as a process ------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from fishaudio import AsyncFishAudio, FishAudio, FlushEvent, TTSConfig
 from fishaudio.types import Prosody
 
 from tests.local_tts.conftest import API_KEYS, decode, rms
+from tests.local_tts.test_models import REFS
 from tests.servers import LocalTTS
 
 KEY = "sdk-test-key"
@@ -313,3 +314,141 @@ def test_legacy_session_tts(tone: LocalTTS, auth: LocalTTS) -> None:
     ):
         b"".join(session.tts(request))
     assert info.value.status == 401
+
+
+# -- voices (models) and the account -------------------------------------------------
+
+
+class VoiceClient:
+    """One client's voice and account calls under common names, run to completion.
+
+    ``fishaudio`` names them ``voices.list`` and so on; the legacy package
+    ``list_models`` and so on, with ``.awaitable`` for its async form.  Async
+    calls run on one event loop that lives as long as this object.
+    """
+
+    def __init__(self, kind: str, server: LocalTTS, key: str = KEY) -> None:
+        self.kind = kind
+        self.runner = asyncio.Runner()
+        self.client: Any
+        if kind == SYNC:
+            self.client = FishAudio(api_key=key, base_url=server.url)
+        elif kind == ASYNC:
+            self.client = AsyncFishAudio(api_key=key, base_url=server.url)
+        else:
+            self.client = legacy.Session(key, base_url=server.url)
+
+    def _call(self, new: str, old: str, *args: Any, **kwargs: Any) -> Any:
+        if self.kind in (SYNC, ASYNC):
+            space, name = new.split(".")
+            result = getattr(getattr(self.client, space), name)(*args, **kwargs)
+            return self.runner.run(result) if self.kind == ASYNC else result
+        call = getattr(self.client, old)
+        if self.kind == LEGACY_ASYNC:
+            return self.runner.run(call.awaitable(*args, **kwargs))
+        return call(*args, **kwargs)
+
+    def list(self, *, tags: Any = None, **kwargs: Any) -> Any:
+        if tags is not None:
+            kwargs["tags" if self.kind in (SYNC, ASYNC) else "tag"] = tags
+        return self._call("voices.list", "list_models", **kwargs)
+
+    def get(self, voice_id: str) -> Any:
+        return self._call("voices.get", "get_model", voice_id)
+
+    def create(self, **kwargs: Any) -> Any:
+        return self._call("voices.create", "create_model", **kwargs)
+
+    def update(self, voice_id: str, **kwargs: Any) -> Any:
+        return self._call("voices.update", "update_model", voice_id, **kwargs)
+
+    def delete(self, voice_id: str) -> Any:
+        return self._call("voices.delete", "delete_model", voice_id)
+
+    def credits(self) -> Any:
+        return self._call("account.get_credits", "get_api_credit")
+
+    def package(self) -> Any:
+        return self._call("account.get_package", "get_package")
+
+    def close(self) -> None:
+        if self.kind == SYNC:
+            self.client.close()
+        elif self.kind == ASYNC:
+            self.runner.run(self.client.close())
+        else:  # a legacy session holds a sync and an async client
+            self.client.__exit__(None, None, None)
+            self.runner.run(self.client.__aexit__(None, None, None))
+        self.runner.close()
+
+    def __enter__(self) -> VoiceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_voice_client(tone: LocalTTS, kind: str) -> None:
+    with VoiceClient(kind, tone) as api:
+        builtins = api.list(page_size=100)
+        assert builtins.total == len(builtins.items) > 10
+        made = api.create(title="SDK voice", voices=REFS, texts=["one", "two"], tags=["sdk"])
+        assert (made.title, made.state, made.visibility) == ("SDK voice", "trained", "private")
+        got = api.get(made.id)
+        assert got.id == made.id and got.tags == ["sdk"]
+        assert [v.id for v in api.list(self_only=True).items] == [made.id]
+        assert api.list(tags="sdk", title="sdk").total == 1
+        assert api.list(page_size=100).total == builtins.total + 1  # its owner sees it
+        assert api.update(made.id, title="Renamed", tags=["a", "b"]) is None
+        assert (api.get(made.id).title, api.get(made.id).tags) == ("Renamed", ["a", "b"])
+        assert float(api.credits().credit) > 0
+        assert api.package().balance > 0
+        api.delete(made.id)
+        not_found = fishaudio.NotFoundError if kind in (SYNC, ASYNC) else legacy.HttpCodeErr
+        with pytest.raises(not_found) as info:
+            api.get(made.id)
+        assert info.value.status == 404
+        with pytest.raises(fishaudio.APIError if kind in (SYNC, ASYNC) else legacy.HttpCodeErr):
+            api.create(title="Not audio", voices=[b"plain text, not a recording"])
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_a_created_voice_speaks_with_the_voice_of_its_references(tone: LocalTTS, kind: str) -> None:
+    with VoiceClient(kind, tone) as api:
+        first = api.create(title="First", voices=REFS)
+        twin = api.create(title="Twin", voices=REFS)
+        other = api.create(title="Other", voices=[REFS[1]])
+    by_first = b"".join(speak(kind, tone, PIECES, fmt="pcm", reference_id=first.id))
+    assert by_first == b"".join(speak(kind, tone, PIECES, fmt="pcm", reference_id=twin.id))
+    assert by_first != b"".join(speak(kind, tone, PIECES, fmt="pcm"))
+    assert by_first != b"".join(speak(kind, tone, PIECES, fmt="pcm", reference_id=other.id))
+    received = [s["reference_id"] for s in tone.wait_idle()["sessions"]]
+    assert received == [first.id, twin.id, None, other.id]
+
+
+@pytest.mark.parametrize("kind", [SYNC, LEGACY_ASYNC])
+def test_a_deleted_voice_ends_the_session_with_an_error(tone: LocalTTS, kind: str) -> None:
+    with VoiceClient(kind, tone) as api:
+        made = api.create(title="Gone soon", voices=REFS)
+        api.delete(made.id)
+    with raises(kind, ws_error(kind)):
+        speak(kind, tone, PIECES, fmt="pcm", reference_id=made.id)
+    rec = only_session(tone)
+    assert rec["end"] == "error" and made.id in rec["error"]
+
+
+def test_voice_calls_need_the_key(auth: LocalTTS) -> None:
+    with (
+        VoiceClient(SYNC, auth, key="not-a-key") as api,
+        pytest.raises(fishaudio.AuthenticationError),
+    ):
+        api.list()
+    with (
+        VoiceClient(LEGACY, auth, key="not-a-key") as api,
+        pytest.raises(legacy.HttpCodeErr) as info,
+    ):
+        api.create(title="No key", voices=REFS)
+    assert info.value.status == 401
+    with VoiceClient(SYNC, auth, key=API_KEYS[0]) as api:
+        assert api.list().total > 0

@@ -30,6 +30,8 @@ from worker.books import (
     Chapter,
     EmptyBook,
     NotABook,
+    NotesMode,
+    ReadOptions,
     UnsafeArchive,
     parse_book,
 )
@@ -47,7 +49,7 @@ def test_epub_chapters_in_reading_order(sample_epub: bytes) -> None:
 
     assert book.kind is BookKind.EPUB
     assert (book.title, book.author, book.language) == ("The Test Book", "Ada Author", "en")
-    # The nav titles chapter 1; chapters 2 and 3 share a file and are split at their h1s.
+    # The nav titles every chapter; chapters 2 and 3 share a file, split at the nav's fragment.
     assert [c.title for c in book.chapters] == [
         "Chapter One: The Beginning",
         "Chapter 2: Rain",
@@ -55,13 +57,13 @@ def test_epub_chapters_in_reading_order(sample_epub: bytes) -> None:
     ]
     assert [c.index for c in book.chapters] == [0, 1, 2]
     assert book.chapters[0].source == "OEBPS/ch1.xhtml"
-    assert book.chapters[1].source.startswith("OEBPS/ch2.xhtml")
+    assert [c.source for c in book.chapters[1:]] == ["OEBPS/ch2.xhtml", "OEBPS/ch2.xhtml#sun"]
 
 
 def test_epub_text_is_cleaned(sample_epub: bytes) -> None:
     first, second, third = parse_book(sample_epub, filename="test.epub").chapters
 
-    # Footnote markers, page breaks, footnote bodies, alt text and headings are gone.
+    # Note references, page breaks, footnote bodies, alt text and headings are gone.
     assert first.text == (
         "It was a dark and stormy night; the rain fell in torrents.\n\n"
         "The wind swept up the streets.\n\n"
@@ -80,7 +82,18 @@ def test_epub_front_matter_is_skipped_and_recorded(sample_epub: bytes) -> None:
         'OEBPS/notes.xhtml: outside the reading order (linear="no")',
         "'Title Page' (OEBPS/title.xhtml): title page",
         "'Contents' (OEBPS/nav.xhtml): table of contents",
+        "'Chapter One: The Beginning' (OEBPS/ch1.xhtml): 1 note",
         "'Copyright' (OEBPS/copyright.xhtml): copyright page",
+    )
+
+
+def test_epub_notes_read_at_the_end_of_their_chapter(sample_epub: bytes) -> None:
+    options = ReadOptions(notes=NotesMode.END_OF_CHAPTER)
+    first = parse_book(sample_epub, filename="test.epub", options=options).chapters[0]
+
+    # The endnote lives in a document outside the reading order; the footnote in the chapter.
+    assert first.text.endswith(
+        "Nobody was out that night.\n\n1. A famous opening.\n\n2. Torrents, as in Bulwer-Lytton."
     )
 
 
@@ -110,7 +123,11 @@ def test_epub2_with_ncx_guide_and_meta_cover() -> None:
     spec.ncx = True
     book = parse_book(build_epub(spec))
 
-    assert [c.title for c in book.chapters] == ["One", "Chapter 2: Rain", "Chapter 3: Sun"]
+    # The NCX has one entry for ch2.xhtml: its second heading is a section inside it.
+    assert [c.title for c in book.chapters] == ["One", "Two"]
+    assert book.chapters[1].text == (
+        "Rain again.\n\nMore rain.\n\nChapter 3: Sun\n\nThen the sun came out."
+    )
     assert book.cover == PNG_1X1
     assert "'Title' (OEBPS/title.xhtml): title page" in book.skipped
 
@@ -240,16 +257,16 @@ def test_error_tree() -> None:
     [
         (b"Chapter 1\n\nhello", {"filename": "book.epub"}, "'book.epub' is not an EPUB"),
         (b"hello", {"content_type": "application/epub+zip"}, "not a zip archive"),
-        (b"%PDF-1.7 ...", {"filename": "book.pdf"}, "is a PDF"),
+        (b"%PDF-1.7 ...", {"filename": "book.pdf"}, "not a readable PDF"),
         (b"\x00\x01\x02\x03binary" * 20, {"filename": "book.txt"}, "binary data"),
         (b"   \n\n ", {"filename": "book.txt"}, "is empty"),
         (b"PK\x03\x04 truncated", {"filename": "book.epub"}, "not a readable zip"),
-        (b"\x89PNG\r\n\x1a\n", {"content_type": "image/png"}, "content type 'image/png'"),
+        (b"\x89PNG\r\n\x1a\n", {"content_type": "image/png"}, "is a PNG image"),
     ],
 )
 def test_not_a_book(data: bytes, kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(NotABook, match=message):
-        parse_book(data, **kwargs)
+        parse_book(data, filename=kwargs.get("filename"), content_type=kwargs.get("content_type"))
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -261,9 +278,9 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 def test_zip_that_is_not_an_epub() -> None:
-    docx = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w/>"})
+    archive = _zip({"[Content_Types].xml": b"<Types/>", "notes/readme.txt": b"hello"})
     with pytest.raises(NotABook, match=r"without META-INF/container\.xml"):
-        parse_book(docx, filename="book.docx")
+        parse_book(archive, filename="book.zip")
     odt = _zip({"mimetype": b"application/vnd.oasis.opendocument.text"})
     with pytest.raises(NotABook, match=r"its mimetype is 'application/vnd\.oasis"):
         parse_book(odt)

@@ -59,6 +59,8 @@ class EpubSpec:
     cover: bytes | None = PNG_1X1
     ncx: bool = False
     extra: dict[str, bytes] = field(default_factory=dict)  # more members, zipped last
+    landmarks: list[tuple[str, str]] = field(default_factory=list)  # (href, epub:type)
+    guide: list[tuple[str, str]] = field(default_factory=list)  # (href, type): EPUB 2
 
 
 def _nav_list(entries: list[tuple[str, str]]) -> str:
@@ -78,21 +80,32 @@ def _nav_list(entries: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 
-def nav_document(entries: list[tuple[str, str]]) -> str:
-    """An EPUB 3 navigation document with a toc nav."""
-    return xhtml(f'<nav epub:type="toc" id="toc"><h1>Contents</h1>{_nav_list(entries)}</nav>')
+def nav_document(
+    entries: list[tuple[str, str]], landmarks: list[tuple[str, str]] | None = None
+) -> str:
+    """An EPUB 3 navigation document with a toc nav (and a landmarks nav)."""
+    marks = "".join(f'<li><a epub:type="{t}" href="{h}">{t}</a></li>' for h, t in landmarks or [])
+    marks = f'<nav epub:type="landmarks" hidden=""><ol>{marks}</ol></nav>' if marks else ""
+    toc = f'<nav epub:type="toc" id="toc"><h1>Contents</h1>{_nav_list(entries)}</nav>'
+    return xhtml(toc + marks)
 
 
 def _ncx(entries: list[tuple[str, str]]) -> str:
-    points = "".join(
-        f'<navPoint id="p{n}" playOrder="{n + 1}"><navLabel><text>{title}</text></navLabel>'
-        f'<content src="{href}"/></navPoint>'
-        for n, (href, title) in enumerate(entries)
-    )
+    """An NCX; two leading spaces per level of nesting, as for the nav."""
+    points, depth = [], 0
+    for n, (href, title) in enumerate(entries):
+        level = (len(title) - len(title.lstrip(" "))) // 2
+        points += ["</navPoint>"] * (depth - level + 1) if n else []
+        depth = level
+        points.append(
+            f'<navPoint id="p{n}" playOrder="{n + 1}"><navLabel><text>{title.strip()}</text>'
+            f'</navLabel><content src="{href}"/>'
+        )
+    points += ["</navPoint>"] * (depth + 1) if entries else []
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
-        f"<head/><docTitle><text>t</text></docTitle><navMap>{points}</navMap></ncx>"
+        f"<head/><docTitle><text>t</text></docTitle><navMap>{''.join(points)}</navMap></ncx>"
     )
 
 
@@ -118,7 +131,7 @@ def build_epub(spec: EpubSpec) -> bytes:
         items.append(
             '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
         )
-        members["OEBPS/nav.xhtml"] = nav_document(spec.nav)
+        members["OEBPS/nav.xhtml"] = nav_document(spec.nav, spec.landmarks)
     meta_cover = ""
     if spec.cover is not None:
         props = "" if spec.ncx else ' properties="cover-image"'
@@ -127,6 +140,8 @@ def build_epub(spec: EpubSpec) -> bytes:
         )
         members["OEBPS/images/cover.png"] = spec.cover
         meta_cover = '<meta name="cover" content="cover-img"/>' if spec.ncx else ""
+    guide = "".join(f'<reference type="{t}" href="{h}" title="{t}"/>' for h, t in spec.guide)
+    guide = f"<guide>{guide}</guide>" if guide else ""
     opf = f"""<?xml version="1.0" encoding="UTF-8"?>
 <package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="uid">
   <metadata xmlns:dc="http://purl.org/dc/elements/1.1/">
@@ -136,7 +151,7 @@ def build_epub(spec: EpubSpec) -> bytes:
     <dc:language>{spec.language}</dc:language>{meta_cover}
   </metadata>
   <manifest>{"".join(items)}</manifest>
-  <spine{toc_attr}>{"".join(spine)}</spine>
+  <spine{toc_attr}>{"".join(spine)}</spine>{guide}
 </package>"""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -160,7 +175,8 @@ def sample_epub_spec() -> EpubSpec:
         [
             ("title.xhtml", "Title Page"),
             ("ch1.xhtml", "Chapter One: The Beginning"),
-            ("ch2.xhtml", "Chapter 2"),
+            ("ch2.xhtml", "Chapter 2: Rain"),
+            ("ch2.xhtml#sun", "Chapter 3: Sun"),
             ("copyright.xhtml", "Copyright"),
         ]
     )
@@ -168,17 +184,17 @@ def sample_epub_spec() -> EpubSpec:
         "<h1>Chapter 1</h1><h2>The Beginning</h2>"
         "<p>It was a dark and stormy night"
         '<a epub:type="noteref" href="notes.xhtml#n1" id="r1">1</a>; the rain fell in '
-        "torrents<sup>2</sup>.</p>"
+        'torrents<a href="#n2"><sup>2</sup></a>.</p>'
         '<p>The wind <span epub:type="pagebreak" id="p7" title="7">7</span>swept up '
         'the streets.<img src="images/storm.png" alt="A storm over London"/></p>'
         '<div role="doc-pagebreak" aria-label="8">8</div>'
-        "<p>Nobody was out [3] that night.</p>"
+        '<p>Nobody was out<a href="notes.xhtml#n3">[3]</a> that night.</p>'
         '<aside epub:type="footnote" id="n2"><p>2. Torrents, as in Bulwer-Lytton.</p></aside>',
         body_type="bodymatter",
     )
     chapter2 = xhtml(
         "<section><h1>Chapter 2: Rain</h1><p>Rain again.</p><p>More rain.</p></section>"
-        "<section><h1>Chapter 3: Sun</h1><p>Then the sun came out.</p>"
+        '<section id="sun"><h1>Chapter 3: Sun</h1><p>Then the sun came out.</p>'
         "<script>alert('never read')</script><style>p { color: red }</style></section>",
         body_type="bodymatter",
     )

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.worker.test_books_fixtures import CONTAINER_XML, Doc, EpubSpec, build_epub, xhtml
-from worker.books import Book, BookError, parse_book
+from worker.books import Book, BookError, NotesMode, ReadMode, ReadOptions, parse_book
 
 NAMES = st.sampled_from([None, "book.epub", "book.md", "book.txt", "book", "x.pdf"])
 TYPES = st.sampled_from(
@@ -71,6 +71,24 @@ markup = st.lists(
                 "<script>",
                 "</script>",
                 "&bogus;",
+                "<table><tr><td>",
+                "</td></tr></table>",
+                "<pre><code>",
+                "</code></pre>",
+                '<blockquote epub:type="z3998:poem"><p><span>',
+                "</span></p></blockquote>",
+                '<aside epub:type="footnote" id="n">',
+                "</aside>",
+                '<span class="pagenum">',
+                '<span class="linenum">',
+                "</span>",
+                '<section class="pg-boilerplate" id="pg-footer">',
+                "*** START OF THE PROJECT GUTENBERG EBOOK X ***",
+                "*** END OF THE PROJECT GUTENBERG EBOOK X ***",
+                '<a href="#c">',
+                '<span data-type="footnote">',
+                "<hgroup>",
+                "</hgroup>",
             ]
         ),
         st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="<&"), max_size=30),
@@ -80,11 +98,42 @@ markup = st.lists(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(markup, min_size=1, max_size=4))
-def test_random_markup_in_a_valid_epub(bodies: list[str]) -> None:
+@given(st.lists(markup, min_size=1, max_size=4), st.integers(1, 3))
+def test_random_markup_in_a_valid_epub(bodies: list[str], split_level: int) -> None:
     docs = [Doc(f"d{n}", f"d{n}.xhtml", xhtml(body)) for n, body in enumerate(bodies)]
-    nav = [(f"d{n}.xhtml", f"Entry {n}") for n in range(len(bodies))]
-    _parse(build_epub(EpubSpec(docs=docs, nav=nav)), filename="book.epub")
+    nav = [(f"d{n}.xhtml", f"{'  ' * (n % 2)}Entry {n}") for n in range(len(bodies))]
+    options = ReadOptions(split_level, NotesMode.END_OF_CHAPTER, ReadMode.READ, ReadMode.READ)
+    _parse(build_epub(EpubSpec(docs=docs, nav=nav)), filename="book.epub", options=options)
+
+
+# Words with the characters text rules used to eat: brackets, digits, braces, markers.
+literal = st.lists(
+    st.sampled_from(["href.split('#')[0]", "[1]", "x²", "{12}", "12", "[Pg", "7]", "word", "—"]),
+    max_size=12,
+).map(lambda words: ["Said", *words])  # a paragraph with a word to read
+noise = st.sampled_from(
+    [
+        '<a epub:type="noteref" href="#n1">1</a>',
+        '<a href="#n2"><sup>[2]</sup></a>',
+        '<span epub:type="pagebreak" id="p9" title="9"/>',
+        '<span role="doc-pagebreak">9</span>',
+        '<span class="pagenum"><a id="Page_9">[Pg 9]</a></span>',
+        '<span class="line-number">10</span>',
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(literal, noise), min_size=1, max_size=6))
+def test_noise_goes_and_literal_text_stays(paragraphs: list[tuple[list[str], str]]) -> None:
+    """Whatever noise elements sit between words, the narration is the words, unchanged."""
+    body = "<h1>One</h1>" + "".join(
+        f"<p>{' '.join(words[:1])}{mark} {' '.join(words[1:])}</p>" for words, mark in paragraphs
+    )
+    docs = [Doc("a", "a.xhtml", xhtml(body + '<aside epub:type="footnote" id="n1">Note.</aside>'))]
+    book = _parse(build_epub(EpubSpec(docs=docs, nav=[("a.xhtml", "One")])), filename="b.epub")
+    assert book is not None
+    assert book.chapters[0].text.split() == [w for words, _ in paragraphs for w in words]
 
 
 members = st.dictionaries(

@@ -6,12 +6,12 @@ import pytest
 
 from tests.worker.test_books_fixtures import Doc, EpubSpec, build_epub, xhtml
 from worker.books import parse_book
-from worker.books.epub import split_document
 from worker.books.epub_package import NavEntry, resolve
 from worker.books.frontmatter import skip_reason
 from worker.books.headings import match_heading
 from worker.books.model import Section
-from worker.books.xhtml import extract, parse_xml
+from worker.books.nav import plan_chapters
+from worker.books.xhtml import Document, extract, parse_xml
 
 # -- plain-text heading lines --------------------------------------------------
 
@@ -197,8 +197,16 @@ def test_markdown_syntax_is_stripped() -> None:
 # -- EPUB splitting ------------------------------------------------------------
 
 
-def _doc(body: str):  # type: ignore[no-untyped-def]
+def _doc(body: str) -> Document:
     return extract(parse_xml(xhtml(body).encode(), "x.xhtml"))
+
+
+def _plan(
+    doc: Document, entries: list[NavEntry], split_level: int = 1
+) -> list[tuple[int, int, str | None]]:
+    """(start, stop, nav title) of each chapter planned in one document."""
+    plans = plan_chapters([doc], ["x.xhtml"], entries, split_level)
+    return [(p.spans[0].start, p.spans[-1].stop, p.title) for p in plans]
 
 
 def test_nav_fragments_split_a_file() -> None:
@@ -209,13 +217,11 @@ def test_nav_fragments_split_a_file() -> None:
     entries = [
         NavEntry("x.xhtml", "a", "Nav First", 0),
         NavEntry("x.xhtml", "b", "Nav Second", 0),
-        NavEntry("x.xhtml", "c", "Nav Sub", 1),  # a subsection: no split
+        NavEntry("x.xhtml", "c", "Nav Sub", 1),  # a section: no split
     ]
-    parts = split_document(doc, entries)
-    assert [(p.start, p.stop, p.nav_title) for p in parts] == [
-        (0, 2, "Nav First"),
-        (2, 6, "Nav Second"),
-    ]
+    assert _plan(doc, entries) == [(0, 2, "Nav First"), (2, 6, "Nav Second")]
+    # split_level=2 narrates the section as a chapter of its own.
+    assert _plan(doc, entries, 2) == [(0, 2, "Nav First"), (2, 4, "Nav Second"), (4, 6, "Nav Sub")]
 
 
 def test_subsection_entries_do_not_split_a_chapter() -> None:
@@ -225,20 +231,27 @@ def test_subsection_entries_do_not_split_a_chapter() -> None:
         NavEntry("x.xhtml", "s1", "One", 1),
         NavEntry("x.xhtml", "s2", "Two", 1),
     ]
-    assert [(p.start, p.nav_title) for p in split_document(doc, entries)] == [(0, "Chapter")]
+    assert _plan(doc, entries) == [(0, 5, "Chapter")]
     # Without navigation, a single h1 with h2s is one chapter too.
-    assert len(split_document(doc, [])) == 1
+    assert _plan(doc, []) == [(0, 5, None)]
 
 
-def test_divider_file_splits_at_deeper_entries() -> None:
+def test_nested_entries_are_sections_even_under_a_divider() -> None:
     doc = _doc('<h1>Part One</h1><h2 id="c1">Ch 1</h2><p>A.</p><h2 id="c2">Ch 2</h2><p>B.</p>')
     entries = [
         NavEntry("x.xhtml", None, "Part One", 0),
         NavEntry("x.xhtml", "c1", "Ch 1", 1),
         NavEntry("x.xhtml", "c2", "Ch 2", 1),
     ]
-    parts = split_document(doc, entries)
-    assert [(p.start, p.nav_title) for p in parts] == [(0, "Part One"), (1, "Ch 1"), (3, "Ch 2")]
+    assert _plan(doc, entries) == [(0, 5, "Part One")]
+    # One level deeper: the part's heading alone, then its chapters.
+    assert _plan(doc, entries, 2) == [(0, 1, "Part One"), (1, 3, "Ch 1"), (3, 5, "Ch 2")]
+
+
+def test_a_fragment_naming_the_chapter_heading_takes_the_whole_file() -> None:
+    doc = _doc('<div class="chapter"><h2>CHAPTER I</h2><h3 id="t">The Start</h3><p>Text.</p></div>')
+    entries = [NavEntry("x.xhtml", "t", "I. The Start", 0)]
+    assert _plan(doc, entries) == [(0, 3, "I. The Start")]
 
 
 def test_epub_split_by_nav_fragments_end_to_end() -> None:
@@ -258,7 +271,7 @@ def test_epub_split_by_nav_fragments_end_to_end() -> None:
     )
     book = parse_book(build_epub(spec))
     assert [(c.title, c.text, c.source) for c in book.chapters] == [
-        ("The Book", "An epigraph before everything.", "OEBPS/text/all.xhtml (part 1 of 3)"),
+        ("The Book", "An epigraph before everything.", "OEBPS/text/all.xhtml"),
         ("One", "First.", "OEBPS/text/all.xhtml#c1"),
         ("Two", "Second.", "OEBPS/text/all.xhtml#c2"),
     ]
@@ -274,7 +287,9 @@ def test_epub_title_from_first_heading_and_special_blocks() -> None:
     chapter = parse_book(build_epub(spec)).chapters[0]
     assert chapter.title == "Late Title"
     assert chapter.text == (
-        "Late Title\n\nText with a break and H2O, 5th place, x.\n\none\n\ntwo\n\n漢字"
+        # A <br/> keeps its line break; a bracket that is no note reference by its
+        # markup is literal text.
+        "Late Title\n\nText with\na break and H2O, 5th place, x[4].\n\none\n\ntwo\n\n漢字"
     )
 
 
@@ -289,8 +304,10 @@ def test_resolve_hrefs() -> None:
 # -- front matter ----------------------------------------------------------------
 
 
-def _reason(title: str | None, text: str, *, front: bool = True, **kinds: object) -> str | None:
-    section = Section(title, text, "s", frozenset(str(k) for k in kinds.get("kinds", ())))  # type: ignore[union-attr]
+def _reason(
+    title: str | None, text: str, *, front: bool = True, kinds: tuple[str, ...] = ()
+) -> str | None:
+    section = Section(title, text, "s", frozenset(kinds))
     return skip_reason(section, book_title="The Book", author="Ann Author", front=front)
 
 
@@ -310,7 +327,9 @@ def _reason(title: str | None, text: str, *, front: bool = True, **kinds: object
             True,
             "table of contents",
         ),
-        (None, "Text © 2021 Someone. All rights reserved.", False, "copyright page"),
+        (None, "Text © 2021 Someone. All rights reserved.", True, "copyright page"),
+        (None, "Text © 2021 Someone. All rights reserved.", False, None),  # in the body
+        ("Preface", "Copyright 2012 Ann. All rights reserved. I wrote it.", True, None),
         (None, "The Book\n\nby Ann Author\n\nMeadow Press", True, "title page"),
         (None, "The Book was on the table, and she read it.", True, None),
         (None, "I said no.\n\nI said yes.\n\nI said maybe.", True, None),
@@ -324,7 +343,7 @@ def test_skip_reasons(title: str | None, text: str, front: bool, reason: str | N
 
 
 def test_structural_types_win() -> None:
-    assert _reason("Chapter 1", "Lots of text.", kinds=["copyright-page"]) == "copyright page"
-    assert _reason(None, "Text.", kinds=["titlepage"]) == "title page"
-    assert _reason(None, "Text.", kinds=["toc"]) == "table of contents"
-    assert _reason(None, "Text.", kinds=["bodymatter", "chapter"]) is None
+    assert _reason("Chapter 1", "Lots of text.", kinds=("copyright-page",)) == "copyright page"
+    assert _reason(None, "Text.", kinds=("titlepage",)) == "title page"
+    assert _reason(None, "Text.", kinds=("toc",)) == "table of contents"
+    assert _reason(None, "Text.", kinds=("bodymatter", "chapter")) is None

@@ -26,13 +26,13 @@ each chapter:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from worker.books.archive import SafeArchive
 from worker.books.clean import Vocabulary, clean_lines, has_words
 from worker.books.epub_package import XHTML_TYPES, Package, read_package, resolve
-from worker.books.frontmatter import check_section_count, type_reason
+from worker.books.frontmatter import check_section_count, copyright_notice, type_reason
 from worker.books.matter import MATTER_REASONS, block_matter, mark_gutenberg, unlisted_reason
 from worker.books.model import (
     NotesMode,
@@ -60,6 +60,7 @@ class _Draft:
     text: str
     source: str
     kinds: frozenset[str]
+    skips: tuple[Skip, ...] = ()  # parts left out before and within it, in reading order
 
 
 def read_epub(
@@ -68,15 +69,20 @@ def read_epub(
     """Sections of an EPUB, with its metadata and cover; raises :class:`BookError`."""
     archive = SafeArchive(data, max_unpacked_bytes=max_unpacked_bytes, label=label)
     package = read_package(archive)
+    options = options or ReadOptions()
     skipped: list[Skip] = []
     paths: list[str] = []
     docs: list[Document] = []
+    aside: list[tuple[str, Document]] = []  # outside the reading order: read for notes only
     for ref in package.spine:
         item = ref.item
         if item is None:
             reason, source = "not in the manifest", f"spine item {ref.idref!r}"
         elif not ref.linear:
             reason, source = 'outside the reading order (linear="no")', item.path
+            member = archive.find(item.path) if item.media_type in XHTML_TYPES else None
+            if member and options.notes is NotesMode.END_OF_CHAPTER:
+                aside.append((item.path, extract(parse_xml(archive.read(member), member))))
         elif item.media_type not in XHTML_TYPES:
             reason, source = f"not a text document ({item.media_type or 'no type'})", item.path
         elif (member := archive.find(item.path)) is None:
@@ -86,7 +92,7 @@ def read_epub(
             docs.append(extract(parse_xml(archive.read(member), member)))
             continue
         skipped.append(Skip(SkipCategory.NOT_TEXT, reason, source))
-    reader = _Reader(package, paths, mark_gutenberg(docs), options or ReadOptions())
+    reader = _Reader(package, paths, mark_gutenberg(docs), options, aside)
     sections = reader.sections()
     cover = cover_type = None
     if package.cover is not None and (member := archive.find(package.cover.path)):
@@ -102,10 +108,21 @@ def read_epub(
     )
 
 
-def _opening(blocks: list[Block]) -> int:
-    """How many heading blocks open a chapter (its title, not its text)."""
+def _opening(blocks: list[Block], sections: frozenset[int]) -> int:
+    """How many heading blocks open a chapter (its title, not its text).
+
+    The first heading always does; the ones after it do unless a navigation
+    entry points at them (``sections``: ids of such blocks) or their level
+    comes back later in the chapter: "Chapter 1" / "The Beginning" is one
+    title, "The Story" / "I" … "II" a title and a section.
+    """
     count = 0
     while count < len(blocks) and 0 < blocks[count].heading <= TITLE_LEVELS:
+        level = blocks[count].heading
+        if count and id(blocks[count]) in sections:
+            break
+        if count and any(b.heading == level for b in blocks[count + 1 :]):
+            break
         count += 1
     return count
 
@@ -114,9 +131,11 @@ def _byline(title: str) -> bool:
     return title.casefold().startswith("by ")
 
 
-def _title(blocks: list[Block], nav_title: str | None) -> tuple[str | None, bool, int]:
+def _title(
+    blocks: list[Block], nav_title: str | None, sections: frozenset[int] = frozenset()
+) -> tuple[str | None, bool, int]:
     """(title, whether it is the chapter's own, opening headings it takes from the text)."""
-    opening = _opening(blocks)
+    opening = _opening(blocks, sections)
     if nav_title and not _byline(nav_title):
         return nav_title, True, opening
     titles: list[str] = []
@@ -133,24 +152,57 @@ class _Reader:
     """One book's chapters: the plan, the skips made on the way, the notes by id."""
 
     def __init__(
-        self, package: Package, paths: list[str], docs: list[Document], options: ReadOptions
+        self,
+        package: Package,
+        paths: list[str],
+        docs: list[Document],
+        options: ReadOptions,
+        aside: Sequence[tuple[str, Document]] = (),
     ) -> None:
         self.package, self.paths, self.docs, self.options = package, paths, docs, options
         self.vocabulary = Vocabulary.of("\n".join(b.text for d in docs for b in d.blocks))
         self.index = {path: i for i, path in enumerate(paths)}
+        listed = [self.index[e.path] for e in package.nav if e.path in self.index]
+        self.last_listed = max(listed, default=len(docs))  # documents after it are back matter
+        start = package.body_start
+        self.body_doc = self.index.get(start[0]) if start else None  # landmarks: the body starts
         self.skips: list[Skip] = []
+        # Blocks a navigation entry points at (by identity): a section's heading.
+        self.targets = frozenset(
+            id(docs[i].blocks[at])
+            for e in package.nav
+            if (i := self.index.get(e.path)) is not None
+            and e.fragment
+            and (at := docs[i].anchors.get(e.fragment, -1)) in range(len(docs[i].blocks))
+        )
+        # Notes are looked up in the reading order and in documents outside it.
+        self.note_paths = paths + [path for path, _ in aside]
+        self.note_docs = docs + [doc for _, doc in aside]
+        self.notes = _note_index(self.note_docs)
+        self.note_at = {path: i for i, path in enumerate(self.note_paths)}
         self._ids = [{i: name for name, i in sorted(d.anchors.items(), key=_last)} for d in docs]
 
     def sections(self) -> list[Section]:
         """The book's sections in reading order, front and back matter still among them."""
         plans = list(self._plans())
         check_section_count(len(plans))
-        drafts = [d for plan in plans if (d := self._draft(plan)) is not None]
-        return [Section(d.title, d.text, d.source, d.kinds) for d in _pass_titles(drafts)]
+        drafts: list[_Draft] = []
+        done = 0  # skips already given to a draft: each goes with the part after it
+        for plan in plans:
+            if (draft := self._draft(plan)) is not None:
+                drafts.append(dataclasses.replace(draft, skips=tuple(self.skips[done:])))
+                done = len(self.skips)
+        if drafts and done < len(self.skips):  # after the last part: listed with it
+            last = drafts[-1]
+            drafts[-1] = dataclasses.replace(last, skips=last.skips + tuple(self.skips[done:]))
+            done = len(self.skips)
+        self.skips = self.skips[done:]
+        return [Section(d.title, d.text, d.source, d.kinds, d.skips) for d in _pass_titles(drafts)]
 
     def _plans(self) -> Iterator[Planned]:
         """The navigation's plan; unlisted documents after matter are parts of their own."""
-        plans = plan_chapters(self.docs, self.paths, self.package.nav, self.options.split_level)
+        package, level = self.package, self.options.split_level
+        plans = plan_chapters(self.docs, self.paths, package.nav, level, package.title)
         for plan in plans:
             if len(plan.spans) > 1 and type_reason(self._kinds(plan.spans[0])):
                 yield dataclasses.replace(plan, spans=plan.spans[:1])
@@ -162,6 +214,8 @@ class _Reader:
         """What a run of blocks is: its document's types and landmarks, its blocks' shared types."""
         path, doc = self.paths[span.doc], self.docs[span.doc]
         kinds = doc.kinds
+        if self.body_doc is not None and span.doc < self.body_doc:
+            kinds |= {"frontmatter"}  # before the body the landmarks name
         if span.start == 0:
             kinds |= self.package.landmarks.get(path, frozenset())
             if path == self.package.nav_path:
@@ -172,17 +226,32 @@ class _Reader:
         return kinds
 
     def _source(self, span: Span, fragment: str | None) -> str:
-        path = self.paths[span.doc]
+        path, doc = self.paths[span.doc], self.docs[span.doc]
+        at = doc.anchors.get(fragment or "", -1)
+        if at != span.start or (at < len(doc.blocks) and block_matter(doc.blocks[at])):
+            fragment = None  # the entry's anchor is not where the chapter starts
         fragment = fragment or (self._ids[span.doc].get(span.start) if span.start else None)
         if fragment:
             return f"{path}#{fragment}"
-        return path if span.start == 0 else f"{path} (from block {span.start + 1})"
+        before = [b.text for b in doc.blocks[: span.start] if b.heading]
+        return f"{path}, after {before[-1]!r}" if before else path
 
     def _draft(self, plan: Planned) -> _Draft | None:
         """One chapter's title and text, or None when nothing of it is left to judge."""
         source = self._source(plan.spans[0], plan.fragment)
+        kinds = self._kinds(plan.spans[0])
+        if type_reason(kinds):  # matter as a whole (contents, colophon …): judged as one
+            blocks = [b for s in plan.spans for b in self.docs[s.doc].blocks[s.start : s.stop]]
+            title, own, opening = _title(blocks, plan.title, self.targets)
+            text = "\n\n".join(filter(None, map(self._clean, blocks[opening:])))
+            return _Draft(title, own, text, source, kinds)
         body, notes, skipped = self._gather(plan)
-        title, own, opening = _title([b for _, b in body], plan.title)
+        # An entry that points at boilerplate (Gutenberg's header) names the boilerplate.
+        doc = self.docs[plan.spans[0].doc]
+        at = doc.anchors.get(plan.fragment or "", -1)
+        named = 0 <= at < len(doc.blocks) and block_matter(doc.blocks[at])
+        nav_title = None if named else plan.title
+        title, own, opening = _title([b for _, b in body], nav_title, self.targets)
         self._skip_parts(skipped, notes if body else [], title, source)
         if not body and self._all_matter(plan):
             return None  # boilerplate only, recorded block by block
@@ -196,7 +265,7 @@ class _Reader:
         if self.options.notes is NotesMode.END_OF_CHAPTER:
             paragraphs += [self._clean(b) for b in self._notes_for(body, notes)]
         text = "\n\n".join(p for p in paragraphs if p)
-        return _Draft(title, own, text, source, self._kinds(plan.spans[0]))
+        return _Draft(title, own, text, source, kinds)
 
     def _gather(
         self, plan: Planned
@@ -261,9 +330,12 @@ class _Reader:
         """Skip (and record) an unlisted document that is matter; False to join it."""
         doc = self.docs[span.doc]
         heading = next((b.text for b in doc.blocks if b.heading), None)
-        found = unlisted_reason(doc, heading)
+        found = unlisted_reason(doc, heading or next((b.text for b in doc.blocks), None))
         if found is None and (reason := type_reason(self._kinds(span))):
             found = SkipCategory.BACK_MATTER, reason
+        text = "\n\n".join(b.text for b in doc.blocks if not b.heading)
+        if found is None and span.doc > self.last_listed and not heading and copyright_notice(text):
+            found = SkipCategory.BACK_MATTER, "copyright page"
         if found is None:
             return False
         if not all(block_matter(b) for b in doc.blocks if has_words(b.text)):
@@ -304,17 +376,27 @@ class _Reader:
         for doc, block in own:
             if block.note:
                 chosen.setdefault((doc, block.note))
-        return [b for doc, note in chosen for b in self.docs[doc].blocks if b.note == note]
+        return [block for key in chosen for block in self.notes.get(key, ())]
 
     def _note_key(self, doc: int, href: str) -> tuple[int, str] | None:
-        target = resolve(self.paths[doc], href)
-        if target is None or target[1] is None or (found := self.index.get(target[0])) is None:
+        """(document, note id) of the note a reference in document ``doc`` points at."""
+        target = resolve(self.note_paths[doc], href)
+        if target is None or target[1] is None or (found := self.note_at.get(target[0])) is None:
             return None
-        block = self.docs[found].anchors.get(target[1])
-        if block is None or block >= len(self.docs[found].blocks):
-            return None
-        note = self.docs[found].blocks[block].note
+        blocks = self.note_docs[found].blocks
+        at = self.note_docs[found].anchors.get(target[1], len(blocks))
+        note = blocks[at].note if at < len(blocks) else None
         return (found, note) if note else None
+
+
+def _note_index(docs: list[Document]) -> dict[tuple[int, str], list[Block]]:
+    """(document, note id) → the blocks of that footnote or endnote."""
+    notes: dict[tuple[int, str], list[Block]] = {}
+    for i, doc in enumerate(docs):
+        for block in doc.blocks:
+            if block.note:
+                notes.setdefault((i, block.note), []).append(block)
+    return notes
 
 
 def _last(item: tuple[str, int]) -> int:
@@ -328,7 +410,8 @@ def _pass_titles(drafts: list[_Draft]) -> list[_Draft]:
     for draft in drafts:
         if pending is not None:
             if draft.text and not draft.own_title and not type_reason(draft.kinds):
-                draft = dataclasses.replace(draft, title=pending.title, own_title=True)
+                skips = pending.skips + draft.skips
+                draft = dataclasses.replace(draft, title=pending.title, own_title=True, skips=skips)
             else:
                 out.append(pending)
             pending = None

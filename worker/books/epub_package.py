@@ -9,7 +9,8 @@ Navigation comes from the EPUB 3 navigation document (``<nav epub:type="toc">``)
 or, failing that, the EPUB 2 NCX; entries keep their nesting depth, which
 :mod:`worker.books.epub` uses to tell chapters from their subsections.
 Landmarks (EPUB 3) and the guide (EPUB 2) mark whole files as cover, title
-page, table of contents, copyright page and the like.
+page, table of contents, copyright page and the like, and say where the body
+starts (``bodymatter``, the guide's ``text``); the nav's landmarks win.
 """
 
 from __future__ import annotations

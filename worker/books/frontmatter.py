@@ -41,6 +41,7 @@ __all__ = [
     "ONLY_TITLE",
     "build_book",
     "check_section_count",
+    "copyright_notice",
     "skip_reason",
     "type_reason",
 ]
@@ -176,6 +177,11 @@ def _names_a_line(text: str, names: tuple[str | None, ...]) -> bool:
     return False
 
 
+def copyright_notice(text: str) -> bool:
+    """Whether a short text reads as a copyright page ("All rights reserved", "ISBN", "© 2024")."""
+    return len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text) is not None
+
+
 def type_reason(kinds: frozenset[str], text: str = "") -> str | None:
     """Why a section of these structural kinds is not narrated (a dedication only if short)."""
     for kind in sorted(kinds):
@@ -223,8 +229,7 @@ def skip_reason(
     back = back or "backmatter" in section.kinds
     # Untitled, or titled only with the book's own name.
     untitled = not title or title in {_norm(n) for n in (book_title, *names) if n}
-    copyright_like = len(text) <= COPYRIGHT_CHARS and _COPYRIGHT.search(text)
-    if (front or back) and untitled and copyright_like:
+    if (front or back) and untitled and copyright_notice(text):
         return "copyright page"
     if front and _looks_like_toc(text, titles - {title}):
         return "table of contents"
@@ -350,6 +355,9 @@ def _sort_out(
     skipped: list[Skip] = []
     title_only: list[Section] = []
     for section, reason in zip(sections, reasons, strict=True):
+        if section.skips:  # the reader's, in reading order
+            _record(skipped, title_only)
+            skipped.extend(section.skips)
         if reason == ONLY_TITLE:
             title_only.append(section)
             continue

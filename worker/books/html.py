@@ -29,15 +29,16 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lxml.etree
 import lxml.html
 
-from worker.books.clean import Vocabulary, clean_lines, clean_title, has_words
+from worker.books.clean import Vocabulary, clean_lines, clean_text, clean_title, has_words
 from worker.books.detect import decode_text
 from worker.books.errors import NotABook
 from worker.books.frontmatter import check_section_count
+from worker.books.headings import match_heading
 from worker.books.matter import MATTER_REASONS, block_matter, mark_gutenberg
 from worker.books.model import (
     OPENING,
@@ -66,6 +67,8 @@ __all__ = [
 CHAPTER_LEVELS = 3  # h1–h3 can make chapters; deeper headings stay in the text
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _META_CLASSES = frozenset({"title", "subtitle", "author", "date"})
+_META_TAGS = frozenset({"h1", "p", "div", "header"})
+_META_CHARS = 600  # a title block is a few lines: never remove a chapter classed "title"
 _TOC_KINDS = frozenset({"toc", "landmarks", "page-list", "loi", "lot"})
 _CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]{1,40})", re.I)
 _XML_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]{0,200}\?>")
@@ -179,7 +182,8 @@ def take_metadata(root: ET.Element) -> Meta:
         in_block = element.get("id") == "title-block-header"
         if name in ("h1", "h2", "h3", "h4", "h5", "h6") and "title" not in names:
             break  # the title block comes before the first heading of the text
-        if in_block or (names & _META_CLASSES and name in ("h1", "p", "div", "header")):
+        short = len("".join(element.itertext())) <= _META_CHARS
+        if short and (in_block or (names & _META_CLASSES and name in _META_TAGS)):
             if "title" in names and name != "div" and found_title is None:
                 found_title = _text(element) or None
             if "author" in names and found_author is None:
@@ -253,6 +257,7 @@ def _body(
     notes: dict[str, list[Block]],
     vocabulary: Vocabulary,
     options: ReadOptions,
+    typeset: bool,
 ) -> tuple[str, list[tuple[SkipCategory, str]]]:
     """A chapter's narration text and what of it was left out (code, tables, notes)."""
     parts: list[str] = []
@@ -264,6 +269,10 @@ def _body(
             left_out[SkipCategory.CODE] = left_out.get(SkipCategory.CODE, 0) + 1
         elif block.role is BlockRole.TABLE and options.tables is ReadMode.SKIP:
             left_out[SkipCategory.TABLE] = left_out.get(SkipCategory.TABLE, 0) + 1
+        elif typeset and block.role is BlockRole.PROSE and not block.heading:
+            # Lines broken by a typesetter: hyphens at their ends broke words, and
+            # a bare number between them is a page number.
+            parts.append(clean_text(block.text, vocabulary))
         else:
             keep = block.role is not BlockRole.PROSE or bool(block.heading)
             parts.append(clean_lines(block.text, vocabulary, keep_breaks=keep))
@@ -276,9 +285,19 @@ def _body(
     return "\n\n".join(p for p in parts if p), reasons
 
 
-def _plan(body: Sequence[Block]) -> tuple[int | None, list[int]]:
-    """The block that is the book's title heading (if any), and where chapters start."""
+def _plan(body: list[Block]) -> tuple[int | None, list[int]]:
+    """The block that is the book's title heading (if any), and where chapters start.
+
+    A document without h1–h3 headings gets its "Chapter N" lines as headings
+    (``body`` is changed in place).
+    """
     heads = [i for i, b in enumerate(body) if 0 < b.heading <= CHAPTER_LEVELS]
+    if not heads:
+        for i, block in enumerate(body):
+            line = " ".join(block.text.split())
+            if not block.heading and "\n" not in block.text.strip() and match_heading(line):
+                body[i] = replace(block, heading=2)
+                heads.append(i)
     book_heading = None
     if heads and body[heads[0]].heading == 1 and [body[i].heading for i in heads].count(1) == 1:
         book_heading = heads.pop(0)
@@ -297,11 +316,13 @@ def sections_from_blocks(
     where: str,
     options: ReadOptions,
     sources: dict[int, str] | None = None,
+    typeset: bool = False,
 ) -> Found:
     """Chapters of one document from its headings (see the module docstring).
 
     ``where`` names the file in sources ("book.html"); ``sources`` may name
     a block's place better (a PDF's page), by the block's index in ``doc``.
+    ``typeset`` text (a PDF's) has its lines broken by a typesetter, not an author.
     """
     marked = mark_gutenberg([doc])[0]
     kept, skips = _noted(marked.blocks, where)
@@ -321,12 +342,13 @@ def sections_from_blocks(
     check_section_count(len(starts) + 1)
     vocabulary = Vocabulary.of("\n".join(b.text for b in body))
     spans = [(0, starts[0] if starts else len(body))]
-    spans += list(zip(starts, [*starts[1:], len(body)], strict=True))
+    if starts:
+        spans += list(zip(starts, [*starts[1:], len(body)], strict=True))
     sections: list[Section] = []
     for number, (start, stop) in enumerate(spans):
         head = start if number else None
         chunk = [b for i, b in enumerate(body[start:stop], start) if i not in (head, book_heading)]
-        text, left_out = _body(chunk, notes, vocabulary, options)
+        text, left_out = _body(chunk, notes, vocabulary, options, typeset)
         if head is None:
             if not has_words(text) and starts:
                 continue

@@ -1,7 +1,8 @@
 """Boilerplate that is never narrated, wherever it sits: licences, transcriber's notes, ads.
 
 Recognised by meaning first (the ids and classes toolchains give it, see
-:func:`~worker.books.semantics.matter_kinds`), then by Project Gutenberg's
+:func:`~worker.books.semantics.matter_kinds`; a paragraph that is mostly
+links into the book is an entry of a table of contents), then by Project Gutenberg's
 own markers: everything before ``*** START OF THE PROJECT GUTENBERG EBOOK``
 and from ``*** END OF THE PROJECT GUTENBERG EBOOK`` on is its header and
 licence, even when the markers sit inside one file or one block
@@ -16,7 +17,13 @@ import re
 from collections.abc import Sequence
 
 from worker.books.model import SkipCategory
-from worker.books.semantics import ADVERTISEMENT, PG_HEADER, PG_LICENCE, TRANSCRIBER_NOTE
+from worker.books.semantics import (
+    ADVERTISEMENT,
+    PG_HEADER,
+    PG_LICENCE,
+    TOC_ENTRY,
+    TRANSCRIBER_NOTE,
+)
 from worker.books.xhtml import Block, Document
 
 __all__ = ["MATTER_REASONS", "block_matter", "mark_gutenberg", "title_matter", "unlisted_reason"]
@@ -27,6 +34,7 @@ MATTER_REASONS: dict[str, tuple[SkipCategory, str]] = {
     PG_LICENCE: (SkipCategory.LICENCE, "Project Gutenberg licence"),
     TRANSCRIBER_NOTE: (SkipCategory.EXTRA, "transcriber's note"),
     ADVERTISEMENT: (SkipCategory.EXTRA, "advertisement"),
+    TOC_ENTRY: (SkipCategory.FRONT_MATTER, "table of contents"),
 }
 _START = re.compile(r"\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG E", re.IGNORECASE)
 _END = re.compile(
@@ -36,7 +44,13 @@ _END = re.compile(
 )
 _TITLES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"transcriber'?s? notes?\b|transcriber’s notes?\b"), TRANSCRIBER_NOTE),
-    (re.compile(r"(?:advertisements?|adverts?|publishers'? (?:announcements|catalogue))$"), ""),
+    (
+        re.compile(
+            r"(?:advertisements?|adverts?|publishers'? (?:announcements|catalogue))$"
+            r"|(?:also available|also by|by the same author|other books by|new books)\b"
+        ),
+        "",
+    ),
     (re.compile(r"(?:the full )?project gutenberg(?:™|'s|’s)? licen[cs]e"), PG_LICENCE),
 ]
 
@@ -57,14 +71,17 @@ def title_matter(title: str | None) -> str | None:
 
 
 def unlisted_reason(doc: Document, title: str | None) -> tuple[SkipCategory, str] | None:
-    """Why a document the navigation does not list is not part of the chapter before it."""
+    """Why a document the navigation does not list is not part of the chapter before it.
+
+    ``title`` is its first heading, or else its first line.
+    """
     kinds = set(doc.kinds)
     if doc.blocks:
         kinds |= frozenset.intersection(*(b.kinds for b in doc.blocks))
-    for kind in sorted(kinds & MATTER_REASONS.keys()):
-        return MATTER_REASONS[kind]
-    if kind := title_matter(title):
-        return MATTER_REASONS[kind]
+    found = sorted(kinds & MATTER_REASONS.keys())
+    named = title_matter(title)
+    if found or named:
+        return MATTER_REASONS[found[0] if found else str(named)]
     return None
 
 

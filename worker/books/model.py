@@ -5,7 +5,10 @@ Both are frozen: a parsed book is a plain record the API can show to the user
 turn into batch items without copying.  :class:`Section` is the intermediate
 form every reader (EPUB, Markdown, plain text) produces before front matter is
 skipped and chapters are numbered; a reader returns them in a
-:class:`SourceBook`.
+:class:`SourceBook`.  Every part that is not narrated is a :class:`Skip`
+(a :class:`SkipCategory`, the reason in words, where it is, its title), so a
+dry run can say why; :class:`ReadOptions` say how a book is read (which
+navigation levels are chapters; whether notes, code and tables are read).
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class Section:
     text: str  # already cleaned
     source: str
     kinds: frozenset[str] = field(default_factory=frozenset)
+    skips: tuple[Skip, ...] = ()  # what the reader left out before or within it, in order
 
 
 @dataclass(frozen=True, slots=True)

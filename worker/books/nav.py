@@ -7,7 +7,8 @@ each a run of :class:`Span` values over the spine's documents:
 * **Levels.**  Entries at the top level are chapters; nested entries are
   sections inside them and split nothing.  ``split_level`` narrates deeper
   levels as chapters too (2: chapters and their sections).  A top level of a
-  single entry holding all the others (the book's own title) does not count.
+  single entry holding all the others does not count when it is the book
+  itself: it bears the book's title, or its entries lead into several files.
 * **Fragments.**  An entry that points into a file starts its chapter at that
   anchor, as every chapter-level entry does, so a file is split only where the
   navigation says a chapter starts, never at its subsections.  When only
@@ -52,7 +53,7 @@ class Planned:
 
     spans: tuple[Span, ...]
     title: str | None = None  # the navigation's title for it
-    fragment: str | None = None  # the anchor it starts at
+    fragment: str | None = None  # the anchor its entry points at
     listed: bool = False  # it starts at a navigation entry (not a document before them)
 
 
@@ -61,16 +62,32 @@ def has_prose(blocks: Sequence[Block]) -> bool:
     return any(not b.heading and has_words(b.text) for b in blocks)
 
 
-def chapter_entries(nav: Sequence[NavEntry], split_level: int) -> list[tuple[NavEntry, int]]:
+def _is_root(nav: Sequence[NavEntry], depth: int, book_title: str | None) -> bool:
+    """Whether the only entry at ``depth`` is the book itself, holding all the chapters.
+
+    It is when it bears the book's title, or when the entries below it lead
+    into more than one document (a chapter's sections are in its own file).
+    """
+    here = [e for e in nav if e.depth == depth]
+    below = {e.path for e in nav if e.depth > depth}
+    if len(here) != 1 or not below:
+        return False
+    title = " ".join((book_title or "").casefold().split())
+    return (bool(title) and " ".join(here[0].title.casefold().split()) == title) or len(below) > 1
+
+
+def chapter_entries(
+    nav: Sequence[NavEntry], split_level: int, book_title: str | None = None
+) -> list[tuple[NavEntry, int]]:
     """(entry, rank) of the entries that start chapters; a lower rank wins a tie.
 
-    A chain of single entries at the top (the book's title holding all its
-    chapters) is skipped over: those entries rank last.
+    A top-level entry that is the book itself (see :func:`_is_root`) does not
+    count as a level: its entries rank last.
     """
     depths = sorted({e.depth for e in nav})
     base = depths[0] if depths else 0
     for depth in depths[1:]:
-        if sum(1 for e in nav if e.depth == base) != 1:
+        if not _is_root(nav, base, book_title):
             break
         base = depth
     chosen = []
@@ -121,11 +138,15 @@ def _spans(
 
 
 def plan_chapters(
-    docs: Sequence[Document], paths: Sequence[str], nav: Sequence[NavEntry], split_level: int = 1
+    docs: Sequence[Document],
+    paths: Sequence[str],
+    nav: Sequence[NavEntry],
+    split_level: int = 1,
+    book_title: str | None = None,
 ) -> list[Planned]:
     """The chapters of a book whose spine documents are ``docs`` (at ``paths``)."""
     index = {path: i for i, path in enumerate(paths)}
-    starts = _starts(docs, index, chapter_entries(nav, split_level))
+    starts = _starts(docs, index, chapter_entries(nav, split_level, book_title))
     if not starts:
         return _by_headings(docs)
     listed = {index[e.path] for e in nav if e.path in index}
@@ -138,9 +159,8 @@ def plan_chapters(
         plans.append(Planned((Span(first_doc, 0, first_block, True),)))
     for begin, end in zip(ordered, [*ordered[1:], (len(docs), 0)], strict=True):
         entry = starts[begin]
-        fragment = entry.fragment if begin[1] else None
         spans = _spans(docs, begin, end, listed)
-        plans.append(Planned(spans, entry.title or None, fragment, True))
+        plans.append(Planned(spans, entry.title or None, entry.fragment, True))
     return plans
 
 

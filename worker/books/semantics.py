@@ -14,7 +14,8 @@ DocBook XSL, O'Reilly's HTMLBook).
 * :func:`note_role` – a footnote or endnote body, or a container of them;
 * :func:`is_code` and :func:`is_verse` – blocks read line by line, or skipped;
 * :func:`matter_kinds` – boilerplate that is never part of a chapter (Project
-  Gutenberg's header and licence, transcriber's notes, advertisements).
+  Gutenberg's header and licence, transcriber's notes, advertisements), and
+  the classes toolchains give title pages and legal notices.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "EPUB_TYPE",
     "PG_HEADER",
     "PG_LICENCE",
+    "TOC_ENTRY",
     "TRANSCRIBER_NOTE",
     "classes",
     "is_code",
@@ -46,6 +48,7 @@ PG_HEADER = "pg-header"  # Project Gutenberg's header, before "*** START OF …"
 PG_LICENCE = "pg-licence"  # Project Gutenberg's footer and licence, from "*** END OF …"
 TRANSCRIBER_NOTE = "transcriber-note"
 ADVERTISEMENT = "advertisement"
+TOC_ENTRY = "toc-entry"  # a block that is mostly links into the book: an entry of a contents list
 
 _DROP_TAGS = frozenset(
     [
@@ -101,7 +104,9 @@ _CODE_TOKENS = frozenset(
     ]
 )
 _VERSE_TYPES = frozenset(["poem", "verse", "song", "hymn", "lyrics", "stanza"])
-_VERSE_CLASSES = frozenset(["poem", "poetry", "verse", "stanza", "song", "lyrics", "linegroup"])
+_VERSE_CLASSES = frozenset(
+    ["poem", "poetry", "verse", "stanza", "song", "lyrics", "linegroup", "line-block"]
+)
 # A marker-looking link: "1", "[12]", "*", "(†)" — a note reference without its type.
 _MARKER = re.compile(r"\s*[\[(]?\s*(?:\d{1,3}|[*†‡§¶]{1,3})\s*[\])]?\s*")
 _MARKER_CHARS = 16
@@ -128,10 +133,32 @@ def _marker_link(element: ET.Element, name: str) -> bool:
     href = element.get("href", "")
     if name != "a" or "#" not in href or href.startswith(("http:", "https:", "mailto:")):
         return False
+    return _marker_text(element)
+
+
+def _is_ref(element: ET.Element, name: str) -> bool:
+    """A link marked as a note reference, or one that reads as a marker."""
+    if name != "a":
+        return False
+    marked = "noteref" in semantic_types(element) or classes(element) & {"noteref", "footnote-ref"}
+    return bool(marked) or _marker_link(element, name)
+
+
+def _ref_wrapper(element: ET.Element, name: str) -> ET.Element | None:
+    """The note link inside a wrapper that holds only it and brackets: DocBook's
+    ``<sup>[<a href="#ftn.x">1</a>]</sup>``."""
+    if name not in ("sup", "span", "small") or not _marker_text(element):
+        return None
+    links = (e for e in element.iter() if isinstance(e.tag, str))
+    return next((a for a in links if _is_ref(a, a.tag.rsplit("}", 1)[-1].lower())), None)
+
+
+def _marker_text(element: ET.Element) -> bool:
+    """Whether the element's text is only a marker (stops early: it may hold a chapter)."""
     text = ""
     for piece in element.itertext():
         text += piece
-        if len(text) > _MARKER_CHARS:  # stop early: the element may hold a paragraph
+        if len(text) > _MARKER_CHARS:
             return False
     return bool(text.strip()) and _MARKER.fullmatch(text) is not None
 
@@ -144,16 +171,15 @@ def is_noise(element: ET.Element, name: str) -> bool:
         return True
     if semantic_types(element) & _NOISE_TYPES or classes(element) & _NOISE_CLASSES:
         return True
-    return _marker_link(element, name)
+    return _marker_link(element, name) or _ref_wrapper(element, name) is not None
 
 
 def noteref_target(element: ET.Element, name: str) -> str | None:
-    """The href of a note reference (``None`` for anything else)."""
-    if name != "a":
-        return None
-    if "noteref" in semantic_types(element) or classes(element) & {"noteref", "footnote-ref"}:
+    """The href of a note reference, or of the one a wrapper holds (else ``None``)."""
+    if _is_ref(element, name):
         return element.get("href")
-    return element.get("href") if _marker_link(element, name) else None
+    link = _ref_wrapper(element, name)
+    return link.get("href") if link is not None else None
 
 
 def note_role(element: ET.Element) -> str | None:
@@ -181,6 +207,20 @@ def is_verse(element: ET.Element) -> bool:
     return bool(semantic_types(element) & _VERSE_TYPES or classes(element) & _VERSE_CLASSES)
 
 
+# Classes toolchains give whole parts, as the structural types they stand for: DocBook
+# XSL's title page and legal notice, calibre's and Sigil's title pages.
+_CLASS_TYPES = {
+    "titlepage": "titlepage",
+    "title-page": "titlepage",
+    "halftitlepage": "halftitlepage",
+    "legalnotice": "copyright-page",
+    "copyright-page": "copyright-page",
+    "colophon": "colophon",
+    "dedication": "dedication",
+    "toc": "toc",
+}
+
+
 def matter_kinds(element: ET.Element) -> frozenset[str]:
     """Kinds of boilerplate an element holds, by the ids and classes toolchains give it."""
     ident, names = element.get("id", "").lower(), classes(element)
@@ -201,4 +241,5 @@ def matter_kinds(element: ET.Element) -> frozenset[str]:
         found.add(TRANSCRIBER_NOTE)
     if names & {"advertisement", "advertisements", "adverts", "ads"}:
         found.add(ADVERTISEMENT)
+    found.update(_CLASS_TYPES[name] for name in names & _CLASS_TYPES.keys())
     return frozenset(found)

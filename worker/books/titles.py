@@ -167,9 +167,9 @@ def int_to_words(number: int) -> str:
 def _value(number: str, *, labelled: bool) -> int | None:
     """The value of a chapter number written in digits or Roman numerals, if it is one."""
     if number.isdigit():
-        value = int(number)
+        digits = int(number)
         # Without a label, four digits are more likely a year ("1914") than a chapter.
-        return value if 1 <= value <= (9999 if labelled else 999) else None
+        return digits if 1 <= digits <= (9999 if labelled else 999) else None
     if not (number.isupper() or number.islower()):
         return None  # "Mix", "Vi": words in title case
     value = roman_to_int(number)

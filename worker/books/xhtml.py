@@ -18,8 +18,9 @@ text is never rewritten:
 * a table is one :attr:`BlockRole.TABLE` block (rows separated by a blank
   line, cells by a line break), a code block one :attr:`BlockRole.CODE` block
   (verbatim); the reader reads or skips them;
-* verse (a poem, a stanza, and Standard Ebooks' ``span`` per line) and ``pre``
-  are :attr:`BlockRole.LINES` blocks: every line keeps its break;
+* verse (a poem, a stanza, and Standard Ebooks' ``span`` per line), ``pre``
+  and paragraphs with ``<br/>`` are :attr:`BlockRole.LINES` blocks: every
+  line keeps its break (a short pause, and always a word boundary);
 * footnote and endnote bodies are blocks with :attr:`Block.note` set, and the
   note references a block held are in :attr:`Block.refs`;
 * boilerplate (Project Gutenberg's header and licence, transcriber's notes,
@@ -40,6 +41,7 @@ from html.entities import name2codepoint
 
 from worker.books.errors import NotABook, UnsafeArchive
 from worker.books.semantics import (
+    TOC_ENTRY,
     is_code,
     is_noise,
     is_verse,
@@ -139,8 +141,8 @@ def parse_xml(data: bytes, member: str) -> ET.Element:
 class BlockRole(StrEnum):
     """How a block's lines are read."""
 
-    PROSE = "prose"  # a paragraph: lines from <br/> are joined into one
-    LINES = "lines"  # verse or preformatted text: every line keeps its break
+    PROSE = "prose"  # a paragraph of one line
+    LINES = "lines"  # verse, preformatted text, lines broken by <br/>: each keeps its break
     CODE = "code"  # a code block, verbatim
     TABLE = "table"  # a table: rows separated by a blank line, cells by a line break
 
@@ -176,6 +178,7 @@ class _Context:
     raw: BlockRole | None = None  # inside a table or code block: one block for all of it
     parent: str = ""  # the parent element's local name
     hgroup: bool = False
+    inline_note: bool = False  # inside a note written inline: <span data-type="footnote">
 
 
 class _Walker:
@@ -190,15 +193,30 @@ class _Walker:
         self.heading_owner: ET.Element | None = None  # the element that set ``heading``
         self.last_heading = 2
         self.pre = 0
+        self.link = 0  # depth of links into the book around the text being read
+        self.linked = 0  # characters of the current block inside such links
         self.notes = 0  # note bodies without an id, numbered
+        # The paragraph's text and references while an inline note is read.
+        self.aside: list[tuple[list[str], list[str]]] = []
 
     def add(self, text: str | None) -> None:
         if text:
             self.parts.append(text if self.pre else _WS.sub(" ", text))
+            if self.link:
+                self.linked += len(text) - len(_WS.findall(text))
+
+    def _kinds(self, ctx: _Context, raw: str) -> frozenset[str]:
+        """The block's kinds; a block that is mostly links into the book is a contents entry."""
+        linked, self.linked = self.linked, 0
+        if self.heading or not linked:
+            return ctx.kinds
+        total = len(raw) - len(_WS.findall(raw))
+        return ctx.kinds | {TOC_ENTRY} if linked * 2 >= total else ctx.kinds
 
     def flush(self, ctx: _Context) -> None:
         raw, refs = "".join(self.parts), tuple(self.refs)
         self.parts, self.refs = [], []
+        kinds = self._kinds(ctx, raw)
         role = ctx.raw or (BlockRole.LINES if ctx.verse or self.pre else BlockRole.PROSE)
         if self.heading:
             role, text = BlockRole.PROSE, _heading_text(raw)
@@ -207,12 +225,12 @@ class _Walker:
         elif role is BlockRole.TABLE:
             rows = ("\n".join(filter(None, _lines(row))) for row in raw.split("\n\n"))
             text = "\n\n".join(filter(None, rows))
-        elif role is BlockRole.LINES:
-            text = "\n".join(filter(None, _lines(raw)))
         else:
-            text = "\n".join(_lines(raw)).strip("\n")
+            text = "\n".join(filter(None, _lines(raw)))
+            if "\n" in text:  # lines the author broke (<br/>): each keeps its break
+                role = BlockRole.LINES
         if text.strip():
-            self.blocks.append(Block(text, self.heading, ctx.kinds, role, ctx.note, refs))
+            self.blocks.append(Block(text, self.heading, kinds, role, ctx.note, refs))
         elif refs:
             self.refs = list(refs)  # a marker alone in its block: keep it for the next
 
@@ -252,7 +270,8 @@ def _context(walker: _Walker, element: ET.Element, name: str, ctx: _Context) -> 
     elif raw is None and is_code(element, name):
         raw = BlockRole.CODE
     verse = ctx.verse or is_verse(element)
-    return _Context(kinds, note, verse, raw, name, ctx.hgroup or name == "hgroup")
+    inline = ctx.inline_note or (role == "note" and name not in _BLOCKS and raw is None)
+    return _Context(kinds, note, verse, raw, name, ctx.hgroup or name == "hgroup", inline)
 
 
 def _enter_block(walker: _Walker, element: ET.Element, name: str, parent: _Context) -> None:
@@ -268,8 +287,19 @@ def _enter_block(walker: _Walker, element: ET.Element, name: str, parent: _Conte
         walker.heading_owner = element
 
 
-def _enter(walker: _Walker, element: ET.Element, name: str, parent: _Context) -> None:
+def _book_link(element: ET.Element, name: str) -> bool:
+    """A link to a place in the book (not to a web page)."""
+    href = element.get("href")
+    return name == "a" and href is not None and ":" not in href.split("#", 1)[0]
+
+
+def _enter(
+    walker: _Walker, element: ET.Element, name: str, ctx: _Context, parent: _Context
+) -> None:
     """What an element's start adds: a block boundary, a line break, an anchor."""
+    if ctx.inline_note and not parent.inline_note:
+        walker.aside.append((walker.parts, walker.refs))  # the note is a block of its own
+        walker.parts, walker.refs = [], []
     if parent.raw is BlockRole.TABLE:
         if name == "tr":
             walker.parts.append("\n\n")  # a row
@@ -279,24 +309,33 @@ def _enter(walker: _Walker, element: ET.Element, name: str, parent: _Context) ->
         _enter_block(walker, element, name, parent)
     elif name == "br":
         walker.parts.append("\n")
-    elif name == "span" and parent.verse and parent.parent == "p":
-        walker.parts.append("\n")  # Standard Ebooks: one span per line of verse
+    elif name == "span" and parent.verse and parent.parent in ("p", "div"):
+        walker.parts.append("\n")  # one span per line of verse (Standard Ebooks, Gutenberg)
     if (ident := element.get("id")) is not None:
         # The block this element starts (or the paragraph it sits in) comes next.
         walker.anchors.setdefault(ident, len(walker.blocks))
     if name == "pre":
         walker.pre += 1
+    if _book_link(element, name):
+        walker.link += 1
 
 
 def _exit(walker: _Walker, element: ET.Element, name: str, ctx: _Context, parent: _Context) -> None:
     """What an element's end adds: the end of its block."""
-    if walker.heading_owner is element:
+    if ctx.inline_note and not parent.inline_note:
+        heading, walker.heading = walker.heading, 0
+        walker.flush(ctx)
+        walker.heading = heading
+        walker.parts, walker.refs = walker.aside.pop()
+    elif walker.heading_owner is element:
         walker.flush(ctx)
         walker.heading, walker.heading_owner = 0, None
     elif name in _BLOCKS and parent.raw is None and not walker.heading:
         walker.flush(ctx)
     if name == "pre":
         walker.pre -= 1
+    if _book_link(element, name):
+        walker.link -= 1
 
 
 def extract(root: ET.Element) -> Document:
@@ -324,7 +363,7 @@ def extract(root: ET.Element) -> Document:
             walker.add(element.tail)
             continue
         ctx = _context(walker, element, name, parent)
-        _enter(walker, element, name, parent)
+        _enter(walker, element, name, ctx, parent)
         walker.add(element.text)
         stack.append((element, ctx, parent, False))
         stack.extend((child, ctx, ctx, True) for child in _children(element))

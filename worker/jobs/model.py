@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.fish.request import Latency, Prosody
+from worker.lexicons.model import AppliedLexicon
 
 
 class JobStatus(StrEnum):
@@ -89,6 +90,12 @@ class JobRequest(BaseModel):
     output_key: str | None = None
     callback_url: str | None = None
     priority: int = Field(0, ge=0, le=9)
+    # Pronunciation lexicons, applied at submission: ``text`` is what is sent (and
+    # billed); ``source_text`` the text as given, kept only when a lexicon changed it,
+    # so the text can be respelled again with newer versions.  Both default empty, so
+    # records stored before lexicons existed still load.
+    lexicons: list[AppliedLexicon] = Field(default_factory=list)
+    source_text: str | None = None
 
 
 class Progress(BaseModel):

