@@ -52,8 +52,6 @@ LINKED = (
     "GET /v1/jobs/{job_id}/events",
     "GET /v1/batches/{batch_id}",
     "POST /v1/batches/{batch_id}/cancel",
-    "GET /v1/lexicons/{lexicon_id}",
-    "GET /v1/lexicons/{lexicon_id}/export",
 )
 
 

@@ -33,6 +33,7 @@ from worker.books.clean import Vocabulary, clean_text, clean_title, has_words, n
         # footnote and page markers inline
         ("a claim [1] and another[12].", "a claim and another."),
         ("starred[*] text", "starred text"),
+        ("keep href.split('#')[0] as is", "keep href.split('#')[0] as is"),
         ("noted.¹ Next", "noted. Next"),
         ("area of 5 km² here", "area of 5 km² here"),
         ("text [Pg 7] more", "text more"),

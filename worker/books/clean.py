@@ -55,11 +55,12 @@ _TRANSLATE.update({ord(c): None for c in _DROP_CHARS})
 _TRANSLATE.update({0x2028: "\n", 0x2029: "\n\n"})
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
-# Footnote markers: [1] [12] [*] [†], and the superscript digits publishers use
-# after a word or its punctuation.  Three letters before a superscript keep
+# Footnote markers: [1] [12] [*] [†] (never right after ")" or "]": that is an index,
+# as in "href.split('#')[0]"), and the superscript digits publishers use after a word
+# or its punctuation.  Three letters before a superscript keep
 # units such as m² and km³.
 _MARKERS = re.compile(
-    r"[ ]*\[(?:\d{1,3}|[*†‡§¶])\]"
+    r"[ ]*(?<![)\]])\[(?:\d{1,3}|[*†‡§¶])\]"
     r"|(?:(?<=[^\W\d_]{3})|(?<=[.,;:!?\"”’)]))[⁰¹²³⁴⁵⁶⁷⁸⁹]+"
     r"|[ ]*\[(?:pg|page|p\.)[ ]*[\divxlc]{1,6}\]"
     r"|[ ]*\{\d{1,4}\}",

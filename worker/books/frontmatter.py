@@ -263,14 +263,6 @@ def _record(skips: list[Skip], run: list[Section]) -> None:
     run.clear()
 
 
-def _as_skip(skip: Skip | str) -> Skip:
-    """A reader's skip; a plain line ("source: reason") is read as one."""
-    if isinstance(skip, Skip):
-        return skip
-    source, _, reason = skip.rpartition(": ")
-    return Skip(SkipCategory.NOT_TEXT, reason or skip, source or "the book")
-
-
 def build_book(
     sections: Sequence[Section],
     *,
@@ -280,18 +272,20 @@ def build_book(
     kind: BookKind,
     cover: bytes | None = None,
     cover_type: str | None = None,
-    skipped: Sequence[Skip | str] = (),
+    skipped: Sequence[Skip] = (),
     aliases: tuple[str | None, ...] = (),
 ) -> Book:
     """Skip front and back matter and empty sections, number the rest; :class:`EmptyBook` if none.
 
-    ``skipped`` are skips the reader already made (EPUB spine items that are
-    not text, licences, notes); they come first in :attr:`Book.skips`.
+    ``skipped`` are skips the reader made outside any section (EPUB spine
+    items that are not text); they come first in :attr:`Book.skips`, and each
+    section's own :attr:`Section.skips` (boilerplate, notes, code) come just
+    before its own verdict, so the list is in reading order.
     ``aliases`` are the title and author the file gave, when the caller
     overrode them, so a title page still reads as one.
     """
     chapters, skips = _sort_out(sections, title=title, author=author, aliases=aliases)
-    every = [*map(_as_skip, skipped), *skips]
+    every = [*skipped, *skips]
     if not chapters:
         detail = "; ".join(map(str, every)) if every else "no sections found"
         raise EmptyBook(f"{title!r} has no narratable text ({detail})")
