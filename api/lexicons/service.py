@@ -25,7 +25,7 @@ from worker.lexicons.model import (
     check_rules,
     new_lexicon_id,
 )
-from worker.lexicons.pls import export_pls, parse_pls
+from worker.lexicons.pls import PlsDocument, export_pls, parse_pls
 from worker.lexicons.store import MAX_LEXICONS_PER_TENANT, LexiconStore
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,25 @@ def lexicon_store(ctx: ApiContext) -> LexiconStore:
     return LexiconStore(ctx.redis, ctx.keys)
 
 
+def read_pls(data: bytes, case_sensitive: bool, field: str = "pls") -> PlsDocument:
+    """``data`` read as PLS, its rules checked; :class:`InvalidInput` naming ``field`` if not."""
+    try:
+        doc = parse_pls(data, case_sensitive=case_sensitive)
+    except InvalidPls as exc:
+        message = f"{field}: not a PLS document shoal can read: {exc}"
+        raise InvalidInput(message, field=field) from exc
+    try:
+        check_rules(doc.rules)
+    except InvalidRule as exc:
+        raise InvalidInput(f"{field}: {exc.message}", field=field) from exc
+    return doc
+
+
 def _rules(body: LexiconIn) -> tuple[str, str, list[Rule]]:
     """The language, alphabet and checked rules ``body`` gives; :class:`InvalidInput` if bad."""
     language, alphabet = "en-US", "ipa"
     if body.pls is not None:
-        try:
-            doc = parse_pls(body.pls.encode(), case_sensitive=body.case_sensitive)
-        except InvalidPls as exc:
-            raise InvalidInput(
-                f"pls: not a PLS document shoal can read: {exc}", field="pls"
-            ) from exc
+        doc = read_pls(body.pls.encode(), body.case_sensitive)
         rules, language, alphabet = doc.rules, doc.language, doc.alphabet
     else:
         rules = []
@@ -92,6 +101,13 @@ def lexicon_view(lex: Lexicon) -> LexiconOut:
 def create_lexicon(ctx: ApiContext, tenant: str, body: LexiconIn) -> Lexicon:
     """Check ``body`` and store it as a new lexicon, version 1."""
     language, alphabet, rules = _rules(body)
+    return store_new(ctx, tenant, body.name, language, alphabet, rules)
+
+
+def store_new(
+    ctx: ApiContext, tenant: str, name: str, language: str, alphabet: str, rules: list[Rule]
+) -> Lexicon:
+    """Store checked rules as a new lexicon, version 1; 409 if the tenant keeps too many."""
     store = lexicon_store(ctx)
     if store.count(tenant) >= MAX_LEXICONS_PER_TENANT:
         raise Conflict(
@@ -101,7 +117,7 @@ def create_lexicon(ctx: ApiContext, tenant: str, body: LexiconIn) -> Lexicon:
     lexicon = Lexicon(
         id=new_lexicon_id(),
         tenant=tenant,
-        name=body.name,
+        name=name,
         language=language,
         alphabet=alphabet,
         rules=rules,

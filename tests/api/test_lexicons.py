@@ -90,6 +90,27 @@ def test_pls_import_and_export(idle: ApiEnv) -> None:
         assert again.status_code == 201, again.text
         assert again.json()["rules"] == lex["rules"]
 
+        # The file itself as the body, as another service's export would be sent.
+        pls = {"content-type": "application/pls+xml"}
+        uploaded = http.post(
+            "/v1/lexicons/pls", params={"name": "upload"}, content=W3C_EXAMPLE, headers=pls
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["rules"] == lex["rules"]
+        assert uploaded.headers["location"] == f"/v1/lexicons/{uploaded.json()['id']}"
+        before = len(http.get("/v1/lexicons").json()["data"])
+        for content, headers, status, field in [
+            (W3C_EXAMPLE, {"content-type": "application/json"}, 415, "body"),
+            (b"<lexicon", pls, 422, "body"),
+            (W3C_EXAMPLE.replace(b"<lexicon ", b"<lexicon><!-- -->", 1), pls, 422, "body"),
+        ]:
+            answer = http.post(
+                "/v1/lexicons/pls", params={"name": "x"}, content=content, headers=headers
+            )
+            assert answer.status_code == status, answer.text
+            assert answer.json()["error"]["field"] == field
+        assert len(http.get("/v1/lexicons").json()["data"]) == before
+
 
 def test_bad_lexicons_are_refused_naming_the_field(idle: ApiEnv) -> None:
     bad = [

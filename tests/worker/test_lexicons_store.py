@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
+from worker.jobs.model import Job, JobRequest, estimate_billing
+from worker.jobs.store import decode_job, encode_job
 from worker.keys import Keys
-from worker.lexicons.model import Lexicon, Rule, new_lexicon_id
+from worker.lexicons.model import AppliedLexicon, Lexicon, Rule, new_lexicon_id
 from worker.lexicons.store import LexiconStore
 
 
@@ -48,3 +51,14 @@ def test_concurrent_replaces_each_make_a_version(redis_client: redis.Redis, keys
     final = store.get("t1", lex.id)
     assert final is not None and final.version == 13 and final.created_at == lex.created_at
     assert store.replace("t2", lex.id, name="x", language="en", alphabet="ipa", rules=[]) is None
+
+
+def test_a_job_record_keeps_its_lexicons_and_one_without_is_written_as_before() -> None:
+    applied = [AppliedLexicon(id="lex_0123456789abcdef0123", version=3, replacements=2)]
+    request = JobRequest(text="Her-my-oh-nee ran.", lexicons=applied, source_text="Hermione ran.")
+    job = Job(id="job_1", tenant="t1", request=request, billing=estimate_billing(request.text, 1))
+    again = decode_job({k.encode(): v.encode() for k, v in encode_job(job).items()})
+    assert again.request == request
+    plain = encode_job(job.model_copy(update={"request": JobRequest(text="Hermione ran.")}))
+    assert "lexicons" not in json.loads(plain["request"])
+    assert "source_text" not in json.loads(plain["request"])

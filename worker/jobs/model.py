@@ -16,7 +16,13 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from worker.fish.request import Latency, Prosody
 from worker.lexicons.model import AppliedLexicon
@@ -96,6 +102,17 @@ class JobRequest(BaseModel):
     # records stored before lexicons existed still load.
     lexicons: list[AppliedLexicon] = Field(default_factory=list)
     source_text: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A job without lexicons is written exactly as before they existed, so a worker
+        # of the previous release (which refuses unknown fields) still reads it.
+        data: dict[str, Any] = handler(self)
+        if not self.lexicons:
+            data.pop("lexicons", None)
+        if self.source_text is None:
+            data.pop("source_text", None)
+        return data
 
 
 class Progress(BaseModel):

@@ -135,6 +135,24 @@ def new_lexicon_id() -> str:
     return f"lex_{uuid.uuid4().hex[:20]}"
 
 
+def _match_key(rule: Rule) -> tuple[str, bool]:
+    """What two rules share when they would match the same words the same way."""
+    text = rule.grapheme if rule.case_sensitive else rule.grapheme.casefold()
+    return (text, rule.case_sensitive)
+
+
+def first_rules(rules: list[Rule]) -> list[Rule]:
+    """``rules`` less any whose grapheme an earlier one already has (PLS's way: where a
+    document gives a grapheme twice, a processor takes the first)."""
+    seen: set[tuple[str, bool]] = set()
+    kept = []
+    for rule in rules:
+        if _match_key(rule) not in seen:
+            seen.add(_match_key(rule))
+            kept.append(rule)
+    return kept
+
+
 def check_rules(rules: list[Rule]) -> list[Rule]:
     """``rules`` if usable together: at most :data:`MAX_RULES`, no grapheme twice.
 
@@ -145,8 +163,7 @@ def check_rules(rules: list[Rule]) -> list[Rule]:
         raise InvalidRule(f"rules: {len(rules)} is over the limit of {MAX_RULES}", "rules")
     seen: dict[tuple[str, bool], int] = {}
     for i, rule in enumerate(rules):
-        text = rule.grapheme if rule.case_sensitive else rule.grapheme.casefold()
-        key = (text, rule.case_sensitive)
+        key = _match_key(rule)
         if key in seen:
             raise InvalidRule(
                 f"rules.{i}: grapheme {rule.grapheme!r} is already rule {seen[key]}",

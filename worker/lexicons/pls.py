@@ -2,7 +2,8 @@
 
 Reading: each ``<lexeme>`` gives one :class:`~worker.lexicons.model.Rule` per
 ``<grapheme>``, with the lexeme's first ``<alias>`` (or the one marked
-``prefer="true"``) and its first ``<phoneme>``.  Aliases are applied;
+``prefer="true"``) and its first ``<phoneme>``; a grapheme given again later
+is left out, as PLS processors take the first.  Aliases are applied;
 phonemes are kept and written out again, but no provider shoal speaks to
 takes them, so a lexeme with only phonemes changes nothing (the API reports
 it).  PLS has no case flag: the caller says whether imported rules are case
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import lxml.etree as etree
 from pydantic import ValidationError
 
-from worker.lexicons.model import ALPHABET_PATTERN, InvalidPls, Rule
+from worker.lexicons.model import ALPHABET_PATTERN, InvalidPls, Rule, first_rules
 
 NS = "http://www.w3.org/2005/01/pronunciation-lexicon"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -103,7 +104,8 @@ def parse_pls(data: bytes, *, case_sensitive: bool = True) -> PlsDocument:
             except ValidationError as exc:
                 problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise InvalidPls(f"lexeme {n} ({grapheme!r}): {problem}") from exc
-    return PlsDocument(language=root.get(XML_LANG) or "en-US", alphabet=alphabet, rules=rules)
+    language = root.get(XML_LANG) or "en-US"
+    return PlsDocument(language=language, alphabet=alphabet, rules=first_rules(rules))
 
 
 def export_pls(rules: list[Rule], *, language: str, alphabet: str) -> bytes:
