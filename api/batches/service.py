@@ -288,6 +288,7 @@ def resolve_batch_lexicons(
     return found
 
 
+# Long by the fields of the records it makes; its steps read top-down, with no branches.
 def plan_batch(
     settings: Settings,
     tenant: str,

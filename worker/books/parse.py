@@ -74,6 +74,7 @@ def _cover(
         return None, None
 
 
+# Long only by its keyword parameters and docstring; the steps read top-down.
 def parse_book(
     data: bytes,
     *,

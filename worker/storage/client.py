@@ -91,6 +91,7 @@ DOWNLOAD_CHUNK = 1 << 20
 class Storage:
     """One bucket of an S3-compatible store, through one thread-safe boto3 client."""
 
+    # Long only by its keyword parameters (one per setting) and their docstring.
     def __init__(
         self,
         *,
