@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HeadingLine", "match_heading", "starts_with_label"]
+__all__ = ["HeadingLine", "chapter_level", "match_heading", "starts_with_label"]
 
 _UNITS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 _TEENS = [
@@ -169,3 +170,26 @@ def match_heading(line: str) -> HeadingLine | None:
 def starts_with_label(text: str) -> bool:
     """Whether ``text`` begins like a numbered heading: "Chapter 3", "Part II" (a TOC entry)."""
     return _LABEL_START.match(text) is not None
+
+
+def chapter_level(levels: Sequence[int], text_after: Sequence[bool]) -> int | None:
+    """The heading level that makes chapters: the highest that repeats, unless only dividers.
+
+    ``levels`` are the headings' levels in order; ``text_after`` says whether
+    each has prose before the next heading.
+    """
+    counts = {level: levels.count(level) for level in set(levels)}
+    repeated = sorted(level for level, n in counts.items() if n > 1)
+    if not repeated:
+        return min(counts) if counts else None
+    level = repeated[0]
+    for deeper in repeated[1:]:
+        dividers = all(
+            not text_after[k] and k + 1 < len(levels) and levels[k + 1] > level
+            for k, lv in enumerate(levels)
+            if lv == level
+        )
+        if not dividers:
+            break
+        level = deeper
+    return level

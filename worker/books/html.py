@@ -38,7 +38,7 @@ from worker.books.clean import Vocabulary, clean_lines, clean_text, clean_title,
 from worker.books.detect import decode_text
 from worker.books.errors import NotABook
 from worker.books.frontmatter import check_section_count
-from worker.books.headings import match_heading
+from worker.books.headings import chapter_level, match_heading
 from worker.books.matter import MATTER_REASONS, block_matter, mark_gutenberg
 from worker.books.model import (
     OPENING,
@@ -56,7 +56,6 @@ from worker.books.xhtml import Block, BlockRole, Document, extract, local_name, 
 __all__ = [
     "Found",
     "Meta",
-    "chapter_level",
     "html_charset",
     "parse_html",
     "read_html",
@@ -198,29 +197,6 @@ def take_metadata(root: ET.Element) -> Meta:
             if (parent := parents.get(element)) is not None:
                 parent.remove(element)
     return Meta(found_title, found_author or author, language, title)
-
-
-def chapter_level(levels: Sequence[int], text_after: Sequence[bool]) -> int | None:
-    """The heading level that makes chapters: the highest that repeats, unless only dividers.
-
-    ``levels`` are the headings' levels in order; ``text_after`` says whether
-    each has prose before the next heading.
-    """
-    counts = {level: levels.count(level) for level in set(levels)}
-    repeated = sorted(level for level, n in counts.items() if n > 1)
-    if not repeated:
-        return min(counts) if counts else None
-    level = repeated[0]
-    for deeper in repeated[1:]:
-        dividers = all(
-            not text_after[k] and k + 1 < len(levels) and levels[k + 1] > level
-            for k, lv in enumerate(levels)
-            if lv == level
-        )
-        if not dividers:
-            break
-        level = deeper
-    return level
 
 
 @dataclass(frozen=True, slots=True)

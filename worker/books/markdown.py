@@ -22,11 +22,11 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 from worker.books.clean import Vocabulary, clean_text, clean_title, has_words, normalize
 from worker.books.frontmatter import check_section_count
+from worker.books.headings import chapter_level
 from worker.books.model import OPENING, Section, SourceBook
 
 __all__ = ["read_markdown"]
@@ -172,25 +172,6 @@ def _block_line(line: str) -> str:
     return strip_inline(line)
 
 
-def _chapter_level(headings: list[_Heading], text_between: list[bool]) -> int | None:
-    """The heading level that makes chapters (see the module docstring)."""
-    counts = Counter(h.level for h in headings)
-    repeated = sorted(level for level, n in counts.items() if n > 1)
-    if not repeated:
-        return min(counts) if counts else None
-    level = repeated[0]
-    for deeper in repeated[1:]:
-        dividers = all(
-            not text_between[k] and k + 1 < len(headings) and headings[k + 1].level > level
-            for k, h in enumerate(headings)
-            if h.level == level
-        )
-        if not dividers:
-            break
-        level = deeper
-    return level
-
-
 def read_markdown(raw: str) -> SourceBook:
     """Sections of a Markdown book, and the metadata its front matter or title heading gives."""
     text, fields = _front_matter(normalize(raw))
@@ -213,7 +194,7 @@ def read_markdown(raw: str) -> SourceBook:
 
     bounds = [h.line for h in headings] + [len(lines)]
     text_between = [has_words(body(h.end, bounds[k + 1])) for k, h in enumerate(headings)]
-    level = _chapter_level(headings, text_between)
+    level = chapter_level([h.level for h in headings], text_between)
     # Deeper headings stay in the text as paragraphs of their own.
     for h in headings:
         if level is not None and h.level > level:
