@@ -5,6 +5,7 @@
     shoal book book.epub -o book.m4b
     shoal book novel.md --format mp3 --loudness acx --voice REF_ID -o novel.mp3
     shoal book report.pdf --dry-run         # only show the chapters, and what is skipped and why
+    shoal book book.epub --chapters 3-5     # only chapters 3 to 5, numbered as --dry-run lists them
 
 Takes EPUB, DOCX, PDF (with a text layer), HTML, Markdown and plain text.
 Uploads the book, prints the chapters the API found (and every part it
@@ -63,6 +64,11 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--chapter-silence-ms", type=int, help="silence between chapters (1000)")
     b.add_argument("--head-silence-ms", type=int, help="silence at the start (500)")
     b.add_argument("--tail-silence-ms", type=int, help="silence at the end (1000)")
+    b.add_argument(
+        "--chapters",
+        metavar="RANGE",
+        help='narrate only these chapters, numbered as --dry-run lists them: "3-5", "1,4,7-9"',
+    )
     b.add_argument("--no-titles", action="store_true", help="do not read chapter titles aloud")
     b.add_argument(
         "--titles",
@@ -106,6 +112,8 @@ def book_options(args: argparse.Namespace) -> dict[str, Any]:
         out["speak_titles"] = False
     if args.titles is not None:
         out["titles"] = args.titles
+    if args.chapters is not None:
+        out["chapters"] = args.chapters
     if args.callback_url is not None:
         out["callback_url"] = args.callback_url
     return out
@@ -141,15 +149,21 @@ def describe_book(book: dict[str, Any], stream: IO[str]) -> None:
     """The chapter list the API found, and every part it skipped with the reason."""
     by = f" by {book['author']}" if book.get("author") else ""
     chapters = book.get("chapters", [])
+    narrated = [c for c in chapters if c.get("narrated", True)]
+    only = ""
+    if book.get("chapter_range"):  # the totals and the estimate count only these
+        only = f", narrating {len(narrated)} ({book['chapter_range']})"
     stream.write(
-        f"{book['title']}{by}: {len(chapters)} chapters, {book['chars']} characters "
+        f"{book['title']}{by}: {len(chapters)} chapters{only}, {book['chars']} characters "
         f"(about ${book['estimated_cost_usd']:.2f})\n"
     )
     for chapter in chapters:
         cost = chapter.get("estimated_cost_usd")
         price = f", ${cost:.4f}" if cost is not None else ""
+        left_out = "" if chapter.get("narrated", True) else "  -- left out by --chapters"
         stream.write(
-            f"  {chapter['index'] + 1:3d}. {chapter['title']}  ({chapter['chars']} chars{price})\n"
+            f"  {chapter['index'] + 1:3d}. {chapter['title']}  "
+            f"({chapter['chars']} chars{price}){left_out}\n"
         )
     parts = book.get("skipped_parts")
     if parts:

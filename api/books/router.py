@@ -67,7 +67,8 @@ def create_book(
         str | None,
         Form(
             description='JSON: {"defaults", "produce", "callback_url", "metadata"} as for '
-            'batches, and {"speak_titles", "titles", "split_level", "notes", "code", "tables"}'
+            'batches, and {"speak_titles", "titles", "split_level", "notes", "code", "tables", '
+            '"chapters"}'
         ),
     ] = None,
     dry_run: Annotated[

@@ -7,6 +7,9 @@ anything is stored or enqueued.  Each chapter becomes one batch item
 (:func:`api.batches.service.submit_batch`), its title read first as a narrator
 says it (:func:`worker.books.speakable`) while the item keeps the book's own;
 a dry run stops after reading, and shows every skipped part with its reason.
+A range in ``options.chapters`` keeps only those chapters (1-based, in book
+order, each with its own title); the rest are listed as not narrated and not
+billed, and a range past the book's end is refused before anything is stored.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from fastapi import UploadFile
 from pydantic import ValidationError
 
 from api.batches.service import PlannedItem, submit_batch
-from api.books.schemas import BookChapterOut, BookOptions, ParsedBookOut, SkippedPartOut
+from api.books.schemas import (
+    BookChapterOut,
+    BookOptions,
+    ChapterRange,
+    ParsedBookOut,
+    SkippedPartOut,
+)
 from api.deps import ApiContext
 from api.errors import ApiError, InvalidInput, PayloadTooLarge, validation_field
 from api.idempotency import Created, check_idempotency_key
@@ -32,6 +41,7 @@ from worker.books import (
     Book,
     BookError,
     BookTooLarge,
+    Chapter,
     CoverError,
     Skip,
     SkipCategory,
@@ -157,15 +167,48 @@ def _book_cover(book: Book, uploaded: _Cover, skips: list[Skip]) -> _Cover:
         return uploaded
 
 
-def _parsed(book: Book, price: float, skips: list[Skip], cover: bool) -> ParsedBookOut:
+def _chosen(book: Book, chosen: ChapterRange | None) -> tuple[Chapter, ...]:
+    """The chapters ``options.chapters`` names, in book order; all when it names none.
+
+    :class:`InvalidInput` on ``options.chapters`` if the range reaches past the
+    book's last chapter: a range that silently narrated less would bill and
+    build a book other than the one asked for.
+    """
+    if chosen is None:
+        return book.chapters
+    count = len(book.chapters)
+    beyond = chosen.beyond(count)
+    if beyond:
+        has = f"{count} chapters (1-{count})" if count > 1 else "1 chapter (1)"
+        past = ChapterRange(beyond)
+        which = str(past) if past == chosen else f"{past} of {chosen}"
+        raise InvalidInput(
+            f"options.chapters: the book has {has}: {which} is past its end",
+            field="options.chapters",
+        )
+    return tuple(c for c in book.chapters if c.index + 1 in chosen)
+
+
+def _parsed(
+    book: Book,
+    chosen: tuple[Chapter, ...],
+    price: float,
+    skips: list[Skip],
+    *,
+    cover: bool,
+    chapter_range: ChapterRange | None,
+) -> ParsedBookOut:
+    """The answer's account of the book; its totals count the chapters narrated."""
+    narrated = {c.index for c in chosen}
+    utf8_bytes = sum(c.utf8_bytes for c in chosen)
     return ParsedBookOut(
         title=book.title,
         author=book.author,
         language=book.language,
         kind=book.kind.value,
-        chars=book.chars,
-        utf8_bytes=book.utf8_bytes,
-        estimated_cost_usd=billing_for_bytes(book.utf8_bytes, price).estimated_cost_usd,
+        chars=sum(c.chars for c in chosen),
+        utf8_bytes=utf8_bytes,
+        estimated_cost_usd=billing_for_bytes(utf8_bytes, price).estimated_cost_usd,
         cover=cover,
         chapters=[
             BookChapterOut(
@@ -175,9 +218,11 @@ def _parsed(book: Book, price: float, skips: list[Skip], cover: bool) -> ParsedB
                 utf8_bytes=c.utf8_bytes,
                 estimated_cost_usd=billing_for_bytes(c.utf8_bytes, price).estimated_cost_usd,
                 source=c.source,
+                narrated=c.index in narrated,
             )
             for c in book.chapters
         ],
+        chapter_range=None if chapter_range is None else str(chapter_range),
         skipped=[str(skip) for skip in skips],
         skipped_parts=[
             SkippedPartOut(
@@ -194,14 +239,16 @@ def _spoken(title: str, text: str) -> str:
     return f"{title}{stop}\n\n{text}"
 
 
-def _items(book: Book, opts: BookOptions, settings: Settings) -> list[PlannedItem]:
+def _items(
+    chapters: tuple[Chapter, ...], opts: BookOptions, settings: Settings
+) -> list[PlannedItem]:
     """One batch item per chapter; :class:`PayloadTooLarge` naming a chapter over the limit.
 
     The item's title (the chapter marker) is the book's own; the text read
     starts with the title as ``opts.titles`` says to read it.
     """
     items = []
-    for chapter in book.chapters:
+    for chapter in chapters:
         text = chapter.text
         if opts.speak_titles:
             text = _spoken(speakable(chapter.title, opts.titles), chapter.text)
@@ -251,9 +298,18 @@ def submit_book(
     data = _read(upload.file, max_book_bytes(settings), "file")
     uploaded = _uploaded_cover(upload.cover)
     book = _read_book(settings, upload, data, uploaded, opts)
+    chapter_range = opts.chapter_range()
+    chapters = _chosen(book, chapter_range)
     skips = list(book.skips)
     cover = _book_cover(book, uploaded, skips)
-    parsed = _parsed(book, settings.price_per_million_bytes_usd, skips, cover.data is not None)
+    parsed = _parsed(
+        book,
+        chapters,
+        settings.price_per_million_bytes_usd,
+        skips,
+        cover=cover.data is not None,
+        chapter_range=chapter_range,
+    )
     if dry_run:
         return BookSubmission(parsed, None)
     info = BookInfo(
@@ -268,7 +324,7 @@ def submit_book(
     batch = submit_batch(
         ctx,
         tenant,
-        items=_items(book, opts, settings),
+        items=_items(chapters, opts, settings),
         options=opts,
         book=info,
         cover=cover.data,

@@ -5,7 +5,8 @@ bomb, a cover that is not an image, bad options; a scanned or locked PDF, a
 "DOCX" or "HTML" file that is not one) get a 4xx naming the problem and leave
 nothing behind: no batch, no job, no message.  A good one becomes a batch with
 one item per chapter, and the answer lists them; a dry run lists every
-skipped part with its reason.
+skipped part with its reason.  A chapter range keeps only those chapters: one
+test narrates it to the end on a stack with a worker (``live``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import dataclasses
 import fractions
 import io
 import json
+import time
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import numpy as np
 import pytest
 from pypdf import PdfReader, PdfWriter
@@ -357,3 +361,113 @@ def test_an_svg_cover_becomes_the_audiobooks_png(idle: ApiEnv) -> None:
     assert answer.json()["book"]["cover"] is True
     stored = BatchStore(idle.stack.redis, idle.stack.keys, 3600).get(answer.json()["batch"]["id"])
     assert stored is not None and stored.book.cover_type == "image/png"
+
+
+# -- chapter ranges: only some chapters, numbered from 1 (a chapter's index + 1) --------------
+
+
+def numbered_book(count: int) -> bytes:
+    """A Markdown book of ``count`` chapters titled "Chapter 1" … "Chapter N"."""
+    return "".join(
+        f"# Chapter {n}\n\nThe text of chapter {n}, {'and more ' * n}words.\n\n"
+        for n in range(1, count + 1)
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("chapters", "dry_run", "says"),
+    [
+        ("7-9", False, "the book has 5 chapters (1-5): 7-9 is past its end"),
+        ("4-9", True, "(1-5): 6-9 of 4-9 is past its end"),
+        ([2, 6], False, "(1-5): 6 of 2,6 is past its end"),
+        ("", False, "the range is empty"),
+        ([], True, "the range is empty"),
+        ("5-3", False, '"5-3" is reversed: write "3-5"'),
+        ("3-", False, "'3-' is not a chapter number"),
+        ("1,,2", False, "empty part between commas"),
+        ("0-2", False, "numbered from 1"),
+        ([1, "x"], False, "whole numbers only"),
+        (3, False, 'a range like "3-5"'),
+    ],
+)
+def test_a_bad_chapter_range_is_refused_naming_it_and_leaves_nothing(
+    idle: ApiEnv, chapters: Any, dry_run: bool, says: str
+) -> None:
+    before = footprint(idle)
+    params = {"dry_run": "true"} if dry_run else None
+    answer = upload(
+        idle, numbered_book(5), "five.md", params=params, options={"chapters": chapters}
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "options.chapters", error
+    assert error["message"].startswith("options.chapters: ") and says in error["message"], error
+    assert footprint(idle) == before
+
+
+def test_a_dry_run_shows_which_chapters_a_range_narrates_and_counts_only_those(
+    idle: ApiEnv,
+) -> None:
+    before = footprint(idle)
+    whole = upload(idle, numbered_book(5), "five.md", params={"dry_run": "true"}).json()["book"]
+    answer = upload(
+        idle,
+        numbered_book(5),
+        "five.md",
+        params={"dry_run": "true"},
+        options={"chapters": "5, 1,4"},  # any order, spaces allowed
+    )
+    assert answer.status_code == 200, answer.text
+    book = answer.json()["book"]
+    assert book["chapter_range"] == "1,4-5" and whole["chapter_range"] is None
+    assert [c["title"] for c in book["chapters"]] == [f"Chapter {n}" for n in range(1, 6)]
+    assert [c["narrated"] for c in book["chapters"]] == [True, False, False, True, True]
+    assert all(c["narrated"] for c in whole["chapters"])
+    chosen = [c for c in book["chapters"] if c["narrated"]]
+    assert book["utf8_bytes"] == sum(c["utf8_bytes"] for c in chosen) < whole["utf8_bytes"]
+    assert book["chars"] == sum(c["chars"] for c in chosen)
+    cost = sum(c["estimated_cost_usd"] for c in chosen)
+    assert book["estimated_cost_usd"] == pytest.approx(cost, rel=0.01)
+    assert book["estimated_cost_usd"] < whole["estimated_cost_usd"]
+    assert footprint(idle) == before
+
+
+def test_a_range_makes_a_batch_of_only_those_chapters_billed_for_only_those(
+    idle: ApiEnv,
+) -> None:
+    answer = upload(idle, numbered_book(5), "five.md", options={"chapters": [4, 2]})
+    assert answer.status_code == 202, answer.text
+    batch = answer.json()["batch"]
+    # Book order, the book's own titles and numbers: "Chapter 4" stays "Chapter 4".
+    assert [i["title"] for i in batch["items"]] == ["Chapter 2", "Chapter 4"]
+    assert [i["source"] for i in batch["items"]] == [
+        c["source"] for c in answer.json()["book"]["chapters"] if c["narrated"]
+    ]
+    jobs = [idle.stack.store.get(i["job_id"]) for i in batch["items"]]
+    texts = [job.request.text for job in jobs if job is not None]
+    assert texts[0].startswith("Chapter Two.\n\nThe text of chapter 2,")
+    assert texts[1].startswith("Chapter Four.\n\nThe text of chapter 4,")
+    assert batch["billing"]["utf8_bytes"] == sum(len(t.encode()) for t in texts)
+
+
+def test_a_range_narrates_only_those_chapters_into_the_audiobook(
+    live: ApiEnv, tmp_path: Path
+) -> None:
+    book = numbered_book(3)
+    answer = upload(live, book, "three.md", options={"chapters": "2-3"})
+    assert answer.status_code == 202, answer.text
+    batch_id = answer.json()["batch"]["id"]
+    deadline = time.monotonic() + 90
+    with live.client() as http:
+        while (batch := http.get(f"/v1/batches/{batch_id}").json())["outputs"]["combined"] is None:
+            assert batch["status"] in ("queued", "running", "succeeded"), batch
+            assert time.monotonic() < deadline, batch
+            time.sleep(0.2)
+    assert batch["status"] == "succeeded", batch
+    assert [i["title"] for i in batch["items"]] == ["Chapter 2", "Chapter 3"]
+    combined = batch["outputs"]["combined"]
+    path = tmp_path / f"three.{combined['format']}"
+    path.write_bytes(httpx.get(combined["download_url"], timeout=30).content)
+    with av.open(str(path)) as container:
+        markers = [c["metadata"]["title"] for c in container.chapters()]
+    assert markers == ["Chapter 2", "Chapter 3"]

@@ -361,6 +361,24 @@ def test_book_dry_run_shows_chapters_and_every_skipped_part(
     assert len(list(idle.stack.redis.scan_iter(f"{idle.stack.keys.prefix}:job:*"))) == jobs_before
 
 
+def test_book_chapters_narrates_only_a_range(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, idle: Env, tmp_path: Path
+) -> None:
+    book = tmp_path / "three.md"
+    book.write_text("# One\n\nFirst.\n\n# Two\n\nSecond.\n\n# Three\n\nThird.\n")
+    run = shoal(capsys, monkeypatch, idle, "book", "--dry-run", "--chapters", "2-3", str(book))
+    assert run.code == 0, run.err
+    assert "three: 3 chapters, narrating 2 (2-3), " in run.err
+    assert "    1. One  (6 chars, $" in run.err and "-- left out by --chapters" in run.err
+    assert "    3. Three  (6 chars, $" in run.err and run.err.count("left out") == 1
+    run = shoal(capsys, monkeypatch, idle, "book", "--chapters", "3,2", "--no-wait", str(book))
+    assert run.code == 0, run.err
+    assert [i["title"] for i in json.loads(run.out)["items"]] == ["Two", "Three"]
+    run = shoal(capsys, monkeypatch, idle, "book", "--chapters", "2-5", str(book))
+    assert run.code == 1 and "HTTP 422" in run.err and "options.chapters" in run.err
+    assert "4-5 of 2-5 is past its end" in run.err
+
+
 # -- as a process ------------------------------------------------------------------------
 
 
