@@ -26,6 +26,7 @@ from api.openapi import install_links
 from api.probes import metrics_registry
 from api.schemas import MAX_REFERENCES
 from api.validation import MAX_REFERENCE_BYTES
+from api.voices import router as voices
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -83,5 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router, prefix="/v1")
     app.include_router(books.router, prefix="/v1")
     app.include_router(lexicons.router, prefix="/v1")
+    app.include_router(voices.router, prefix="/v1")
     install_links(app)
     return app

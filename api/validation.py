@@ -17,9 +17,10 @@ from api.jobs.schemas import JobCreate
 from api.schemas import ReferenceIn
 from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
 from worker.callbacks.urls import callback_url_problem
+from worker.jobs.markup import Break, MarkupError, Run, parse_markup
 from worker.jobs.model import JobRequest, ReferenceClip
-from worker.lexicons.apply import Substituted, apply_lexicons
-from worker.lexicons.model import Lexicon
+from worker.lexicons.apply import Matcher, Substituted, apply_lexicons
+from worker.lexicons.model import AppliedLexicon, Lexicon
 from worker.settings import Settings
 from worker.storage.errors import InvalidKey
 from worker.storage.model import validate_key
@@ -96,17 +97,58 @@ def respell(text: str, lexicons: Sequence[Lexicon]) -> Substituted:
 
     Applied at submission, so the job's record holds the text that will be
     sent, the billing and the size check count it, and the versions used are
-    recorded with the job.
+    recorded with the job.  Break tags are left alone: only the text between
+    them is respelled (a rule for "time" must not rewrite ``time="1s"``).
     """
-    return apply_lexicons(text, lexicons)
+    try:
+        parts = parse_markup(text)
+    except MarkupError:
+        return apply_lexicons(text, lexicons)  # refused by check_markup before it is used
+    if all(isinstance(p, Run) for p in parts):
+        return apply_lexicons(text, lexicons)
+    matcher = Matcher(lexicons)
+    pieces: list[str] = []
+    counts = [0] * len(lexicons)
+    for part in parts:
+        if isinstance(part, Break):
+            pieces.append(text[part.start : part.start + part.length])
+            continue
+        out = matcher.apply(part.text)
+        pieces.append(out.text)
+        counts = [n + a.replacements for n, a in zip(counts, out.applied, strict=True)]
+    applied = [
+        AppliedLexicon(id=lex.id, version=lex.version, replacements=n)
+        for lex, n in zip(lexicons, counts, strict=True)
+    ]
+    return Substituted("".join(pieces), applied)
+
+
+def check_markup(text: str, field: str = "text") -> None:
+    """Every break tag in ``text`` is well formed; else :class:`InvalidInput` naming
+    ``field`` and the tag's character position (:mod:`worker.jobs.markup`)."""
+    try:
+        parse_markup(text)
+    except MarkupError as exc:
+        raise InvalidInput(f"{field}: {exc}", field=field) from exc
 
 
 def lexicon_fields(text: str, lexicons: Sequence[Lexicon]) -> dict[str, object]:
     """Keyword arguments of :class:`JobRequest` for ``text`` after ``lexicons``:
-    the text to send, the versions applied, and the text as given if they changed it."""
+    the text to send, the versions applied, and the text as given if they changed it.
+
+    Every path from a request to a job's text passes here, so its break tags
+    are checked here too (:func:`check_markup`).
+    """
+    check_markup(text)
     if not lexicons:
         return {"text": text}
     out = respell(text, lexicons)
+    if out.text != text:
+        try:  # an alias may hold a break tag: it must be well formed too
+            parse_markup(out.text)
+        except MarkupError as exc:
+            message = f"text: after the lexicons, {exc}"
+            raise InvalidInput(message, field="text") from exc
     return {
         "text": out.text,
         "lexicons": out.applied,

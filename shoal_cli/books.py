@@ -37,6 +37,7 @@ from shoal_cli.client import (
     note,
     poll,
 )
+from shoal_cli.voices import voice_choice
 
 TERMINAL = frozenset({"succeeded", "partially_failed", "failed", "canceled"})
 ITEM_DONE = frozenset({"succeeded", "failed", "canceled"})
@@ -51,7 +52,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--title", help="the book's title (default: what the book says)")
     b.add_argument("--author", help="the book's author (default: what the book says)")
     b.add_argument("--cover", type=Path, help="a JPEG, PNG or SVG cover image")
-    b.add_argument("--voice", help="a provider voice model id (reference_id)")
+    b.add_argument("--voice", help="a shoal voice (voice_…) or a provider voice model id")
     b.add_argument("--speed", type=float, help="speaking rate, 0.5–2.0 (1.0)")
     b.add_argument("--model", help="provider model")
     b.add_argument(
@@ -100,7 +101,7 @@ def book_options(args: argparse.Namespace) -> dict[str, Any]:
     produce |= {k: v for k, v in optional.items() if v is not None}
     defaults: dict[str, Any] = {}
     if args.voice is not None:
-        defaults["reference_id"] = args.voice
+        defaults |= voice_choice(args.voice)
     if args.model is not None:
         defaults["model"] = args.model
     if args.speed is not None:

@@ -29,6 +29,7 @@ from shoal_cli.client import (
     path_part,
     poll,
 )
+from shoal_cli.voices import voice_choice
 
 # The API decides what it accepts; these are for help texts and argument checks.
 FORMATS = ("mp3", "wav", "opus", "flac", "m4a", "pcm")
@@ -78,7 +79,6 @@ def request_body(args: argparse.Namespace, text: str) -> dict[str, Any]:
     """The ``POST /v1/jobs`` body for ``narrate``'s options."""
     body: dict[str, Any] = {"text": text, "format": args.format}
     optional = {
-        "reference_id": args.voice,
         "model": args.model,
         "sample_rate": args.sample_rate,
         "bitrate_kbps": args.bitrate,
@@ -86,6 +86,7 @@ def request_body(args: argparse.Namespace, text: str) -> dict[str, Any]:
         "priority": args.priority,
     }
     body |= {k: v for k, v in optional.items() if v is not None}
+    body |= voice_choice(args.voice) if args.voice is not None else {}
     if args.speed is not None or args.volume is not None:
         body["prosody"] = {
             "speed": 1.0 if args.speed is None else args.speed,
@@ -283,7 +284,11 @@ def add_parsers(sub: Any) -> None:
     n = sub.add_parser("narrate", help="turn a text into an audio file")
     n.add_argument("text", nargs="?", help="the text (or use --file)")
     n.add_argument("-f", "--file", help="read the text from this file (- for stdin)")
-    n.add_argument("--voice", help="the voice: a provider voice model id (reference_id)")
+    n.add_argument(
+        "--voice",
+        help="the voice: a shoal voice (voice_…, see `shoal voices`) or a provider "
+        "voice model id (reference_id)",
+    )
     n.add_argument("--reference", type=Path, help="clone the voice of this audio clip instead")
     n.add_argument("--reference-text", help="what is said in the --reference clip")
     n.add_argument("--format", default="mp3", help=f"output format: {', '.join(FORMATS)} (mp3)")

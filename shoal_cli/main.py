@@ -34,7 +34,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from shoal_cli import books, jobs, keys, lexicons
+from shoal_cli import books, jobs, keys, lexicons, voices
 from shoal_cli.client import (
     DEFAULT_API_URL,
     EXIT_INTERRUPTED,
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_parsers(sub)
     books.add_parser(sub)
     lexicons.add_parser(sub)
+    voices.add_parser(sub)
     keys.add_parser(sub)
     return parser
 

@@ -129,6 +129,15 @@ class Keys:
         """Sorted set of a tenant's lexicon ids, scored by creation time (ms)."""
         return f"{self.prefix}:idx:lexicons:{tenant}"
 
+    # -- voices ------------------------------------------------------------------
+    def voice(self, tenant: str, voice_id: str) -> str:
+        """String: a tenant's voice, as JSON (under the tenant, so ids never cross)."""
+        return f"{self.prefix}:voice:{tenant}:{voice_id}"
+
+    def voices_by_tenant(self, tenant: str) -> str:
+        """Sorted set of a tenant's voice ids, scored by creation time (ms)."""
+        return f"{self.prefix}:idx:voices:{tenant}"
+
     # -- storage -----------------------------------------------------------------
     def upload_sweep_claim(self) -> str:
         """String with a TTL: the worker that sweeps incomplete uploads this period."""

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     silence_timeout: float = Field(30.0, gt=0)  # longest gap between audio events
     ping_interval: float = Field(20.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
+    # Voices (/v1/voices) are also made private provider models (POST /model) and jobs
+    # send the model's id; None: only with a Fish key.  local_tts can too (set true).
+    voice_models: bool | None = None
+    voice_model_timeout: float = Field(60.0, gt=0)  # seconds for one /model call
 
     # -- jobs ------------------------------------------------------------------
     segment_max_chars: int = Field(1500, ge=50)

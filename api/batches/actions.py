@@ -20,6 +20,7 @@ from api.deps import ApiContext
 from api.errors import Conflict, InvalidInput, RateLimited, Unavailable
 from api.lexicons.service import resolve_lexicons
 from api.validation import check_text_size, decode_references, lexicon_fields
+from api.voices.service import check_one_voice, voice_fields
 from worker.batches.lifecycle import BatchView, load_view, maybe_finalize
 from worker.batches.model import AssemblyState, Batch
 from worker.fish.request import Prosody
@@ -126,7 +127,7 @@ def _retry_job(
         index,
         title,
         text,
-        _retry_fields(old, body) | without_text(spelled),
+        _retry_fields(old, body) | _retry_voice(ctx, batch.tenant, body) | without_text(spelled),
         batch.produce,
         old.request.priority if old else 0,
         ctx.settings.price_per_million_bytes_usd,
@@ -224,6 +225,14 @@ def _swap(b: Batch, index: int, replaced: str, job: Job, title: str, price: floa
             "billing": batch_billing(items, price),
         }
     )
+
+
+def _retry_voice(ctx: ApiContext, tenant: str, body: ItemRetryIn) -> dict[str, Any]:
+    """The fields of the voice ``body`` names for the new rendering; none if it names none."""
+    if body.voice is None:
+        return {}
+    check_one_voice(body.voice, body.reference_id, bool(body.references))
+    return voice_fields(ctx, tenant, body.voice)
 
 
 def _retry_fields(old: Job | None, body: ItemRetryIn) -> dict[str, Any]:

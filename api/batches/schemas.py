@@ -55,6 +55,13 @@ class VoiceIn(RequestModel):
         description="a voice model id of the provider; or give `references` to clone a voice",
     )
     references: list[ReferenceIn] | None = Field(None, max_length=MAX_REFERENCES)
+    voice: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="a voice of the tenant (`/v1/voices`); instead of `references` or "
+        "`reference_id`",
+    )
     model: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     prosody: ProsodyIn | None = None
     latency: Latency | None = None

@@ -33,6 +33,7 @@ from api.validation import (
     decode_references,
     lexicon_fields,
 )
+from api.voices.service import check_one_voice, resolve_voices
 from worker.audio import UnsupportedOutput, format_info, validate_output
 from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
 from worker.batches.store import BatchStore
@@ -144,11 +145,33 @@ def check_produce(produce: ProduceIn) -> Produce:
 
 
 class _Voices:
-    """Resolves each item's settings over the defaults, decoding reference audio once."""
+    """Resolves each item's settings over the defaults, decoding reference audio once.
 
-    def __init__(self, defaults: VoiceIn, field: str = "defaults") -> None:
+    ``voices`` holds the request fields of every voice named (by id; see
+    :func:`api.voices.service.resolve_voices`).
+    """
+
+    def __init__(
+        self,
+        defaults: VoiceIn,
+        field: str = "defaults",
+        voices: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.defaults = defaults
-        self._clips = self._decode(defaults, field)
+        self._voices = voices or {}
+        self._default = self._chosen(defaults, field)
+
+    def _chosen(self, voice: VoiceIn, field: str) -> dict[str, Any]:
+        """The voice fields ``voice`` chooses: a named voice, or its references or id."""
+        if voice.voice is None:
+            return {"reference_id": voice.reference_id, "references": self._decode(voice, field)}
+        check_one_voice(
+            voice.voice, voice.reference_id, bool(voice.references), field=f"{field}.voice"
+        )
+        if voice.voice not in self._voices:
+            message = f"{field}.voice: no voice {voice.voice!r} for this tenant"
+            raise InvalidInput(message, field=f"{field}.voice")
+        return dict(self._voices[voice.voice])
 
     @staticmethod
     def _decode(voice: VoiceIn, field: str) -> list[ReferenceClip]:
@@ -163,13 +186,12 @@ class _Voices:
     def request_fields(self, own: VoiceIn | None, field: str) -> dict[str, Any]:
         """Keyword arguments of :class:`JobRequest` for an item with settings ``own``."""
         out: dict[str, Any] = {}
-        if own is not None and (own.reference_id is not None or own.references):
-            # An item's voice replaces the default voice whole.
-            out["reference_id"] = own.reference_id
-            out["references"] = self._decode(own, field)
+        if own is not None and (
+            own.voice is not None or own.reference_id is not None or own.references
+        ):
+            out.update(self._chosen(own, field))  # an item's voice replaces the default whole
         else:
-            out["reference_id"] = self.defaults.reference_id
-            out["references"] = self._clips
+            out.update(self._default)
         for name in SETTINGS_FIELDS:
             value = getattr(own, name, None) if own is not None else None
             if value is None:
@@ -288,6 +310,16 @@ def resolve_batch_lexicons(
     return found
 
 
+def batch_voices(
+    ctx: ApiContext, tenant: str, items: Sequence[PlannedItem], options: BatchOptions
+) -> dict[str, dict[str, Any]]:
+    """The request fields of every voice the batch names, by id; :class:`InvalidInput`
+    naming the first unknown one (``items.3.voice``)."""
+    asked = [(options.defaults.voice, "defaults.voice")]
+    asked += [(item.voice.voice, f"{item.field}.voice") for item in items if item.voice]
+    return resolve_voices(ctx, tenant, [(v, field) for v, field in asked if v is not None])
+
+
 # Long by the fields of the records it makes; its steps read top-down, with no branches.
 def plan_batch(
     settings: Settings,
@@ -296,15 +328,17 @@ def plan_batch(
     options: BatchOptions,
     book: BookInfo,
     lexicons: Mapping[str, Lexicon] | None = None,
+    voices: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[Batch, list[Job]]:
     """Check everything about a batch and make its record and its items' jobs (unsaved).
 
     ``lexicons`` holds every lexicon the items name (:func:`resolve_batch_lexicons`);
-    each item's text is respelled with its own before the size checks.
+    each item's text is respelled with its own before the size checks.  ``voices``
+    holds every voice they name (:func:`batch_voices`).
     Raises :class:`ApiError` subclasses; has no side effects.
     """
     produce = check_produce(options.produce)
-    voices = _Voices(options.defaults)
+    chosen = _Voices(options.defaults, voices=voices)
     callback = check_callback_url(options.callback_url, settings)
     known = lexicons or {}
     respelled = [
@@ -322,7 +356,7 @@ def plan_batch(
             i,
             item.title,
             item.text,
-            voices.request_fields(item.voice, item.field) | without_text(spelled),
+            chosen.request_fields(item.voice, item.field) | without_text(spelled),
             produce,
             options.defaults.priority,
             price,
@@ -371,7 +405,8 @@ def submit_batch(
     anything JSON-able that stands for the request.  Raises :class:`ApiError` subclasses.
     """
     lexicons = resolve_batch_lexicons(ctx, tenant.id, items, options)
-    batch, jobs = plan_batch(ctx.settings, tenant.id, items, options, book, lexicons)
+    voices = batch_voices(ctx, tenant.id, items, options)
+    batch, jobs = plan_batch(ctx.settings, tenant.id, items, options, book, lexicons, voices)
     batches = batches_of(ctx)
     submission = create_once(
         ctx.idempotency,

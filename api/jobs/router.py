@@ -32,6 +32,14 @@ from worker.jobs.store import InvalidCursor
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=V1_ERRORS, route_class=BodyRoute)
 
 _NOT_FOUND = error_responses({404: "no such job for this tenant"})
+#: A time filter of the list.  The document says epoch seconds too, since the API takes
+#: them (pydantic reads a number as one), so a client generated from it may send them.
+_WHEN = Query(
+    description="ISO 8601 or epoch seconds; exclusive",
+    json_schema_extra={
+        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}]
+    },
+)
 
 
 @router.post(
@@ -75,12 +83,8 @@ def list_jobs(
     storage: StorageDep,
     status: JobStatus | None = None,
     batch_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    created_after: Annotated[
-        datetime | None, Query(description="ISO 8601 or epoch seconds; exclusive")
-    ] = None,
-    created_before: Annotated[
-        datetime | None, Query(description="ISO 8601 or epoch seconds; exclusive")
-    ] = None,
+    created_after: Annotated[datetime | None, _WHEN] = None,
+    created_before: Annotated[datetime | None, _WHEN] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")

@@ -37,6 +37,13 @@ class JobCreate(SubmitModel):
         description="a voice model id of the provider; or give `references` to clone a voice",
     )
     references: list[ReferenceIn] = Field(default_factory=list, max_length=MAX_REFERENCES)
+    voice: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="a voice of the tenant (`/v1/voices`); instead of `references` or "
+        "`reference_id`",
+    )
     model: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
@@ -97,6 +104,9 @@ class JobSettingsOut(BaseModel):
     characters: int
     reference_id: str | None
     references: int = Field(description="number of voice-cloning reference clips")
+    voice: str | None = Field(
+        None, description="the voice named; its samples were sent as the references"
+    )
     model: str | None
     format: str
     sample_rate: int | None

@@ -21,6 +21,7 @@ from api.jobs.schemas import JobCreate, JobLinks, JobOut, JobSettingsOut, Progre
 from api.lexicons.service import resolve_lexicons
 from api.schemas import BillingOut, JobErrorOut, OutputOut, StoredFileOut, percent, when
 from api.validation import build_request
+from api.voices.service import with_voice
 from worker.callbacks.emit import EventType, emit_job_event
 from worker.jobs.model import Job, JobStatus, StoredFile, estimate_billing, new_job_id
 from worker.settings import TenantConfig
@@ -94,7 +95,7 @@ def submit_job(
     key = check_idempotency_key(idempotency_key)
     settings = ctx.settings
     lexicons = resolve_lexicons(ctx, tenant.id, body.lexicons)
-    request = build_request(body, tenant.id, settings, lexicons)
+    request = with_voice(ctx, tenant.id, build_request(body, tenant.id, settings, lexicons))
     job = Job(
         id=new_job_id(),
         tenant=tenant.id,

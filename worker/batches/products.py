@@ -33,6 +33,7 @@ from worker.batches.model import (
 )
 from worker.batches.store import BatchStore
 from worker.digest import sha256_file
+from worker.jobs.markup import spoken_text
 from worker.jobs.model import Job
 from worker.jobs.truncation import AudioTruncated, check_duration
 from worker.lease import Lease
@@ -111,7 +112,7 @@ def _chapters(
         duration = master.duration_s if master is not None else job.output.duration_s
         speed = job.request.prosody.speed if job.request.prosody else 1.0
         try:
-            check_duration(duration, job.request.text, speed, what=f"item {index}")
+            check_duration(duration, spoken_text(job.request.text), speed, what=f"item {index}")
         except AudioTruncated as exc:
             raise BuildFailed(f"item {index} ({item.title!r}): {exc.message}") from exc
         source = "master" if master is not None else "output"

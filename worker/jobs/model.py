@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from worker.fish.request import Latency, Prosody
+from worker.jobs.markup import spoken_text
 from worker.lexicons.model import AppliedLexicon
 
 
@@ -60,6 +61,7 @@ class ErrorCode(StrEnum):
     PROVIDER_CREDIT = "provider_no_credit"  # 402: the account is out of credit
     PROVIDER_REQUEST = "provider_invalid_request"  # the provider refused the request
     REFERENCE_AUDIO = "reference_audio_unreadable"  # a reference clip does not decode
+    VOICE_DELETED = "voice_deleted"  # the voice it names was deleted while it was queued
     PROVIDER_UNAVAILABLE = "provider_unavailable"  # transient provider errors, retries used up
     STORAGE = "storage_error"  # uploads kept failing
     INTERNAL = "internal_error"  # a bug; the message says where
@@ -102,16 +104,21 @@ class JobRequest(BaseModel):
     # records stored before lexicons existed still load.
     lexicons: list[AppliedLexicon] = Field(default_factory=list)
     source_text: str | None = None
+    # The tenant's voice (``/v1/voices``) the job named; its samples were copied into
+    # ``references`` at submission, so the job runs as if they had been sent inline.
+    voice: str | None = None
 
     @model_serializer(mode="wrap")
     def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A job without lexicons is written exactly as before they existed, so a worker
+        # A job without lexicons or a voice is written exactly as before they existed, so a worker
         # of the previous release (which refuses unknown fields) still reads it.
         data: dict[str, Any] = handler(self)
         if not self.lexicons:
             data.pop("lexicons", None)
         if self.source_text is None:
             data.pop("source_text", None)
+        if self.voice is None:
+            data.pop("voice", None)
         return data
 
 
@@ -223,5 +230,8 @@ def billing_for_bytes(size: int, price_per_million_bytes_usd: float) -> Billing:
 
 
 def estimate_billing(text: str, price_per_million_bytes_usd: float) -> Billing:
-    """What the provider charges for ``text``: :func:`billing_for_bytes` of its UTF-8 bytes."""
-    return billing_for_bytes(utf8_bytes(text), price_per_million_bytes_usd)
+    """What the provider charges for ``text``: :func:`billing_for_bytes` of its UTF-8 bytes.
+
+    Break tags are silence, never sent, so they are not counted.
+    """
+    return billing_for_bytes(utf8_bytes(spoken_text(text)), price_per_million_bytes_usd)

@@ -57,6 +57,7 @@ from worker.fish import (
 )
 from worker.fish.client import StreamCanceled
 from worker.jobs.governor import Governor
+from worker.jobs.markup import job_segments
 from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Progress
 from worker.jobs.store import JobStore, MessageStanding
 from worker.jobs.synth import (
@@ -70,13 +71,14 @@ from worker.jobs.synth import (
     stored_checkpoints,
     tts_request,
 )
-from worker.jobs.text import Segment, segment_text
+from worker.jobs.text import Segment
 from worker.keys import Keys
 from worker.lease import Lease, LeaseLost, job_lease, new_owner
 from worker.queues import Sender
 from worker.retry import SessionBudget, give_up_message, job_policy
 from worker.settings import Settings
 from worker.storage.client import ObjectNotFound, Storage, StorageError
+from worker.voices.store import VoiceStore, deleted_voice
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +199,11 @@ class JobRunner:
         spool: Path | None = None
         try:
             spool = make_spool(self.settings.spool_dir, job.id)
-            segments = segment_text(job.request.text, self.settings.segment_max_chars)
+            segments = job_segments(job.request.text, self.settings.segment_max_chars)
             if not any(seg.text.strip() for seg in segments):
                 raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the text is empty: nothing to say")
+            if (gone := deleted_voice(VoiceStore(self.redis, self.keys), job)) is not None:
+                raise JobFailed(ErrorCode.VOICE_DELETED, gone)
             tts = tts_request(job)
             asyncio.run(self._synthesize(job, lease, segments, tts, spool))
             if self._canceled(job.id):  # no upload for a job nobody wants any more
@@ -225,7 +229,7 @@ class JobRunner:
         progress = Progress(
             segments_total=len(segments),
             segments_done=len(segments) - len(missing),
-            chars_total=len(job.request.text),
+            chars_total=sum(len(s.text) for s in segments),
             chars_done=sum(c.chars for c in done.values()),
             audio_seconds=round(sum(c.duration_s for c in done.values()), 3),
         )
@@ -364,9 +368,8 @@ class JobRunner:
                     self.store.clear_segments(job.id)
                     raise CheckpointLost(f"segment {seg.index}'s audio is gone: {exc}") from exc
             last = seg.index == len(segments) - 1
-            parts.append(
-                SegmentAudio(path, cp.sample_rate, 0 if last or not seg.paragraph_end else pause)
-            )
+            silence = 0 if last or not seg.paragraph_end else pause
+            parts.append(SegmentAudio(path, cp.sample_rate, silence + seg.break_ms))
         if not any(cp.bytes for cp in checkpoints.values()):
             # Encoders cannot make a valid mp3, opus or m4a of nothing.
             raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")

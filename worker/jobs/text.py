@@ -47,6 +47,7 @@ class Segment:
     text: str  # exact slice of the input
     start: int  # character offset in the input
     paragraph_end: bool  # ends a paragraph: the assembler may add paragraph silence after it
+    break_ms: int = 0  # silence a <break> tag asks for after it (worker.jobs.markup)
 
     @property
     def end(self) -> int:
