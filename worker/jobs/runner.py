@@ -39,13 +39,7 @@ from typing import NamedTuple
 import redis
 import redis.asyncio
 
-from worker.audio import (
-    AudioError,
-    SegmentAudio,
-    assemble,
-    format_info,
-    provider_pcm_rate,
-)
+from worker.audio import AudioError, SegmentAudio, assemble, format_info, provider_pcm_rate
 from worker.batches import lifecycle as batches
 from worker.callbacks.emit import EventType, ProgressThrottle, emit_job_event, emit_progress
 from worker.fish import (
