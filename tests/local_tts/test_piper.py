@@ -9,8 +9,6 @@ piper extra is part of the dev install, so nothing here is skipped.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,13 +19,9 @@ from tests.local_tts.conftest import decode, rms
 from tests.local_tts.test_sdk import SYNC, speak
 from tests.local_tts.test_server import (
     LONG,
-    STOP,
     Outcome,
-    collect,
-    session,
-    start,
+    answers_pings_while_synthesising,
     synth,
-    text,
 )
 from tests.servers import LocalTTS
 
@@ -114,32 +108,7 @@ async def test_text_in_another_script_is_spoken_by_espeak(server: LocalTTS) -> N
 
 async def test_pings_are_answered_while_synthesising(server: LocalTTS) -> None:
     long_text = " ".join(f"This is sentence number {i} of a long narration." for i in range(24))
-    async with session(server) as ws:
-        await ws.send(start("mp3", chunk_length=300))
-        await ws.send(text(long_text))
-        await ws.send(STOP)
-        out = Outcome()
-        reader = asyncio.create_task(collect(ws, out, timeout=120))
-        deadline = time.monotonic() + 60
-        while not out.audio and not reader.done():  # synthesis is under way
-            assert time.monotonic() < deadline, "no audio within 60 s"
-            await asyncio.sleep(0.01)
-        latencies = []
-        while not reader.done():
-            pong = await ws.ping()
-            sent = time.monotonic()
-            try:
-                await asyncio.wait_for(pong, 1.0)
-            except TimeoutError:
-                raise AssertionError(
-                    f"no pong within 1 s during synthesis (after {len(out.audio)} audio events)"
-                ) from None
-            latencies.append(time.monotonic() - sent)
-            await asyncio.sleep(0.05)
-        await reader
-    assert out.reason == "stop"
-    assert len(latencies) >= 5, f"synthesis too short to test pings: {len(latencies)} pings"
-    assert max(latencies) < 1.0, latencies
+    out = await answers_pings_while_synthesising(server, long_text, wait=60)
     assert decode(out.data, "mp3").duration > 30
 
 
