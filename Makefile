@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # extra options for `python -m shoal_run`, e.g. RUN_ARGS="--api-port 8001"
 RUN_ARGS ?=
 
-.PHONY: venv run demo test test-fast lint typecheck bench clean
+.PHONY: venv system-packages run demo test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages the tests drive (a browser, epubcheck): installed when missing.
+system-packages:
+	@tools/system-packages.sh
+
 # The whole stack in the foreground (Redis, S3, local_tts, API, one worker); Ctrl-C stops it.
 run: venv
 	$(BIN)/python -m shoal_run run $(RUN_ARGS)
@@ -28,7 +32,7 @@ run: venv
 demo: venv
 	$(BIN)/python -m shoal_run demo $(RUN_ARGS)
 
-test: venv
+test: venv system-packages
 	$(BIN)/python -m pytest -n 2 tests
 
 # The pure tests only (protocol, segmentation, audio, books, models, retry policy):
