@@ -27,6 +27,7 @@ from api.probes import metrics_registry
 from api.schemas import MAX_REFERENCES
 from api.validation import MAX_REFERENCE_BYTES
 from api.voices import router as voices
+from api.web import install_web
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from local files by api.web, never from a CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.metrics = metrics_registry(ctx)
@@ -86,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lexicons.router, prefix="/v1")
     app.include_router(voices.router, prefix="/v1")
     install_links(app)
+    install_web(app)
     return app

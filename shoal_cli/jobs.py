@@ -29,6 +29,7 @@ from shoal_cli.client import (
     path_part,
     poll,
 )
+from shoal_cli.play import fetch_and_play, require_player
 from shoal_cli.voices import voice_choice
 
 # The API decides what it accepts; these are for help texts and argument checks.
@@ -187,6 +188,9 @@ def wait_for(
 def cmd_narrate(api: Api, args: argparse.Namespace) -> int:
     """``shoal narrate``: submit, wait with a progress bar, download and verify."""
     text = read_text(args)
+    if args.play and args.no_wait:
+        raise CliError("--play waits for the audio: leave out --no-wait", EXIT_USAGE)
+    player = require_player() if args.play else None  # before anything is spent
     job = submit(api, request_body(args, text))
     if args.no_wait:
         print(json.dumps(job, indent=2))
@@ -204,7 +208,18 @@ def cmd_narrate(api: Api, args: argparse.Namespace) -> int:
         reason = f": {err.get('code')}: {err.get('message')}" if err else ""
         raise CliError(f"job {job['id']} {job['status']}{reason}", EXIT_JOB)
     out = args.output or f"{job['id']}.{args.format}"
-    size = download(api, job, out)
+    if player is None:
+        size = download(api, job, out)
+    else:
+        expected = job.get("output") or {}
+        size = fetch_and_play(
+            audio_url(api, job),
+            out,
+            expected.get("bytes"),
+            expected.get("sha256"),
+            f"job {job['id']}",
+            player,
+        )
     if out != "-" and not args.quiet:
         seconds = (job.get("output") or {}).get("duration_s", 0.0)
         note(f"wrote {out} ({size} bytes, {seconds:.1f}s of {args.format}) from job {job['id']}")
@@ -311,6 +326,9 @@ def add_parsers(sub: Any) -> None:
         "-o", "--output", help="where to write the audio (- for stdout); default: JOB_ID.FORMAT"
     )
     n.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    n.add_argument(
+        "--play", action="store_true", help="play the audio as it downloads (mpv or ffplay)"
+    )
     n.add_argument("--no-wait", action="store_true", help="submit, print the job, and exit")
     n.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     n.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)

@@ -83,6 +83,7 @@ class Ready:
         """Where each part is, as (name, description)."""
         key = self.api_key or "one of the keys in your SHOAL_TENANTS"
         return [
+            ("web app", f"{self.api_url}/app/   (sign in with the API key below)"),
             ("API", f"{self.api_url}   (interactive docs: {self.api_url}/docs)"),
             ("API key", key + (f"   (tenant {self.tenant!r})" if self.api_key else "")),
             ("outputs", self.outputs),
