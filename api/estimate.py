@@ -8,8 +8,10 @@ from api.bodies import BodyRoute
 from api.deps import Ctx, Tenant
 from api.lexicons.service import resolve_lexicons
 from api.schemas import V1_ERRORS, EstimateOut, EstimateRequest
-from api.validation import respell
-from worker.jobs.model import estimate_billing
+from api.segment_cache import estimate_request, predict_cache_use
+from api.validation import check_markup, respell
+from worker.jobs.markup import Break, parse_markup, spoken_text
+from worker.jobs.model import billing_for_bytes, estimate_billing
 
 router = APIRouter(tags=["estimate"], responses=V1_ERRORS, route_class=BodyRoute)
 
@@ -27,18 +29,32 @@ def audio_seconds(text: str, speed: float = 1.0) -> float:
 def estimate(body: EstimateRequest, tenant: Tenant, ctx: Ctx) -> EstimateOut:
     """Price a text by its UTF-8 bytes and guess its audio length; nothing is enqueued.
 
-    With ``lexicons``, the text is priced as they respell it, as a job would be.
+    With ``lexicons``, the text is priced as they respell it, as a job would be;
+    tags (breaks, voices) are not counted, and breaks add their silence.
     A text over the job limit is still priced, with ``within_limit`` false.
     """
     settings = ctx.settings
+    check_markup(body.text)
     text = respell(body.text, resolve_lexicons(ctx, tenant.id, body.lexicons)).text
     billing = estimate_billing(text, settings.price_per_million_bytes_usd)
+    spoken = spoken_text(text)  # tags are neither sent nor billed; breaks are silence
+    pauses = sum(p.ms for p in parse_markup(text) if isinstance(p, Break)) / 1000
+    # What the tenant's segment cache already holds is not sent again, nor billed.
+    use = predict_cache_use(ctx, tenant.id, estimate_request(ctx, tenant.id, body, text))
+    sent = billing_for_bytes(
+        billing.utf8_bytes - use.cached_utf8_bytes, settings.price_per_million_bytes_usd
+    )
     return EstimateOut(
-        characters=len(text),
+        characters=len(spoken),
         utf8_bytes=billing.utf8_bytes,
         estimated_cost_usd=billing.estimated_cost_usd,
         price_per_million_bytes_usd=settings.price_per_million_bytes_usd,
-        estimated_audio_seconds=audio_seconds(text, body.speed),
+        estimated_audio_seconds=round(audio_seconds(spoken, body.speed) + pauses, 1),
         max_text_bytes=settings.max_text_bytes,
         within_limit=billing.utf8_bytes <= settings.max_text_bytes,
+        segments=use.segments,
+        segments_cached=use.segments_cached,
+        cached_utf8_bytes=use.cached_utf8_bytes,
+        sent_utf8_bytes=sent.utf8_bytes,
+        sent_cost_usd=sent.estimated_cost_usd,
     )

@@ -14,7 +14,9 @@ reports the same numbers and none has to see the jobs go by:
 * ``shoal_job_duration_seconds{status}`` — a gauge histogram of how long the
   most recent finished jobs took from creation to finish (queue wait included);
 * ``shoal_incomplete_uploads_swept_total`` — incomplete multipart uploads the
-  workers' sweep aborted (:mod:`worker.storage.sweep`), ever.
+  workers' sweep aborted (:mod:`worker.storage.sweep`), ever;
+* ``shoal_segment_cache_swept_total`` — segment cache objects the workers' sweep
+  deleted as unused (:mod:`worker.jobs.cache`), ever.
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ class ShoalCollector(Collector):
         now_ms = int(time.time() * 1000)
         pipe.zcount(k.governor_holders(), now_ms, "+inf")
         pipe.get(k.uploads_swept())
-        *counts, sessions, swept = pipe.execute()
+        pipe.get(k.cache_swept())
+        *counts, sessions, swept, cache_swept = pipe.execute()
 
         jobs = GaugeMetricFamily("shoal_jobs", "Jobs by status", labels=["status"])
         for status, count in zip(JobStatus, counts, strict=True):
@@ -151,6 +154,11 @@ class ShoalCollector(Collector):
             "shoal_incomplete_uploads_swept",
             "Incomplete multipart uploads aborted by the workers' sweep",
             value=int(swept or 0),
+        )
+        yield CounterMetricFamily(
+            "shoal_segment_cache_swept",
+            "Segment cache objects deleted by the workers' sweep, unused for the retention",
+            value=int(cache_swept or 0),
         )
         yield self._durations()
 

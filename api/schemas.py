@@ -30,6 +30,7 @@ from pydantic import (
     field_validator,
 )
 
+from worker.fish.request import Latency
 from worker.lexicons.model import LEXICON_ID_PATTERN, MAX_LEXICONS_PER_JOB
 
 #: Most metadata a job or batch may carry, as compact JSON.
@@ -178,6 +179,20 @@ class EstimateRequest(RequestModel):
     text: str
     speed: float = Field(1.0, ge=0.5, le=2.0, description="the prosody speed you would ask for")
     lexicons: LexiconIds = Field(default_factory=list)
+    # How the job would be spoken, as ``POST /v1/jobs`` takes it: the segment cache is
+    # looked up for exactly that sound (inline reference clips are not taken here).
+    reference_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$")
+    voice: str | None = Field(None, min_length=1, max_length=128, description="a tenant's voice")
+    model: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    format: str = "mp3"
+    sample_rate: int | None = None
+    prosody: ProsodyIn | None = Field(None, description="instead of `speed`")
+    latency: Latency = Latency.NORMAL
+    normalize: bool = True
+    temperature: float = Field(0.7, ge=0, le=1)
+    top_p: float = Field(0.7, ge=0, le=1)
+    repetition_penalty: float = Field(1.2, gt=0, le=10)
+    cache: bool = Field(True, description="false: price a fresh take, nothing from the cache")
 
     @field_validator("text")
     @classmethod
@@ -291,6 +306,13 @@ class JobErrorOut(BaseModel):
 class BillingOut(BaseModel):
     utf8_bytes: int
     estimated_cost_usd: float
+    sent_utf8_bytes: int | None = Field(
+        None, description="of the segments done, the text sent to the provider: what it bills"
+    )
+    sent_cost_usd: float | None = Field(None, description="sent_utf8_bytes at the job's price")
+    cached_utf8_bytes: int | None = Field(
+        None, description="of the segments done, the text served from the segment cache"
+    )
 
 
 class EstimateOut(BaseModel):
@@ -301,6 +323,11 @@ class EstimateOut(BaseModel):
     estimated_audio_seconds: float = Field(description="rough: ~15 characters a second")
     max_text_bytes: int
     within_limit: bool
+    segments: int = Field(0, description="segments the text is cut into")
+    segments_cached: int = Field(0, description="of them, already in the segment cache")
+    cached_utf8_bytes: int = Field(0, description="text the cache would serve: not sent")
+    sent_utf8_bytes: int = Field(0, description="text that would be sent: what is billed")
+    sent_cost_usd: float = Field(0.0, description="sent_utf8_bytes at the price")
 
 
 class HealthOut(BaseModel):

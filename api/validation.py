@@ -17,8 +17,8 @@ from api.jobs.schemas import JobCreate
 from api.schemas import ReferenceIn
 from worker.audio import CorruptAudio, UnsupportedOutput, check_reference_audio, validate_output
 from worker.callbacks.urls import callback_url_problem
-from worker.jobs.markup import Break, MarkupError, Run, parse_markup
-from worker.jobs.model import JobRequest, ReferenceClip
+from worker.jobs.markup import MarkupError, Run, parse_markup
+from worker.jobs.model import JobRequest, ReferenceClip, TimestampLevel
 from worker.lexicons.apply import Matcher, Substituted, apply_lexicons
 from worker.lexicons.model import AppliedLexicon, Lexicon
 from worker.settings import Settings
@@ -97,8 +97,8 @@ def respell(text: str, lexicons: Sequence[Lexicon]) -> Substituted:
 
     Applied at submission, so the job's record holds the text that will be
     sent, the billing and the size check count it, and the versions used are
-    recorded with the job.  Break tags are left alone: only the text between
-    them is respelled (a rule for "time" must not rewrite ``time="1s"``).
+    recorded with the job.  Tags are left alone: only the text between them is
+    respelled (a rule for "time" must not rewrite ``time="1s"``).
     """
     try:
         parts = parse_markup(text)
@@ -110,7 +110,7 @@ def respell(text: str, lexicons: Sequence[Lexicon]) -> Substituted:
     pieces: list[str] = []
     counts = [0] * len(lexicons)
     for part in parts:
-        if isinstance(part, Break):
+        if not isinstance(part, Run):
             pieces.append(text[part.start : part.start + part.length])
             continue
         out = matcher.apply(part.text)
@@ -132,14 +132,16 @@ def check_markup(text: str, field: str = "text") -> None:
         raise InvalidInput(f"{field}: {exc}", field=field) from exc
 
 
-def lexicon_fields(text: str, lexicons: Sequence[Lexicon]) -> dict[str, object]:
+def lexicon_fields(
+    text: str, lexicons: Sequence[Lexicon], field: str = "text"
+) -> dict[str, object]:
     """Keyword arguments of :class:`JobRequest` for ``text`` after ``lexicons``:
     the text to send, the versions applied, and the text as given if they changed it.
 
     Every path from a request to a job's text passes here, so its break tags
-    are checked here too (:func:`check_markup`).
+    are checked here too (:func:`check_markup`); errors name ``field``.
     """
-    check_markup(text)
+    check_markup(text, field)
     if not lexicons:
         return {"text": text}
     out = respell(text, lexicons)
@@ -147,13 +149,26 @@ def lexicon_fields(text: str, lexicons: Sequence[Lexicon]) -> dict[str, object]:
         try:  # an alias may hold a break tag: it must be well formed too
             parse_markup(out.text)
         except MarkupError as exc:
-            message = f"text: after the lexicons, {exc}"
-            raise InvalidInput(message, field="text") from exc
+            message = f"{field}: after the lexicons, {exc}"
+            raise InvalidInput(message, field=field) from exc
     return {
         "text": out.text,
         "lexicons": out.applied,
         "source_text": text if out.text != text else None,
     }
+
+
+def check_timestamps(
+    timestamps: TimestampLevel | None, settings: Settings, field: str = "timestamps"
+) -> None:
+    """:class:`InvalidInput` naming ``field`` if timings are asked of a provider that
+    cannot give them: never captions that come back empty."""
+    if timestamps is not None and not settings.provider_timestamps:
+        raise InvalidInput(
+            f"{field}: the provider here gives no timings (SHOAL_PROVIDER_TIMESTAMPS is off); "
+            "leave timestamps out",
+            field=field,
+        )
 
 
 def build_request(
@@ -172,6 +187,7 @@ def build_request(
             "references: give reference_id or references, not both", field="references"
         )
     check_output(body.format.value, body.sample_rate, body.bitrate_kbps)
+    check_timestamps(body.timestamps, settings)
     callback = check_callback_url(body.callback_url, settings)
     output_key = scoped_output_key(tenant, body.output_key) if body.output_key else None
     settings_fields = body.model_dump(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import engines, memory, pipeline, sdk, slots
+from bench import engines, memory, pipeline, redis_cost, rerender, sdk, slots
 from bench.infra import Services, log, stop_on_signals
 from bench.report import Row, details, table, write_json
 from bench.sizes import DEFAULT, FULL, QUICK, Sizes
@@ -29,6 +29,8 @@ FIGURES: dict[str, Callable[[Services, Sizes], list[Row]]] = {
     "memory": memory.run,  # 5
     "sdk": sdk.run,  # 6
     "engines": engines.run,  # 7
+    "redis": redis_cost.run,  # 8
+    "rerender": rerender.run,  # 9
 }
 
 
@@ -53,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(FIGURES),
         help=(
             "run only these groups (repeatable): "
-            "pipeline=1-2, slots=3-4, memory=5, sdk=6, engines=7"
+            "pipeline=1-2, slots=3-4, memory=5, sdk=6, engines=7, redis=8, rerender=9"
         ),
     )
     return p.parse_args(argv)

@@ -90,6 +90,8 @@ def timed_job(
     stack: Stack, text: str, clock: Clock, timeout: float, poll: float = 0.02, **request: Any
 ) -> JobTiming:
     """Submit one job, follow its progress, and time its phases."""
+    # The figures measure synthesis: a repeated text must not come from the segment cache.
+    request.setdefault("cache", False)
     t0 = time.time()
     submitted = stack.submit(text, **request)
     deadline = time.monotonic() + timeout

@@ -34,6 +34,8 @@ class Sizes:
     sdk_sessions: int = 16
     sdk_chars: int = 900  # ~1 min of audio per session
     sdk_reps: int = 3
+    # 8: Redis commands per job
+    redis_jobs: int = 10
     # 7: offline engine speed
     engine_texts: int = 6
     engine_chars: int = 600  # ~40 s of audio per text
@@ -52,6 +54,7 @@ QUICK = Sizes(
     sdk_sessions=8,
     sdk_reps=2,
     engine_texts=2,
+    redis_jobs=4,
 )
 DEFAULT = Sizes()
 FULL = Sizes(rss_mid_audio_s=3600.0, rss_long_audio_s=36000.0)

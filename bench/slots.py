@@ -62,7 +62,7 @@ def slot_use(stack: Stack, sizes: Sizes) -> list[Row]:
 
     log(f"3 slot use: {len(texts)} jobs, {segments} segments, {n} slots, sampling at 20 Hz")
     with Sampler(probe, hz=20) as sampler:
-        ids = [stack.submit(t, format=FORMAT).id for t in texts]
+        ids = [stack.submit(t, format=FORMAT, cache=False).id for t in texts]
         wait_all(stack, ids, timeout=900)
     stats = stack.tts.stats()
     samples: list[tuple[int, int, int]] = [s for _, s in sampler.samples]

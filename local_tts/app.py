@@ -3,6 +3,8 @@
 Routes:
     GET  /v1/tts/live       the live WebSocket (local_tts.live)
     POST /v1/tts            whole-text synthesis; JSON or MessagePack body, audio back
+    POST /v1/tts/stream/with-timestamp
+                            the same as SSE, with word positions (local_tts.timestamps)
     /model, /model/{id}     voice models: list, create, get, update, delete (model_routes)
     GET  /wallet/self/...   api-credit and package, constant (model_routes)
     GET  /healthz           alive
@@ -36,6 +38,7 @@ from local_tts.live import LiveConnection, LiveLimits
 from local_tts.model_routes import ModelRoutes, model_error_response
 from local_tts.models import ModelError, ModelStore, Unauthorized
 from local_tts.stats import SessionRecord, Stats
+from local_tts.timestamps import EVENT_STREAM, TimestampStream
 from local_tts.voices import Voice, pick_voice
 from worker.fish import (
     InvalidRequest,
@@ -181,6 +184,35 @@ class LocalTTS:
             self._rest_audio(tts, voice, record), media_type=content_type(tts.format)
         )
 
+    async def with_timestamp(self, request: Request) -> Response:
+        faults = self.faults.next_session()
+        refusal = self.refuse(request.headers)
+        reject = next((f for f in faults if f.action is FaultAction.REJECT), None)
+        if refusal is None and reject is not None:
+            refusal = (reject.status, "injected fault")
+        if refusal is not None:
+            self.stats.reject(refusal[0])
+            return _error(*refusal)
+        try:
+            tts = parse_request(_decode_body(await request.body(), request.headers))
+        except (InvalidRequest, ValueError) as exc:
+            return _error(400, str(exc))
+        if not tts.text.strip():
+            return _error(400, "request.text: must not be empty")
+        record = self.stats.open(self.model(request.headers), kind="timestamps")
+        record.format = tts.format.value
+        record.text = tts.text
+        try:
+            voice = self.models.voice_for(tts, record)
+        except ModelError as exc:  # a deleted or untrained model: refused before any event
+            record.end, record.error = "error", exc.message
+            self.stats.close(record)
+            return _error(exc.status, exc.message)
+        stream = TimestampStream(self.engine, tts, voice, record, faults, self.stats.close)
+        return StreamingResponse(
+            stream.events(), media_type=EVENT_STREAM, headers={"Cache-Control": "no-cache"}
+        )
+
     async def _rest_audio(
         self, tts: TTSRequest, voice: Voice, record: SessionRecord
     ) -> AsyncIterator[bytes]:
@@ -244,6 +276,7 @@ def create_app(config: ServerConfig) -> Starlette:
         routes=[
             WebSocketRoute("/v1/tts/live", server.live),
             Route("/v1/tts", server.rest, methods=["POST"]),
+            Route("/v1/tts/stream/with-timestamp", server.with_timestamp, methods=["POST"]),
             Route("/model", models.list, methods=["GET"]),
             Route("/model", models.create, methods=["POST"]),
             Route("/model/{model_id}", models.get, methods=["GET"]),

@@ -15,6 +15,12 @@ Three engines share one interface (:class:`Engine`):
 
 All cut their output into pieces of about ``piece_ms``, the size of the
 audio events a real provider sends (a few hundred ms; docs/protocol.md).
+
+For timestamped synthesis each also has :meth:`Engine.timed`: the whole audio
+of a text and where each word is in it (:class:`Timed`).  espeak-ng reports
+each word as it speaks it; the tone engine knows its own pacing exactly;
+piper places sentences exactly and words by letter count within them
+(:mod:`local_tts.piper`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -39,6 +45,22 @@ from local_tts.voices import Voice
 log = logging.getLogger(__name__)
 
 ENGINE_NAMES = ("espeak", "tone", "piper")
+
+
+class WordSpan(NamedTuple):
+    """One word: characters ``start:end`` of the text, samples ``first:last`` of the audio."""
+
+    start: int
+    end: int
+    first: int
+    last: int
+
+
+class Timed(NamedTuple):
+    """The whole audio of one text (int16 mono at the engine's rate) and its words."""
+
+    pcm: np.ndarray
+    words: tuple[WordSpan, ...]
 
 
 class Engine(Protocol):
@@ -53,6 +75,10 @@ class Engine(Protocol):
         Pieces come as the engine produces them; the event loop is never
         blocked.  Whitespace-only text yields nothing.
         """
+        ...
+
+    async def timed(self, text: str, voice: Voice, speed: float) -> Timed:
+        """All the audio of ``text`` (as :meth:`synthesize` gives it) and where its words are."""
         ...
 
     async def aclose(self) -> None:
@@ -120,6 +146,12 @@ class _PoolEngine:
         """The worker function and its arguments that speak ``text``."""
         raise NotImplementedError
 
+    def _timed_call(
+        self, text: str, voice: Voice, speed: float
+    ) -> tuple[Callable[..., Any], tuple]:
+        """The worker function and its arguments that speak ``text`` with word positions."""
+        raise NotImplementedError
+
     def _start_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             max_workers=self.processes,
@@ -147,7 +179,24 @@ class _PoolEngine:
             yield pcm[start : start + self.piece_samples]
             await asyncio.sleep(0)  # let other sessions run between pieces
 
-    async def _run(self, fn: Callable[..., espeak.Synthesis], args: tuple) -> espeak.Synthesis:
+    async def timed(self, text: str, voice: Voice, speed: float) -> Timed:
+        """The whole audio of ``text`` and its words, from one call in the pool."""
+        if not text.strip():
+            return Timed(np.zeros(0, np.int16), ())
+        result: espeak.TimedSynthesis = await self._run(*self._timed_call(text, voice, speed))
+        if result.sample_rate != self.native_rate:
+            raise RuntimeError(
+                f"{self.name} produced {result.sample_rate} Hz, expected {self.native_rate} Hz"
+            )
+        pcm = np.frombuffer(result.pcm, dtype="<i2").astype(np.int16)
+        rate = self.native_rate
+        words = tuple(
+            WordSpan(w.start, w.end, w.start_ms * rate // 1000, w.end_ms * rate // 1000)
+            for w in result.words
+        )
+        return Timed(pcm, words)
+
+    async def _run(self, fn: Callable[..., Any], args: tuple) -> Any:
         if self._closed:
             raise RuntimeError(f"{self.name} engine is closed")
         loop = asyncio.get_running_loop()
@@ -195,6 +244,16 @@ class EspeakEngine(_PoolEngine):
             espeak.wpm_for_speed(speed),
         )
 
+    def _timed_call(
+        self, text: str, voice: Voice, speed: float
+    ) -> tuple[Callable[..., Any], tuple]:
+        return espeak.synthesize_timed, (
+            text,
+            voice.espeak_name,
+            voice.pitch,
+            espeak.wpm_for_speed(speed),
+        )
+
 
 class PiperEngine(_PoolEngine):
     """Natural speech from a Piper neural voice, in a pool of spawned processes.
@@ -218,6 +277,11 @@ class PiperEngine(_PoolEngine):
 
     def _call(self, text: str, voice: Voice, speed: float) -> tuple[Callable[..., Any], tuple]:
         return piper.synthesize, (text, voice.espeak_name, voice.pitch, speed)
+
+    def _timed_call(
+        self, text: str, voice: Voice, speed: float
+    ) -> tuple[Callable[..., Any], tuple]:
+        return piper.synthesize_timed, (text, voice.espeak_name, voice.pitch, speed)
 
 
 # -- tone --------------------------------------------------------------------
@@ -320,8 +384,39 @@ class ToneEngine:
             yield piece
             due += (stop - start) / self.native_rate * self.rtf
 
+    async def timed(self, text: str, voice: Voice, speed: float) -> Timed:
+        """The paced audio of ``text``, joined, and its words from the pacing model."""
+        pieces = [piece async for piece in self.synthesize(text, voice, speed)]
+        pcm = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
+        return Timed(pcm, tone_words(text, speed, self.native_rate) if pieces else ())
+
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def tone_words(text: str, speed: float, rate: int) -> tuple[WordSpan, ...]:
+    """Where each word (a run without whitespace) sounds in the tone rendering of ``text``.
+
+    The same pacing model as :func:`_plan`: every character takes its frames in
+    turn, so a word starts at its first character's first frame and ends after
+    its last letter or digit (a pause for punctuation after it is not part of it).
+    """
+    frame_samples = CHAR_MS / _FRAMES_PER_CHAR / 1000 / speed * rate
+    words: list[WordSpan] = []
+    frame = 0
+    start = first = last = -1
+    for i, ch in enumerate(text):
+        if ch.isspace() and start >= 0:
+            words.append(WordSpan(start, i, first, max(first, last)))
+            start = -1
+        if not ch.isspace() and start < 0:
+            start, first, last = i, round(frame * frame_samples), -1
+        frame += _FRAMES_PER_CHAR + (0 if ch.isalnum() else _PAUSE_FRAMES.get(ch, 0))
+        if ch.isalnum():
+            last = round(frame * frame_samples)
+    if start >= 0:
+        words.append(WordSpan(start, len(text), first, max(first, last)))
+    return tuple(words)
 
 
 def render_tone(

@@ -9,6 +9,10 @@ Each call loads the library afresh, in synchronous retrieval mode, and unloads
 it afterwards (see :class:`_Library` for why): :func:`synthesize` returns only
 when all the audio has been collected by the synth callback.
 
+:func:`synthesize_timed` also keeps the library's WORD and END events, which
+say where each word starts in the text (``text_position``, 1-based characters)
+and in the audio (``audio_position``, ms), for timestamped synthesis.
+
 Exceptions::
 
     EspeakError            the library could not load, initialise or synthesise
@@ -41,11 +45,30 @@ _CHARS_UTF8 = 1
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
 _EE_OK = 0
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
+_EVENT_END = 5  # end of a clause or sentence
+_EVENT_MSG_TERMINATED = 6
 
 # int callback(short *wav, int numsamples, espeak_EVENT *events)
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h); the union ``id`` is 8 bytes."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
 
 
 class EspeakError(RuntimeError):
@@ -57,6 +80,23 @@ class Synthesis(NamedTuple):
 
     pcm: bytes
     sample_rate: int
+
+
+class Word(NamedTuple):
+    """Where espeak-ng put one word: characters ``start:end`` of the text, ms in the audio."""
+
+    start: int
+    end: int
+    start_ms: int
+    end_ms: int
+
+
+class TimedSynthesis(NamedTuple):
+    """The audio of one call and where each of its words is."""
+
+    pcm: bytes
+    sample_rate: int
+    words: tuple[Word, ...]
 
 
 class _Library:
@@ -139,10 +179,20 @@ class _Library:
         return self.lib
 
 
-def _on_audio(wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) -> int:
+def _on_audio(wav: ctypes._Pointer[ctypes.c_short], count: int, events: int) -> int:
     # wav is NULL at the end of synthesis; count may be 0 mid-way.
     if wav and count > 0 and _sink:
         _sink[-1].append(ctypes.string_at(wav, count * 2))
+    if events and _marks:
+        array = ctypes.cast(events, ctypes.POINTER(_Event))
+        i = 0
+        while array[i].type != _EVENT_LIST_TERMINATED:
+            event = array[i]
+            if event.type in (_EVENT_WORD, _EVENT_END, _EVENT_MSG_TERMINATED):
+                _marks[-1].append(
+                    (event.type, event.text_position, event.length, event.audio_position)
+                )
+            i += 1
     return 0  # 0 = continue
 
 
@@ -150,6 +200,8 @@ def _on_audio(wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) ->
 # is unloaded, and ctypes frees a trampoline when its object is collected.
 _callback = _SynthCallback(_on_audio)
 _sink: list[list[bytes]] = []  # where the callback puts audio during espeak_Synth
+# Where it puts (type, text_position, length, audio_position) during synthesize_timed.
+_marks: list[list[tuple[int, int, int, int]]] = []
 _lock = threading.Lock()
 _paths: tuple[str, bytes] | None = None
 
@@ -199,6 +251,45 @@ def synthesize(
         finally:
             library.unload()
     return Synthesis(pcm, library.sample_rate)
+
+
+def synthesize_timed(
+    text: str, espeak_name: str, pitch: int = 50, wpm: int = RATE_NORMAL_WPM
+) -> TimedSynthesis:
+    """:func:`synthesize`, plus where each word starts and ends, as espeak-ng reported it.
+
+    A word starts at its WORD event and ends at the next WORD or clause END
+    event (so a pause after a clause is not part of its last word), the last
+    one at the end of the audio.  Character offsets index ``text`` as given.
+    """
+    events: list[tuple[int, int, int, int]] = []
+    _marks.append(events)
+    try:
+        result = synthesize(text, espeak_name, pitch, wpm)
+    finally:
+        _marks.pop()
+    total_ms = len(result.pcm) // 2 * 1000 // result.sample_rate
+    return TimedSynthesis(result.pcm, result.sample_rate, _words(events, len(text), total_ms))
+
+
+def _words(
+    events: list[tuple[int, int, int, int]], text_len: int, total_ms: int
+) -> tuple[Word, ...]:
+    words: list[Word] = []
+    for i, (kind, position, length, start_ms) in enumerate(events):
+        if kind != _EVENT_WORD or length <= 0:
+            continue
+        end_ms = min(next((ev[3] for ev in events[i + 1 :]), total_ms), total_ms)
+        start = max(0, min(text_len, position - 1))  # text_position counts from 1
+        end = max(start, min(text_len, start + length))
+        if words and start < words[-1].end:
+            # A number or an abbreviation is spoken as several words, each
+            # reported inside the written one: they extend it.
+            words[-1] = words[-1]._replace(end_ms=max(words[-1].end_ms, end_ms))
+            continue
+        start_ms = min(start_ms, total_ms)
+        words.append(Word(start, end, start_ms, max(start_ms, end_ms)))
+    return tuple(words)
 
 
 def wpm_for_speed(speed: float) -> int:

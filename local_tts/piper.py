@@ -14,6 +14,13 @@ and never more.  Text mostly in a script the English voice cannot read
 (Chinese, Cyrillic, ...) is spoken by espeak-ng in that language instead, as
 the espeak engine does, rather than read out letter by letter.
 
+For timestamped synthesis, :func:`synthesize_timed` says where each word is.
+piper-tts reports phoneme durations only for a model patched with the ``onnx``
+package, which this extra does not install; what it always gives is one audio
+chunk per sentence.  So a sentence's place in the audio is exact, and within
+it each word gets a share of the sentence's audio in proportion to its
+letters (see :func:`proportional_words`).
+
 Exceptions::
 
     PiperError             the extra is not installed, or the voice could not load or speak
@@ -24,6 +31,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -143,3 +151,62 @@ def synthesize(
     if not sentences:
         return espeak.Synthesis(b"", rate)
     return espeak.Synthesis(np.concatenate(sentences).astype("<i2").tobytes(), rate)
+
+
+# A sentence as piper cuts the text: up to and including its end punctuation.
+_SENTENCE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+|$)")
+_WORD = re.compile(r"\S+")
+
+
+def synthesize_timed(
+    text: str, espeak_name: str = "en-us", pitch: int = 50, speed: float = 1.0
+) -> espeak.TimedSynthesis:
+    """:func:`synthesize` plus where each word is (ms), exact per sentence, shared within one.
+
+    Text in another script goes to espeak-ng, whose own word events are used.
+    When piper's sentences do not match the text's (an abbreviation with a
+    full stop, say), the whole text is treated as one sentence.
+    """
+    text = text.replace("\0", " ")
+    if espeak.language_for(text, _OWN_LANGUAGE) != _OWN_LANGUAGE:
+        return espeak.synthesize_timed(text, espeak_name, pitch, espeak.wpm_for_speed(speed))
+    load()
+    from piper import SynthesisConfig
+
+    voice = _voice
+    rate = int(voice.config.sample_rate)
+    if not text.strip():
+        return espeak.TimedSynthesis(b"", rate, ())
+    scale = float(voice.config.length_scale) / speed
+    config = SynthesisConfig(length_scale=scale, volume=PEAK)
+    with _lock:
+        try:
+            sentences = [chunk.audio_int16_array for chunk in voice.synthesize(text, config)]
+        except Exception as exc:  # onnxruntime and the phonemizer raise their own types
+            raise PiperError(f"piper could not speak: {exc}") from exc
+    spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    lengths = [len(audio) for audio in sentences]
+    if len(spans) != len(sentences):
+        spans, lengths = [(0, len(text))], [sum(lengths)]
+    words: list[espeak.Word] = []
+    offset = 0
+    for (start, end), samples in zip(spans, lengths, strict=True):
+        words += proportional_words(text, start, end, offset * 1000 // rate, samples * 1000 // rate)
+        offset += samples
+    pcm = np.concatenate(sentences).astype("<i2").tobytes() if sentences else b""
+    return espeak.TimedSynthesis(pcm, rate, tuple(words))
+
+
+def proportional_words(
+    text: str, start: int, end: int, start_ms: int, duration_ms: int
+) -> list[espeak.Word]:
+    """The words of ``text[start:end]`` spread over ``duration_ms``, each by its letter count."""
+    found = [m.span() for m in _WORD.finditer(text, start, end)]
+    weights = [max(1, sum(ch.isalnum() for ch in text[a:b])) for a, b in found]
+    total = sum(weights)
+    words, done = [], 0
+    for (a, b), weight in zip(found, weights, strict=True):
+        first = start_ms + duration_ms * done // total
+        done += weight
+        words.append(espeak.Word(a, b, first, start_ms + duration_ms * done // total))
+    return words

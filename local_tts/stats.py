@@ -19,7 +19,7 @@ class SessionRecord:
 
     n: int
     model: str
-    kind: str = "live"  # "live" (WebSocket) or "rest" (POST /v1/tts)
+    kind: str = "live"  # "live" (WebSocket), "rest" (POST /v1/tts) or "timestamps" (SSE)
     format: str = ""
     text: str = ""
     audio_events: int = 0

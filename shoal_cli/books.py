@@ -37,6 +37,7 @@ from shoal_cli.client import (
     note,
     poll,
 )
+from shoal_cli.play import fetch_and_play, require_player
 from shoal_cli.voices import voice_choice
 
 TERMINAL = frozenset({"succeeded", "partially_failed", "failed", "canceled"})
@@ -66,6 +67,19 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--head-silence-ms", type=int, help="silence at the start (500)")
     b.add_argument("--tail-silence-ms", type=int, help="silence at the end (1000)")
     b.add_argument(
+        "--paragraph-silence-ms", type=int, help="silence between paragraphs (the server's)"
+    )
+    b.add_argument(
+        "--chapter-voice",
+        action="append",
+        default=[],
+        metavar="N=VOICE",
+        help="read chapter N in a voice of its own (repeatable): --chapter-voice 3=voice_ab12",
+    )
+    b.add_argument(
+        "--scene-break-ms", type=int, help="more silence at a scene break, * * * or <hr/> (2000)"
+    )
+    b.add_argument(
         "--chapters",
         metavar="RANGE",
         help='narrate only these chapters, numbered as --dry-run lists them: "3-5", "1,4,7-9"',
@@ -80,6 +94,9 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--manifest", help="also save the manifest (JSON) here")
     b.add_argument("--dry-run", action="store_true", help="show the chapters; narrate nothing")
     b.add_argument("--no-wait", action="store_true", help="submit, print the batch, and exit")
+    b.add_argument(
+        "--play", action="store_true", help="play the audiobook as it downloads (mpv or ffplay)"
+    )
     b.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     b.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     b.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -108,7 +125,13 @@ def book_options(args: argparse.Namespace) -> dict[str, Any]:
         defaults["prosody"] = {"speed": args.speed}
     if args.lexicon:
         defaults["lexicons"] = args.lexicon
+    if args.paragraph_silence_ms is not None:
+        defaults["paragraph_silence_ms"] = args.paragraph_silence_ms
     out: dict[str, Any] = {"produce": produce, "defaults": defaults}
+    if args.scene_break_ms is not None:
+        out["scene_break_ms"] = args.scene_break_ms
+    if args.chapter_voice:
+        out["chapter_voices"] = dict(_chapter_voice(v) for v in args.chapter_voice)
     if args.no_titles:
         out["speak_titles"] = False
     if args.titles is not None:
@@ -118,6 +141,14 @@ def book_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.callback_url is not None:
         out["callback_url"] = args.callback_url
     return out
+
+
+def _chapter_voice(value: str) -> tuple[str, str]:
+    """``"3=voice_ab12"`` as ("3", "voice_ab12"); :class:`CliError` if it is not that."""
+    number, _, voice = value.partition("=")
+    if not number.strip().isdigit() or not voice.strip():
+        raise CliError(f"--chapter-voice {value!r}: write N=VOICE, e.g. 3=voice_ab12", EXIT_USAGE)
+    return number.strip(), voice.strip()
 
 
 def _read(path: Path) -> bytes:
@@ -232,6 +263,9 @@ def wait_for_batch(
 
 def cmd_book(api: Api, args: argparse.Namespace) -> int:
     """``shoal book``: upload, follow the chapters, download and verify the audiobook."""
+    if args.play and (args.no_wait or args.dry_run):
+        raise CliError("--play waits for the audiobook: leave out --no-wait, --dry-run", EXIT_USAGE)
+    player = require_player() if args.play else None  # before anything is spent
     answer = upload(api, args)
     if not args.quiet:
         describe_book(answer["book"], sys.stderr)
@@ -251,9 +285,8 @@ def cmd_book(api: Api, args: argparse.Namespace) -> int:
         reason = batch.get("error") or batch["outputs"]["assembly"].get("error") or ""
         raise CliError(f"batch {batch['id']} {batch['status']}: {reason}".rstrip(": "), EXIT_JOB)
     out = args.output or f"{batch['book']['title']}.{combined['format']}"
-    size = fetch(
-        combined["download_url"], out, combined["bytes"], combined["sha256"], "the audiobook"
-    )
+    got = (combined["download_url"], out, combined["bytes"], combined["sha256"], "the audiobook")
+    size = fetch(*got) if player is None else fetch_and_play(*got, player)
     manifest = batch["outputs"]["manifest"]
     if args.manifest and manifest is not None:
         fetch(

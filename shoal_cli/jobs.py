@@ -105,7 +105,38 @@ def request_body(args: argparse.Namespace, text: str) -> dict[str, Any]:
         body["metadata"] = args.metadata
     if args.lexicon:
         body["lexicons"] = args.lexicon
+    if args.timestamps is not None or args.captions is not None:
+        body["timestamps"] = args.timestamps or "sentence"
     return body
+
+
+#: Caption formats by file extension, for ``--captions``.
+CAPTION_FORMATS = {".vtt": "vtt", ".srt": "srt", ".json": "json"}
+
+
+def caption_format(path: str) -> str:
+    """The caption format ``--captions PATH`` asks for, by its extension."""
+    fmt = CAPTION_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise CliError(f"--captions {path}: name a .vtt, .srt or .json file", EXIT_USAGE)
+    return fmt
+
+
+def download_captions(api: Api, job: dict[str, Any], path: str) -> int:
+    """Fetch the job's captions in the format ``path``'s extension names, verified."""
+    fmt = caption_format(path)
+    job_id = path_part(job["id"], "job id")
+    response = api.request(
+        "GET", f"/v1/jobs/{job_id}/captions", params={"format": fmt}, follow_redirects=False
+    )
+    location = response.headers.get("location")
+    if not (response.is_redirect and location):
+        raise CliError(f"job {job['id']}: the API gave no captions location")
+    listed: dict[str, Any] = next(
+        (c for c in job.get("captions") or [] if c.get("format") == fmt), {}
+    )
+    url = str(response.url.join(location))
+    return fetch(url, path, listed.get("bytes"), listed.get("sha256"), f"job {job['id']}")
 
 
 def read_text(args: argparse.Namespace) -> str:
@@ -191,6 +222,8 @@ def cmd_narrate(api: Api, args: argparse.Namespace) -> int:
     if args.play and args.no_wait:
         raise CliError("--play waits for the audio: leave out --no-wait", EXIT_USAGE)
     player = require_player() if args.play else None  # before anything is spent
+    if args.captions is not None:
+        caption_format(args.captions)  # a bad name is refused before anything is spent
     job = submit(api, request_body(args, text))
     if args.no_wait:
         print(json.dumps(job, indent=2))
@@ -223,6 +256,10 @@ def cmd_narrate(api: Api, args: argparse.Namespace) -> int:
     if out != "-" and not args.quiet:
         seconds = (job.get("output") or {}).get("duration_s", 0.0)
         note(f"wrote {out} ({size} bytes, {seconds:.1f}s of {args.format}) from job {job['id']}")
+    if args.captions is not None:
+        size = download_captions(api, job, args.captions)
+        if not args.quiet:
+            note(f"wrote {args.captions} ({size} bytes of captions) from job {job['id']}")
     return EXIT_OK
 
 
@@ -328,6 +365,12 @@ def add_parsers(sub: Any) -> None:
     n.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     n.add_argument(
         "--play", action="store_true", help="play the audio as it downloads (mpv or ffplay)"
+    )
+    n.add_argument(
+        "--timestamps", choices=("sentence", "word"), help="timings to make (with --captions)"
+    )
+    n.add_argument(
+        "--captions", metavar="PATH", help="also write captions: a .vtt, .srt or .json file"
     )
     n.add_argument("--no-wait", action="store_true", help="submit, print the job, and exit")
     n.add_argument("--timeout", type=float, help="give up waiting after this many seconds")

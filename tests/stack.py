@@ -135,6 +135,9 @@ class Stack:
             "SHOAL_CONNECT_TIMEOUT": "5",
             "SHOAL_FIRST_AUDIO_TIMEOUT": "15",
             "SHOAL_SILENCE_TIMEOUT": "10",
+            # The segment cache off: tests that send one text twice to a shared stack
+            # expect two renders.  Tests of the cache turn it on.
+            "SHOAL_SEGMENT_CACHE_DAYS": "0",
         }
         self.env.update(env or {})
         self.settings = Settings(**_settings_kwargs(self.env))

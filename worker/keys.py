@@ -151,6 +151,18 @@ class Keys:
         """Counter: incomplete uploads the sweeps aborted, ever (for metrics)."""
         return f"{self.prefix}:storage:uploads-swept"
 
+    def cache_used(self) -> str:
+        """Sorted set: segment cache object key → when a job last used it (epoch s)."""
+        return f"{self.prefix}:storage:cache-used"
+
+    def cache_sweep_claim(self) -> str:
+        """String with a TTL: the worker that sweeps the segment cache this period."""
+        return f"{self.prefix}:storage:cache-sweep"
+
+    def cache_swept(self) -> str:
+        """Counter: segment cache objects the sweeps deleted, ever."""
+        return f"{self.prefix}:storage:cache-swept"
+
     # -- provider governor -------------------------------------------------------
     def governor_holders(self, name: str = "provider") -> str:
         """Sorted set: lease id → expiry (ms). Its size is the sessions in use."""
@@ -171,6 +183,11 @@ class Keys:
     def governor_peak(self, name: str = "provider") -> str:
         """Highest number of slots ever held at once (for metrics and benchmarks)."""
         return f"{self.prefix}:gov:{name}:peak"
+
+    def governor_wake(self, name: str = "provider", waiter: str = "") -> str:
+        """List a waiter blocks on (BLPOP) until a release hands it a slot; with
+        ``waiter=""`` the prefix the release script completes with the waiter's id."""
+        return f"{self.prefix}:gov:{name}:wake:{waiter}"
 
     # -- API ---------------------------------------------------------------------
     def idempotency(self, tenant: str, key: str) -> str:

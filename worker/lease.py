@@ -38,6 +38,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -79,16 +80,23 @@ class Lease:
         renew: Callable[[str, float], bool],
         release: Callable[[str], object],
         owner: str | None = None,
+        trust_renewals: bool = False,
     ) -> None:
+        """``trust_renewals``: :meth:`held` answers from a recent renewal without
+        a round trip (the job runner asks before every session and checkpoint)."""
         if ttl <= 0:
             raise ValueError(f"a lease needs a positive TTL, got {ttl}")
         self.what = what
         self.ttl = ttl
         self.owner = owner or new_owner()
         self.lost = threading.Event()  # set once a renewal found the lease another's
+        # Until this time.monotonic() the lease is surely ours: a third of the TTL
+        # after a renewal was sent that succeeded (see held()).
+        self._sure_until = 0.0
         self._acquire = acquire
         self._renew = renew
         self._release = release
+        self._trust = trust_renewals
 
     def acquire(self) -> bool:
         """Take the lease for ``ttl`` seconds; True if it is ours now.
@@ -96,7 +104,11 @@ class Lease:
         An owner that already holds it (a retry that inherited its token) takes
         it back by renewing it.
         """
-        return self._acquire(self.owner, self.ttl) or self._renew(self.owner, self.ttl)
+        sent = time.monotonic()
+        if self._acquire(self.owner, self.ttl) or self._renew(self.owner, self.ttl):
+            self._confirmed(sent, self.ttl)
+            return True
+        return False
 
     @contextlib.contextmanager
     def renewing(self) -> Iterator[Lease]:
@@ -115,13 +127,20 @@ class Lease:
     def held(self) -> bool:
         """Whether the lease is still ours, renewing it on the way (blocking).
 
-        If Redis cannot be reached the answer is the renewer's last word: a
-        blip must not stop work that is still ours.
+        With ``trust_renewals``, within a third of the TTL of a renewal that
+        succeeded (the renewer's, every third of the TTL) the answer needs no
+        round trip: the key outlives that renewal by the whole TTL, and no
+        other worker takes a lease before it lapses.  If Redis cannot be reached the answer is the
+        renewer's last word: a blip must not stop work that is still ours.
         """
         if self.lost.is_set():
             return False
+        if time.monotonic() < self._sure_until:
+            return True
+        sent = time.monotonic()
         try:
             if self._renew(self.owner, self.ttl):
+                self._confirmed(sent, self.ttl)
                 return True
         except redis.RedisError as exc:
             log.warning("%s: lease check failed (%s); carrying on", self.what, exc)
@@ -136,6 +155,7 @@ class Lease:
 
     def extend(self, seconds: float) -> bool:
         """Keep the lease for ``seconds`` from now, longer or shorter than its TTL."""
+        self._sure_until = 0.0  # shorter than the TTL, perhaps: ask from now on
         try:
             return self._renew(self.owner, seconds)
         except redis.RedisError as exc:
@@ -144,6 +164,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the lease up if it is still ours; if Redis is away, it lapses on its own."""
+        self._sure_until = 0.0
         try:
             self._release(self.owner)
         except redis.RedisError as exc:
@@ -151,12 +172,19 @@ class Lease:
 
     def _renew_until(self, stop: threading.Event) -> None:
         while not stop.wait(self.ttl / 3):
+            sent = time.monotonic()
             try:
                 if not self._renew(self.owner, self.ttl):
                     self._lose()
                     return
+                self._confirmed(sent, self.ttl)
             except redis.RedisError as exc:
                 log.warning("%s: lease renewal failed (%s); will try again", self.what, exc)
+
+    def _confirmed(self, sent: float, seconds: float) -> None:
+        """A renewal sent at ``sent`` for ``seconds`` succeeded."""
+        if self._trust:
+            self._sure_until = max(self._sure_until, sent + seconds / 3)
 
     def _lose(self) -> None:
         if not self.lost.is_set():
@@ -174,6 +202,7 @@ def job_lease(store: JobStore, job_id: str, ttl: float, owner: str | None = None
         renew=lambda who, seconds: store.renew_job_lease(job_id, who, seconds),
         release=lambda who: store.release_job_lease(job_id, who, look_again_in=ttl),
         owner=owner,
+        trust_renewals=True,
     )
 
 

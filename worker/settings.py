@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     silence_timeout: float = Field(30.0, gt=0)  # longest gap between audio events
     ping_interval: float = Field(20.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
+    # The provider serves timings (POST /v1/tts/stream/with-timestamp): Fish Audio and
+    # local_tts do; false for one that does not, so `timestamps` is refused at submission.
+    provider_timestamps: bool = True
     # Voices (/v1/voices) are also made private provider models (POST /model) and jobs
     # send the model's id; None: only with a Fish key.  local_tts can too (set true).
     voice_models: bool | None = None
@@ -97,6 +100,10 @@ class Settings(BaseSettings):
     # workers' reaper sweeps them): keep it well above the longest upload, see
     # docs/operations.md ("Storage lifecycle").
     s3_incomplete_upload_max_age_seconds: int = Field(24 * 3600, ge=1)
+    # The segment cache (worker.jobs.cache): finished segments under the address of their
+    # sound, per tenant, under this prefix; one unused this many days is swept (0: no cache).
+    s3_cache_prefix: str = "_cache"
+    segment_cache_days: float = Field(30.0, ge=0)
     spool_dir: Path = Path(tempfile.gettempdir()) / "shoal-spool"
 
     @model_validator(mode="after")
@@ -121,6 +128,11 @@ class Settings(BaseSettings):
         scheme, sep, rest = base.partition("://")
         ws = {"https": "wss", "http": "ws"}.get(scheme, scheme)
         return f"{ws}{sep}{rest}/v1/tts/live"
+
+    @property
+    def provider_timestamp_url(self) -> str:
+        """The provider's timestamped TTS (Server-Sent Events), beside its live WebSocket."""
+        return f"{self.provider_url}/v1/tts/stream/with-timestamp"
 
 
 @lru_cache(maxsize=1)

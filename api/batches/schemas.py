@@ -73,6 +73,9 @@ class VoiceIn(RequestModel):
     lexicons: LexiconIds | None = Field(
         None, description="replaces the defaults' list whole; [] for none"
     )
+    cache: bool | None = Field(
+        None, description="use the tenant's segment cache (default true); false: a fresh take"
+    )
 
 
 class BatchDefaultsIn(VoiceIn):

@@ -33,11 +33,17 @@ from api.validation import (
     decode_references,
     lexicon_fields,
 )
-from api.voices.service import check_one_voice, resolve_voices
+from api.voices.service import (
+    check_one_voice,
+    passage_fields,
+    resolve_passage_voices,
+    resolve_voices,
+)
 from worker.audio import UnsupportedOutput, format_info, validate_output
 from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
 from worker.batches.store import BatchStore
 from worker.fish.request import Prosody
+from worker.jobs.markup import passage_voices
 from worker.jobs.model import (
     Billing,
     Job,
@@ -64,6 +70,7 @@ SETTINGS_FIELDS = (
     "top_p",
     "repetition_penalty",
     "paragraph_silence_ms",
+    "cache",
 )
 _COMBINED_CODEC = {CombinedFormat.M4B: "m4a", CombinedFormat.MP3: "mp3"}
 
@@ -317,7 +324,9 @@ def batch_voices(
     naming the first unknown one (``items.3.voice``)."""
     asked = [(options.defaults.voice, "defaults.voice")]
     asked += [(item.voice.voice, f"{item.field}.voice") for item in items if item.voice]
-    return resolve_voices(ctx, tenant, [(v, field) for v, field in asked if v is not None])
+    found = resolve_voices(ctx, tenant, [(v, field) for v, field in asked if v is not None])
+    texts = [(item.text, f"{item.field}.text") for item in items]
+    return resolve_passage_voices(ctx, tenant, texts, found)
 
 
 # Long by the fields of the records it makes; its steps read top-down, with no branches.
@@ -342,7 +351,13 @@ def plan_batch(
     callback = check_callback_url(options.callback_url, settings)
     known = lexicons or {}
     respelled = [
-        lexicon_fields(item.text, [known[i] for i in item_lexicons(item, options)[0]])
+        lexicon_fields(
+            item.text, [known[i] for i in item_lexicons(item, options)[0]], f"{item.field}.text"
+        )
+        for item in items
+    ]
+    passages = [
+        passage_fields(passage_voices(item.text), voices or {}, f"{item.field}.text")
         for item in items
     ]
     items = [replace(item, text=str(r["text"])) for item, r in zip(items, respelled, strict=True)]
@@ -356,12 +371,12 @@ def plan_batch(
             i,
             item.title,
             item.text,
-            chosen.request_fields(item.voice, item.field) | without_text(spelled),
+            chosen.request_fields(item.voice, item.field) | without_text(spelled) | passage,
             produce,
             options.defaults.priority,
             price,
         )
-        for i, (item, spelled) in enumerate(zip(items, respelled, strict=True))
+        for i, (item, spelled, passage) in enumerate(zip(items, respelled, passages, strict=True))
     ]
     planned = [
         BatchItem(

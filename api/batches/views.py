@@ -26,8 +26,8 @@ from api.batches.schemas import (
 )
 from api.batches.service import batches_of
 from api.deps import ApiContext
-from api.jobs.service import file_out
-from api.schemas import BillingOut, JobErrorOut, ManifestOut, OutputOut, percent, when
+from api.jobs.service import billing_view, file_out
+from api.schemas import JobErrorOut, ManifestOut, OutputOut, percent, when
 from worker.audio import format_info
 from worker.batches.lifecycle import BatchView, load_view
 from worker.batches.model import AssemblyState, Batch, BatchItem, BatchStatus
@@ -143,7 +143,12 @@ def batch_out(view: BatchView, storage: Storage) -> BatchOut:
             audio_seconds=round(sum(seconds for _, seconds in shown), 3),
             percent=percent(chars_done, chars_total),
         ),
-        billing=BillingOut(**batch.billing.model_dump()),
+        # What the items' current jobs sent and took from the segment cache so far.
+        billing=billing_view(
+            batch.billing,
+            sum(job.progress.utf8_bytes_sent for job in view.jobs if job is not None),
+            sum(job.progress.utf8_bytes_cached for job in view.jobs if job is not None),
+        ),
         book=BookInfoOut.model_validate(book),
         produce=ProduceIn(**batch.produce.model_dump()),
         defaults=batch.defaults,

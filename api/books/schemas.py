@@ -109,6 +109,13 @@ class BookOptions(BatchOptions):
     notes: NotesMode = Field(
         NotesMode.SKIP, description="footnotes and endnotes: skipped, or read after their chapter"
     )
+    scene_break_ms: int = Field(
+        2000,
+        ge=0,
+        le=10_000,
+        description="silence at a scene break (`<hr/>`, a `* * *` line), on top of the "
+        "paragraph silence (`defaults.paragraph_silence_ms`)",
+    )
     code: ReadMode = Field(ReadMode.SKIP, description="code blocks: skipped, or read as written")
     tables: ReadMode = Field(ReadMode.SKIP, description="tables: skipped, or read row by row")
     chapters: str | list[int] | None = Field(
@@ -118,6 +125,13 @@ class BookOptions(BatchOptions):
         '"3-5", "1,4,7-9" or [3, 4, 5]; all when left out. They keep their titles and their '
         "book order; a number past the book's last chapter is refused",
         examples=["3-5", "1,4,7-9", [3, 4, 5]],
+    )
+
+    chapter_voices: dict[int, str] = Field(
+        default_factory=dict,
+        description="a voice of the tenant (`/v1/voices`) for some chapters, by number (as "
+        '`chapters` counts them): {"3": "voice_ab12"}; the others are read in the default voice',
+        examples=[{"3": "voice_ab12"}],
     )
 
     @field_validator("chapters", mode="before")

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import UploadFile
 from pydantic import ValidationError
 
+from api.batches.schemas import VoiceIn
 from api.batches.service import PlannedItem, submit_batch
 from api.books.schemas import (
     BookChapterOut,
@@ -40,6 +41,7 @@ from worker.books import (
     DEFAULT_MAX_BYTES,
     Book,
     BookError,
+    BookKind,
     BookTooLarge,
     Chapter,
     CoverError,
@@ -49,6 +51,8 @@ from worker.books import (
     speakable,
     usable_cover,
 )
+from worker.books.clean import SCENE_BREAK
+from worker.jobs.markup import escape_tags
 from worker.jobs.model import billing_for_bytes
 from worker.settings import Settings, TenantConfig
 
@@ -189,6 +193,17 @@ def _chosen(book: Book, chosen: ChapterRange | None) -> tuple[Chapter, ...]:
     return tuple(c for c in book.chapters if c.index + 1 in chosen)
 
 
+def _check_chapter_voices(book: Book, opts: BookOptions) -> None:
+    """:class:`InvalidInput` on ``options.chapter_voices`` for a chapter the book lacks."""
+    count = len(book.chapters)
+    for number in sorted(opts.chapter_voices):
+        if not 1 <= number <= count:
+            raise InvalidInput(
+                f"options.chapter_voices: the book has no chapter {number} (it has 1-{count})",
+                field="options.chapter_voices",
+            )
+
+
 def _parsed(
     book: Book,
     chosen: tuple[Chapter, ...],
@@ -239,8 +254,24 @@ def _spoken(title: str, text: str) -> str:
     return f"{title}{stop}\n\n{text}"
 
 
+#: Kinds of book an author writes by hand, whose ``<break>`` and ``<voice>`` tags are markup.
+_MANUSCRIPTS = frozenset({BookKind.MARKDOWN, BookKind.TEXT})
+
+
+def _narrated(text: str, scene_break_ms: int, markup: bool) -> str:
+    """A chapter's text as a job reads it: each scene break a pause of ``scene_break_ms``.
+
+    With ``markup`` (a Markdown or text manuscript), the author's ``<break>`` and
+    ``<voice>`` tags are read as tags; in a published book (EPUB, HTML, DOCX,
+    PDF) the same characters are the book's text, and never start a tag.
+    """
+    pause = f'<break time="{scene_break_ms}ms"/>'
+    paragraphs = (text if markup else escape_tags(text)).split("\n\n")
+    return "\n\n".join(pause if p == SCENE_BREAK else p for p in paragraphs)
+
+
 def _items(
-    chapters: tuple[Chapter, ...], opts: BookOptions, settings: Settings
+    chapters: tuple[Chapter, ...], opts: BookOptions, settings: Settings, *, markup: bool
 ) -> list[PlannedItem]:
     """One batch item per chapter; :class:`PayloadTooLarge` naming a chapter over the limit.
 
@@ -249,9 +280,10 @@ def _items(
     """
     items = []
     for chapter in chapters:
-        text = chapter.text
+        voice = opts.chapter_voices.get(chapter.index + 1)
+        text = _narrated(chapter.text, opts.scene_break_ms, markup)
         if opts.speak_titles:
-            text = _spoken(speakable(chapter.title, opts.titles), chapter.text)
+            text = _spoken(speakable(chapter.title, opts.titles), text)
         size = len(text.encode())
         if size > settings.max_text_bytes:
             raise PayloadTooLarge(
@@ -264,6 +296,7 @@ def _items(
             PlannedItem(
                 title=chapter.title,
                 text=text,
+                voice=VoiceIn(voice=voice) if voice is not None else None,
                 source=chapter.source,
                 field=f"chapters.{chapter.index}",
             )
@@ -300,6 +333,7 @@ def submit_book(
     book = _read_book(settings, upload, data, uploaded, opts)
     chapter_range = opts.chapter_range()
     chapters = _chosen(book, chapter_range)
+    _check_chapter_voices(book, opts)
     skips = list(book.skips)
     cover = _book_cover(book, uploaded, skips)
     parsed = _parsed(
@@ -324,7 +358,7 @@ def submit_book(
     batch = submit_batch(
         ctx,
         tenant,
-        items=_items(chapters, opts, settings),
+        items=_items(chapters, opts, settings, markup=book.kind in _MANUSCRIPTS),
         options=opts,
         book=info,
         cover=cover.data,

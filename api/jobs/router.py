@@ -14,7 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.bodies import BodyRoute
 from api.deps import Ctx, OwnedJob, StorageDep, StoreDep, Tenant
-from api.errors import Conflict, InvalidInput
+from api.errors import Conflict, InvalidInput, NotFound
 from api.events import job_event_stream
 from api.idempotency import IdempotencyKey, answer_created
 from api.jobs.schemas import JobCreate, JobList, JobOut
@@ -26,7 +26,7 @@ from api.schemas import (
     error_responses,
     json_error_responses,
 )
-from worker.jobs.model import JobStatus
+from worker.jobs.model import CaptionFormat, JobStatus
 from worker.jobs.store import InvalidCursor
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=V1_ERRORS, route_class=BodyRoute)
@@ -143,6 +143,38 @@ def audio(job: OwnedJob, storage: StorageDep) -> RedirectResponse:
         later = "" if job.status.terminal else "; try again once it has succeeded"
         raise Conflict(f"job {job.id} is {job.status.value}: no audio{later}", code="not_ready")
     url = storage.presign_get(job.output.key, filename=PurePosixPath(job.output.key).name)
+    return RedirectResponse(url, status_code=307)
+
+
+@router.get(
+    "/{job_id}/captions",
+    status_code=307,
+    response_class=RedirectResponse,
+    response_model=None,
+    summary="Download a job's captions",
+    responses={
+        **_NOT_FOUND,
+        307: {"description": "redirect to a presigned URL of the captions"},
+        **error_responses({409: "the job has not succeeded (yet)"}),
+    },
+)
+def captions(
+    job: OwnedJob,
+    storage: StorageDep,
+    format: Annotated[
+        CaptionFormat, Query(description="vtt (WebVTT), srt (SubRip) or json (the marks)")
+    ] = CaptionFormat.VTT,
+) -> RedirectResponse:
+    """Redirect (307) to a presigned URL of the job's captions in ``format``."""
+    if job.request.timestamps is None:
+        raise NotFound(
+            f"job {job.id} has no captions: it did not ask for timestamps", code="no_captions"
+        )
+    found = job.output.caption(format) if job.output is not None else None
+    if job.status is not JobStatus.SUCCEEDED or found is None:
+        later = "" if job.status.terminal else "; try again once it has succeeded"
+        raise Conflict(f"job {job.id} is {job.status.value}: no captions{later}", code="not_ready")
+    url = storage.presign_get(found.key, filename=PurePosixPath(found.key).name)
     return RedirectResponse(url, status_code=307)
 
 

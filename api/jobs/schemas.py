@@ -16,13 +16,14 @@ from api.schemas import (
     OutputOut,
     ProsodyIn,
     ReferenceIn,
+    StoredFileOut,
     SubmitModel,
     not_blank,
     optional_utf8,
 )
 from worker.audio import OutputFormat
 from worker.fish.request import Latency
-from worker.jobs.model import JobStatus
+from worker.jobs.model import CaptionFormat, JobStatus, Phase, TimestampLevel
 
 # -- requests -------------------------------------------------------------------
 
@@ -74,6 +75,16 @@ class JobCreate(SubmitModel):
     )
     priority: int = Field(0, ge=0, le=9, description="higher goes first for provider slots")
     lexicons: LexiconIds = Field(default_factory=list)
+    timestamps: TimestampLevel | None = Field(
+        None,
+        description="also make captions: `sentence` or `word` timings, as WebVTT, SRT and "
+        "JSON marks (`GET /v1/jobs/{id}/captions`), in the final file's time",
+    )
+    cache: bool = Field(
+        True,
+        description="use the tenant's segment cache: a segment already spoken the same way is "
+        "not sent again; false for a fresh take (nothing read from or added to the cache)",
+    )
 
     @field_validator("output_key")
     @classmethod
@@ -90,12 +101,22 @@ class JobCreate(SubmitModel):
 
 
 class ProgressOut(BaseModel):
+    phase: Phase = Field(
+        Phase.SYNTHESISING,
+        description=(
+            "what a running job is doing: `synthesising` (segments streaming from the "
+            "provider; finished ones are encoded meanwhile), `encoding` (every segment is "
+            "in; the output file is being finished), `uploading` (the file is going up)"
+        ),
+    )
     segments_done: int
+    segments_encoded: int = Field(0, description="segments written into the output file so far")
     segments_total: int
     chars_done: int
     chars_total: int
     audio_seconds: float
     percent: float = Field(description="characters done as a share of all, 0–100")
+    segments_cached: int = Field(0, description="segments served from the segment cache")
 
 
 class JobSettingsOut(BaseModel):
@@ -125,6 +146,11 @@ class JobSettingsOut(BaseModel):
         default_factory=list,
         description="the lexicon versions applied to the text (before it was segmented)",
     )
+    cache: bool = Field(True, description="whether the job uses the segment cache")
+    timestamps: TimestampLevel | None = Field(None, description="the timings asked for")
+    passage_voices: list[str] = Field(
+        default_factory=list, description='the voices its `<voice name="…">` passages name'
+    )
 
 
 class JobLinks(BaseModel):
@@ -132,6 +158,15 @@ class JobLinks(BaseModel):
     cancel: str
     audio: str
     events: str
+    captions: str | None = Field(None, description="the captions, when the job asked for them")
+
+
+class CaptionsOut(StoredFileOut):
+    """One caption file of a job."""
+
+    format: CaptionFormat
+    content_type: str
+    sha256: str
 
 
 class JobOut(BaseModel):
@@ -143,6 +178,9 @@ class JobOut(BaseModel):
     attempts: int
     progress: ProgressOut
     output: OutputOut | None
+    captions: list[CaptionsOut] = Field(
+        default_factory=list, description="WebVTT, SRT and JSON timings, once it succeeded"
+    )
     error: JobErrorOut | None
     billing: BillingOut
     request: JobSettingsOut

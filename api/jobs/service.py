@@ -17,13 +17,28 @@ from typing import TypeVar
 from api.deps import ApiContext
 from api.errors import Conflict, RateLimited, Unavailable
 from api.idempotency import Claim, Created, check_idempotency_key, create_once, fingerprint
-from api.jobs.schemas import JobCreate, JobLinks, JobOut, JobSettingsOut, ProgressOut
+from api.jobs.schemas import (
+    CaptionsOut,
+    JobCreate,
+    JobLinks,
+    JobOut,
+    JobSettingsOut,
+    ProgressOut,
+)
 from api.lexicons.service import resolve_lexicons
 from api.schemas import BillingOut, JobErrorOut, OutputOut, StoredFileOut, percent, when
 from api.validation import build_request
 from api.voices.service import with_voice
 from worker.callbacks.emit import EventType, emit_job_event
-from worker.jobs.model import Job, JobStatus, StoredFile, estimate_billing, new_job_id
+from worker.jobs.model import (
+    Billing,
+    Job,
+    JobStatus,
+    StoredFile,
+    billing_for_bytes,
+    estimate_billing,
+    new_job_id,
+)
 from worker.settings import TenantConfig
 from worker.storage.client import Storage, StorageError
 
@@ -53,8 +68,28 @@ def file_out(model: type[F], stored: StoredFile, storage: Storage, filename: str
 def _settings(job: Job) -> JobSettingsOut:
     """The job's request as accepted: its settings, without the text and reference audio."""
     req = job.request
-    fields = req.model_dump(exclude={"text", "references", "source_text"})
-    return JobSettingsOut(**fields, characters=len(req.text), references=len(req.references))
+    fields = req.model_dump(exclude={"text", "references", "source_text", "passage_voices"})
+    return JobSettingsOut(
+        **fields,
+        characters=len(req.text),
+        references=len(req.references),
+        passage_voices=list(req.passage_voices),
+    )
+
+
+def billing_view(estimate: Billing, sent_bytes: int, cached_bytes: int) -> BillingOut:
+    """The estimate, and what the finished segments sent to the provider and took from
+    the segment cache (the sent bytes at the estimate's price)."""
+    per_million = (
+        estimate.estimated_cost_usd / estimate.utf8_bytes * 1e6 if estimate.utf8_bytes else 0.0
+    )
+    sent = billing_for_bytes(sent_bytes, per_million)
+    return BillingOut(
+        **estimate.model_dump(),
+        sent_utf8_bytes=sent.utf8_bytes,
+        sent_cost_usd=sent.estimated_cost_usd,
+        cached_utf8_bytes=cached_bytes,
+    )
 
 
 def job_view(job: Job, storage: Storage) -> JobOut:
@@ -64,9 +99,14 @@ def job_view(job: Job, storage: Storage) -> JobOut:
     succeeded = job.status is JobStatus.SUCCEEDED
     share = 100.0 if succeeded else percent(prog.chars_done, prog.chars_total)
     output = None
+    captions = []
     if job.output is not None:
         name = PurePosixPath(job.output.key).name if succeeded else None
         output = file_out(OutputOut, job.output, storage, name)
+        captions = [
+            file_out(CaptionsOut, c, storage, PurePosixPath(c.key).name if succeeded else None)
+            for c in job.output.captions
+        ]
     return JobOut(
         id=job.id,
         status=job.status,
@@ -74,8 +114,9 @@ def job_view(job: Job, storage: Storage) -> JobOut:
         attempts=job.attempts,
         progress=ProgressOut(**prog.model_dump(), percent=share),
         output=output,
+        captions=captions,
         error=JobErrorOut(**job.error.model_dump()) if job.error else None,
-        billing=BillingOut(**job.billing.model_dump()),
+        billing=billing_view(job.billing, prog.utf8_bytes_sent, prog.utf8_bytes_cached),
         request=_settings(job),
         metadata=job.metadata,
         created_at=when(job.created_at) or datetime.now(UTC),
@@ -83,7 +124,11 @@ def job_view(job: Job, storage: Storage) -> JobOut:
         started_at=when(job.started_at),
         finished_at=when(job.finished_at),
         links=JobLinks(
-            self=base, cancel=f"{base}/cancel", audio=f"{base}/audio", events=f"{base}/events"
+            self=base,
+            cancel=f"{base}/cancel",
+            audio=f"{base}/audio",
+            events=f"{base}/events",
+            captions=f"{base}/captions" if job.request.timestamps else None,
         ),
     )
 

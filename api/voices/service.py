@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +26,8 @@ from api.deps import ApiContext
 from api.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from api.schemas import when
 from api.voices.schemas import VoiceLinks, VoiceOut, VoiceSampleOut, VoiceSummaryOut
-from worker.jobs.model import JobRequest, ReferenceClip
+from worker.jobs.markup import MarkupError, passage_voices
+from worker.jobs.model import JobRequest, PassageVoice, ReferenceClip
 from worker.storage.client import StorageError
 from worker.voices.model import (
     MAX_SAMPLES,
@@ -340,10 +341,58 @@ def with_voice(ctx: ApiContext, tenant: str, request: JobRequest) -> JobRequest:
     :class:`InvalidInput` naming ``voice`` if the request also gives
     ``references`` or ``reference_id``; see :func:`voice_fields` for the rest.
     """
+    named = passage_voices(request.source_text or request.text)
+    if named:
+        found = resolve_passage_voices(ctx, tenant, [(request.text, "text")])
+        request = request.model_copy(update=passage_fields(named, found))
     if request.voice is None:
         return request
     check_one_voice(request.voice, request.reference_id, bool(request.references))
     return request.model_copy(update=voice_fields(ctx, tenant, request.voice))
+
+
+def resolve_passage_voices(
+    ctx: ApiContext,
+    tenant: str,
+    texts: Iterable[tuple[str, str]],
+    found: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``found`` (by id) with the :func:`voice_fields` of every voice of the tenant that
+    the ``<voice>`` tags of ``texts`` ((text, field) pairs) name.  Names the tenant has
+    no voice for are left out: :func:`passage_fields` says where their tag is."""
+    found = dict(found or {})
+    store = voice_store(ctx)
+    for text, field in texts:
+        try:
+            named = passage_voices(text)
+        except MarkupError:  # refused with its position where the text is checked
+            continue
+        for name in named:
+            if name not in found and store.exists(tenant, name):
+                found[name] = voice_fields(ctx, tenant, name, field)
+    return found
+
+
+def passage_fields(
+    named: Mapping[str, int], found: Mapping[str, Mapping[str, Any]], field: str = "text"
+) -> dict[str, Any]:
+    """The ``passage_voices`` of a :class:`JobRequest` whose text's ``<voice>`` tags
+    name ``named`` (name → offset of its first tag), from ``found`` (the
+    :func:`voice_fields` of each voice, by id).  :class:`InvalidInput` naming
+    ``field`` and the tag's position for a voice the tenant does not have."""
+    passages = {}
+    for name, position in named.items():
+        if name not in found:
+            message = (
+                f"{field}: the voice tag at character {position} names no voice "
+                f"{name!r} of this tenant (see /v1/voices)"
+            )
+            raise InvalidInput(message, field=field)
+        voice = found[name]
+        passages[name] = PassageVoice(
+            reference_id=voice["reference_id"], references=voice["references"]
+        )
+    return {"passage_voices": passages} if passages else {}
 
 
 def check_one_voice(

@@ -168,7 +168,7 @@ def test_markdown_book() -> None:
         "A quiet moment\n\n"
         "Fish were sold on the quay."
     )
-    assert storm == "Waves rose high higher than the mast.\n\nBy morning the sea was calm."
+    assert storm == "Waves rose high higher than the mast.\n\n* * *\n\nBy morning the sea was calm."
     assert ret == "Home at last, she said.\n\nThe end."
     assert book.skipped == ("'Contents' (line 11: ## Contents): table of contents",)
     assert book.chapters[1].source == "line 17: ## The Harbour"

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.books.clean import Vocabulary, clean_text, clean_title, has_words, normalize
+from worker.books.clean import (
+    SCENE_BREAK,
+    Vocabulary,
+    clean_text,
+    clean_title,
+    has_words,
+    normalize,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,8 +46,9 @@ from worker.books.clean import Vocabulary, clean_text, clean_title, has_words, n
         ("text [Pg 7] more", "text more"),
         ("[Illustration: A dog\nbarking] The dog.", "The dog."),
         # scene breaks
-        ("end of scene\n* * *\nnew scene", "end of scene\n\nnew scene"),
-        ("a\n\n~~~\n\nb\n———\nc", "a\n\nb\n\nc"),
+        ("end of scene\n* * *\nnew scene", "end of scene\n\n* * *\n\nnew scene"),
+        ("a\n\n~~~\n\nb\n———\nc", "a\n\n* * *\n\nb\n\n* * *\n\nc"),
+        ("* * *\nopens\n\n⁂\n\n***\n\ncloses\n* * *", "opens\n\n* * *\n\ncloses"),
         # Unicode
         ("cafe\u0301", "café"),
         ("soft\u00adhyphen zero\u200bwidth", "softhyphen zerowidth"),
@@ -92,7 +100,8 @@ def test_cleaning_shape(pairs: list[tuple[str, str]]) -> None:
     assert cleaned == cleaned.strip()
     for paragraph in cleaned.split("\n\n") if cleaned else []:
         assert paragraph and "\n" not in paragraph and "  " not in paragraph
-        assert paragraph == paragraph.strip() and has_words(paragraph)
+        assert paragraph == paragraph.strip()
+        assert has_words(paragraph) or paragraph == SCENE_BREAK
     assert unicodedata.is_normalized("NFC", cleaned)
 
 

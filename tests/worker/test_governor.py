@@ -314,3 +314,37 @@ def test_rejects_bad_arguments(make_governor: GovernorFactory) -> None:
         make_governor(limit=0)
     with pytest.raises(ValueError):
         make_governor(lease_seconds=0)
+
+
+async def test_a_release_hands_the_slot_over_at_once(
+    async_redis_client: redis.asyncio.Redis, keys: Keys
+) -> None:
+    # Waiters that would ask again only after 30 s (and a lease of 20 s): only the
+    # release's wake-up can bring the slot to the next in line this soon.
+    governor = Governor(async_redis_client, keys, limit=1, lease_seconds=20.0, heartbeat=30.0)
+    release, got = asyncio.Event(), []
+
+    async def holder() -> None:
+        async with governor.slot("holder"):
+            await release.wait()
+
+    async def waiter(name: str) -> None:
+        async with governor.slot(name):
+            got.append((name, time.monotonic()))
+            await asyncio.sleep(0.05)
+
+    first = asyncio.create_task(holder())
+    while await governor.in_use() == 0:
+        await asyncio.sleep(0.01)
+    waiters = []
+    for i in range(3):  # each queued before the next arrives
+        waiters.append(asyncio.create_task(waiter(f"w{i}")))
+        while await async_redis_client.zcard(keys.governor_waiters()) <= i:
+            await asyncio.sleep(0.01)
+    released = time.monotonic()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, *waiters), timeout=5)
+    assert [name for name, _ in got] == ["w0", "w1", "w2"]
+    # Each hand-over within a round trip or two, not a heartbeat or a lease.
+    assert got[-1][1] - released < 0.05 * 3 + 0.5
+    assert await async_redis_client.exists(keys.governor_wake("provider", "x")) == 0

@@ -160,3 +160,32 @@ def test_the_assembly_lease_is_one_builder_at_a_time(env: Env) -> None:  # noqa:
     assert env.build(batch) == "skipped"
     first.release()
     assert env.build(batch) == "built"
+
+
+def test_a_job_lease_answers_from_a_recent_renewal_without_asking() -> None:
+    asked: list[float] = []
+
+    def renew(who: str, seconds: float) -> bool:
+        asked.append(seconds)
+        return True
+
+    def lease(trust: bool) -> Lease:
+        return Lease(
+            "job-6",
+            0.3,
+            acquire=lambda who, seconds: True,
+            renew=renew,
+            release=lambda who: None,
+            trust_renewals=trust,
+        )
+
+    trusting = lease(True)
+    assert trusting.acquire()
+    assert trusting.held() and trusting.held()
+    assert asked == []  # within a third of the TTL of the acquisition: no round trip
+    time.sleep(0.15)
+    assert trusting.held()
+    assert asked == [0.3]  # past it: asked (and renewed) again
+    wary = lease(False)
+    assert wary.acquire() and wary.held()
+    assert asked == [0.3, 0.3]

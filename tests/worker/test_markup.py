@@ -1,4 +1,4 @@
-"""Pure tests of break tags: parsing, positions, errors, segmentation and billing."""
+"""Pure tests of break and voice tags: parsing, positions, errors, segmentation and billing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from worker.jobs.markup import (
     Break,
     MarkupError,
     Run,
+    Switch,
+    escape_tags,
     job_segments,
     parse_markup,
+    passage_voices,
     segment_with_breaks,
     spoken_text,
 )
@@ -147,3 +150,67 @@ def test_billing_counts_the_text_without_tags() -> None:
     tagged = estimate_billing(f"Hello. {TAG}Bye.", 1_000_000)
     assert tagged.utf8_bytes == len(b"Hello. Bye.")
     assert estimate_billing("Hello. Bye.", 1_000_000) == tagged
+
+
+# -- voice passages --------------------------------------------------------------
+
+
+def test_voice_passages_are_runs_in_their_voice() -> None:
+    text = 'Said the narrator. <voice name="voice_ab12">I am Ann.</voice> Then silence.'
+    assert parse_markup(text) == [
+        Run("Said the narrator. ", 0),
+        Switch("voice_ab12", 19, 25),
+        Run("I am Ann.", 44, "voice_ab12"),
+        Switch(None, 53, 8),
+        Run(" Then silence.", 61),
+    ]
+    assert spoken_text(text) == "Said the narrator. I am Ann. Then silence."
+    assert passage_voices(text) == {"voice_ab12": 19}
+
+
+def test_a_voice_switch_ends_a_segment_and_segments_carry_their_voice() -> None:
+    text = (
+        "Narrator one. <voice name='v1'>Ann speaks here. "
+        '<break time="500ms"/>Still Ann.</voice> Narrator again.\n\n'
+        '<voice name="v2">Bob.</voice>'
+    )
+    segments = segment_with_breaks(text, 200)
+    assert [(s.text, s.voice, s.break_ms) for s in segments] == [
+        ("Narrator one. ", None, 0),
+        ("Ann speaks here. ", "v1", 500),
+        ("Still Ann.", "v1", 0),
+        (" Narrator again.\n\n", None, 0),
+        ("Bob.", "v2", 0),
+    ]
+    for seg in segments:
+        assert text[seg.start : seg.end] == seg.text
+    assert [s.paragraph_end for s in segments] == [False, False, False, True, True]
+    assert passage_voices(text) == {"v1": 14, "v2": text.index("<voice name=\"v2\">")}
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "says"),
+    [
+        ('a <voice name="v1">never closed', 2, "never closed"),
+        ('a <voice name="v1">b <voice name="v2">c</voice></voice>', 21, "do not nest"),
+        ("a </voice> b", 2, "closes no voice"),
+        ("a <voice>b</voice>", 2, 'is not <voice name="'),
+        ('a <voice id="v1">b</voice>', 2, 'is not <voice name="'),
+        ('a <voice name="v1"/>b', 2, 'is not <voice name="'),
+        ('a <voice name="">b</voice>', 2, "is not a voice id"),
+        ('a <voice name="v1">b</voice x>', 20, "is not </voice>"),
+    ],
+)
+def test_a_malformed_voice_tag_names_its_position(text: str, position: int, says: str) -> None:
+    with pytest.raises(MarkupError) as caught:
+        parse_markup(text)
+    assert caught.value.position == position
+    assert f"malformed voice tag at character {position}" in str(caught.value)
+    assert says in str(caught.value)
+
+
+def test_escaped_tags_are_plain_text() -> None:
+    text = 'Type <break time="1s"/> or <voice name="x"> and </VOICE> in the editor; 1 < 2.'
+    escaped = escape_tags(text)
+    assert parse_markup(escaped) == [Run(escaped, 0)]
+    assert escaped.replace("\u2039", "<") == text

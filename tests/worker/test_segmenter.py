@@ -113,10 +113,12 @@ def check_invariants(text: str, limit: int, segments: list[Segment]) -> None:
 
 
 def check_blank_segments(limit: int, segments: list[Segment]) -> None:
-    """A whitespace-only segment appears only where neither neighbour had room for it.
+    """A whitespace-only segment appears only where neither neighbour in its paragraph
+    had room for it.
 
-    So the content segments around each run of blank segments are full, and
-    all blank segments of a run but one are full too.
+    So the content segments around each run of blank segments are full (the one
+    after only when it is in the same paragraph: each paragraph is cut on its
+    own), and all blank segments of a run but one are full too.
     """
     blank = [s.text.isspace() for s in segments]
     i = 0
@@ -130,7 +132,8 @@ def check_blank_segments(limit: int, segments: list[Segment]) -> None:
         assert not any(s.paragraph_end for s in segments[i:j])
         if i > 0:
             assert len(segments[i - 1].text) == limit
-        if j < len(segments):
+        ends_paragraph = i > 0 and segments[i - 1].paragraph_end
+        if j < len(segments) and not ends_paragraph:
             assert len(segments[j].text) == limit
         assert sum(len(s.text) < limit for s in segments[i:j]) <= 1
         i = j

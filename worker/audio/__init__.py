@@ -17,6 +17,8 @@ output itself, in bounded memory (see docs/architecture.md):
   one M4B or MP3 with chapter markers, tags, cover and a manifest (its steps
   in ``book_render``, ``book_layout``, ``book_output``, ``id3`` and
   ``book_manifest``);
+* :mod:`~worker.audio.stream` – :class:`StreamingAssembly`, the same
+  assembly on a thread of its own, fed segment by segment as they finish.
 * :mod:`~worker.audio.loudness` – ACX loudness: the target and
   :func:`measure_loudness`; :mod:`~worker.audio.normalize` – gain, limiter
   and room tone; :mod:`~worker.audio.peaks` – true peaks between samples.
@@ -58,11 +60,13 @@ from worker.audio.loudness import ACX, LoudnessReport, LoudnessTarget, measure_l
 from worker.audio.pcm import PcmStream
 from worker.audio.probe import ProbeInfo, probe
 from worker.audio.reference import check_reference_audio
+from worker.audio.stream import AssemblyAborted, StreamingAssembly
 
 __all__ = [
     "ACX",
     "FORMATS",
     "AssembledAudio",
+    "AssemblyAborted",
     "AudioError",
     "AudiobookResult",
     "BookFormat",
@@ -81,6 +85,7 @@ __all__ = [
     "PcmStream",
     "ProbeInfo",
     "SegmentAudio",
+    "StreamingAssembly",
     "UnsupportedFormat",
     "UnsupportedOutput",
     "allowed_bitrates",

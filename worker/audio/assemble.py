@@ -20,13 +20,18 @@ session).  :func:`assemble` streams them block by block:
   as exact zeros at the output rate.
 
 Only a block of samples is in memory at a time, however long the job.
+
+Every decision needs only the segment before and the head of the next one,
+so segments can be fed one by one as they are synthesised
+(:class:`Pipeline`'s ``start``/``feed``/``finish``); :mod:`worker.audio.stream`
+does that on a thread of its own while later segments are still being made.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,7 +81,7 @@ class AssembledAudio:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A segment as measured before streaming it, and where it fades.
+    """A segment as measured before streaming it.
 
     ``head`` is its first two samples and ``tail`` its last two, in [-1, 1].
     """
@@ -85,8 +90,6 @@ class _Plan:
     samples: int
     head: tuple[float, float] = (0.0, 0.0)
     tail: tuple[float, float] = (0.0, 0.0)
-    fade_in: bool = False
-    fade_out: bool = False
 
 
 def assemble(
@@ -154,27 +157,8 @@ def check_lengths(block_samples: int, **silences_ms: int) -> None:
 
 
 def plan_segments(segments: Sequence[SegmentAudio]) -> list[_Plan]:
-    """Measure each segment (size and edge samples only) and decide its fades.
-
-    Next to silence (or the start or end) an edge fades if it is not near
-    zero.  Where two segments meet with no silence between, both edges fade
-    (each if not near zero) unless the join is already smooth.
-    """
-    plans = [_measure(seg) for seg in segments]
-    fade_in = [abs(p.head[0]) > NEAR_ZERO for p in plans]
-    fade_out = [abs(p.tail[1]) > NEAR_ZERO for p in plans]
-    previous: int | None = None  # the last segment with audio since the last silence
-    for index, plan in enumerate(plans):
-        if plan.samples:
-            if previous is not None and _smooth(plans[previous], plan):
-                fade_out[previous] = fade_in[index] = False
-            previous = index
-        if plan.segment.silence_after_ms > 0:
-            previous = None
-    return [
-        replace(plan, fade_in=fin, fade_out=fout)
-        for plan, fin, fout in zip(plans, fade_in, fade_out, strict=True)
-    ]
+    """Measure each segment (size and edge samples only); :class:`Pipeline` decides fades."""
+    return [measure_segment(seg) for seg in segments]
 
 
 def _smooth(left: _Plan, right: _Plan) -> bool:
@@ -188,7 +172,11 @@ def _smooth(left: _Plan, right: _Plan) -> bool:
     return step <= NEAR_ZERO + JOIN_SLACK * local
 
 
-def _measure(segment: SegmentAudio) -> _Plan:
+def measure_segment(segment: SegmentAudio) -> _Plan:
+    """A segment's size and edge samples, read from its file (which must be complete).
+
+    Raises :class:`CorruptAudio` for a file that is missing or not whole s16 samples.
+    """
     if segment.sample_rate <= 0:
         raise ValueError(f"{segment.path}: sample_rate must be positive")
     if segment.silence_after_ms < 0:
@@ -227,7 +215,18 @@ def ms_to_samples(ms: int, rate: int) -> int:
 
 
 class Pipeline:
-    """Segment files in, output samples out, one block at a time."""
+    """Segment files in, output samples out, one block at a time, segment by segment.
+
+    :meth:`start`, then :meth:`feed` each segment in order as it becomes
+    available, then :meth:`finish`.  A segment's fades are decided here, as
+    it arrives: its head against the tail of the segment before it.  Only
+    the last few milliseconds of a segment (its fade-out region) wait for the
+    next one, because whether they fade depends on that one's first samples;
+    a pause owed after a segment waits too, because whether it goes through
+    the resampler depends on the next segment's rate.  Everything else is
+    written at once, so an encoder behind the sink works while later segments
+    are still being synthesised.
+    """
 
     def __init__(self, sink: Sink, rate: int, block: int) -> None:
         self._sink = sink
@@ -235,43 +234,98 @@ class Pipeline:
         self._block = block
         self._written = 0
         self._resampler: _Resampler | None = None
+        self._open: _Open | None = None  # a segment whose fade-out region is not written yet
+        self._owed_ms = 0  # the pause after the last segment, not written yet
+
+    @property
+    def written(self) -> int:
+        """Output samples written so far."""
+        return self._written
 
     def run(self, plans: Sequence[_Plan], head_ms: int, tail_ms: int) -> int:
         """Write everything; return the number of output samples."""
+        self.start(head_ms)
+        for plan in plans:
+            self.feed(plan)
+        return self.finish(tail_ms)
+
+    def start(self, head_ms: int) -> None:
+        """Write the head silence."""
         self._output_silence(ms_to_samples(head_ms, self._rate))
-        for index, plan in enumerate(plans):
-            rate = plan.segment.sample_rate
-            if self._resampler is None or self._resampler.in_rate != rate:
-                self._flush()
-                self._resampler = _Resampler(rate, self._rate, self._emit)
-            self._stream(plan, self._resampler)
-            silence_ms = plan.segment.silence_after_ms
-            following = plans[index + 1].segment.sample_rate if index + 1 < len(plans) else None
-            if silence_ms and following == rate:
-                # Through the resampler, so its state runs on into the next segment.
-                self._resampler_silence(self._resampler, ms_to_samples(silence_ms, rate))
-            elif silence_ms:
-                self._flush()
-                self._output_silence(ms_to_samples(silence_ms, self._rate))
+
+    def feed(self, plan: _Plan) -> None:
+        """Write the next segment (measured by :func:`measure_segment`), as far as is known."""
+        rate = plan.segment.sample_rate
+        fade_in = plan.samples > 0 and abs(plan.head[0]) > NEAR_ZERO
+        if self._open is not None:
+            if plan.samples:
+                if _smooth(self._open.plan, plan):  # a continuous join: neither edge fades
+                    self._open.fade_out = fade_in = False
+                self._close_open()
+            elif plan.segment.silence_after_ms or self._current_rate() != rate:
+                self._close_open()
+        self._pay_pause(following=rate)
+        if self._resampler is None or self._resampler.in_rate != rate:
+            self._flush()
+            self._resampler = _Resampler(rate, self._rate, self._emit)
+        if plan.samples:
+            fade = min(max(1, rate * FADE_MS // 1000), plan.samples // 2)
+            body = plan.samples - fade
+            self._stream(plan, 0, body, _ramp(fade) if fade and fade_in else None, False)
+            self._open = _Open(plan, fade, abs(plan.tail[1]) > NEAR_ZERO)
+        if plan.segment.silence_after_ms:
+            self._close_open()  # a pause follows: the edge meets silence
+            self._owed_ms = plan.segment.silence_after_ms
+
+    def finish(self, tail_ms: int) -> int:
+        """Write what is left and the tail silence; return the number of output samples."""
+        self._close_open()
+        self._pay_pause(following=None)
         self._flush()
         self._output_silence(ms_to_samples(tail_ms, self._rate))
         return self._written
 
-    def _stream(self, plan: _Plan, resampler: _Resampler) -> None:
+    def _current_rate(self) -> int | None:
+        return self._resampler.in_rate if self._resampler is not None else None
+
+    def _close_open(self) -> None:
+        """Write the open segment's fade-out region, faded if it was decided so."""
+        opened, self._open = self._open, None
+        if opened is None or not opened.fade:
+            return
+        ramp = _ramp(opened.fade) if opened.fade_out else None
+        n = opened.plan.samples
+        self._stream(opened.plan, n - opened.fade, n, ramp, True)
+
+    def _pay_pause(self, following: int | None) -> None:
+        """The pause owed after the last segment: through the resampler if the next
+        segment has the same rate (so its state runs on), else as exact zeros."""
+        ms, self._owed_ms = self._owed_ms, 0
+        if not ms:
+            return
+        if self._resampler is not None and following == self._resampler.in_rate:
+            self._resampler_silence(self._resampler, ms_to_samples(ms, following))
+        else:
+            self._flush()
+            self._output_silence(ms_to_samples(ms, self._rate))
+
+    def _stream(
+        self, plan: _Plan, start: int, stop: int, ramp: FloatBlock | None, at_end: bool
+    ) -> None:
+        """Samples ``start``..``stop`` of the segment, with a fade at its start or end."""
+        assert self._resampler is not None
         n = plan.samples
-        rate = plan.segment.sample_rate
-        fade = min(max(1, rate * FADE_MS // 1000), n // 2)
-        ramp = _ramp(fade) if fade else None
-        offset = 0
+        offset = start
         with plan.segment.path.open("rb") as f:
-            while offset < n:
-                raw = f.read(min(self._block, n - offset) * 2)
+            f.seek(2 * start)
+            while offset < stop:
+                raw = f.read(min(self._block, stop - offset) * 2)
                 if not raw or len(raw) % 2:
                     raise CorruptAudio(f"{plan.segment.path}: file changed while reading")
                 block = np.frombuffer(raw, dtype="<i2").astype(np.float32) / np.float32(32768.0)
                 if ramp is not None:
-                    _apply_fades(block, offset, n, ramp, plan.fade_in, plan.fade_out)
-                resampler.push(block)
+                    _apply_fades(block, offset, n, ramp, not at_end, at_end)
+                self._resampler.push(block)
                 offset += block.size
 
     def _resampler_silence(self, resampler: _Resampler, samples: int) -> None:
@@ -294,6 +348,15 @@ class Pipeline:
     def _emit(self, block: FloatBlock) -> None:
         self._sink.write(block)
         self._written += block.size
+
+
+@dataclass(slots=True)
+class _Open:
+    """A segment written but for its last ``fade`` samples, whose fade waits for the next."""
+
+    plan: _Plan
+    fade: int
+    fade_out: bool
 
 
 class _Resampler:

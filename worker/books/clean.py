@@ -11,13 +11,16 @@
    markers (``[Pg 12]``, ``{12}``), eating the space before them so no " ."
    is left behind; drops lines that are then empty or only a page number
    (``12``, ``- 12 -``, ``Page 12``; not right after a line ending in a
-   hyphen, where "1914-" / "1918" is a range); and drops lines with no letters
-   or digits (``* * *`` scene breaks, rules), which end their paragraph;
+   hyphen, where "1914-" / "1918" is a range); and turns lines with no letters
+   or digits (``* * *``, ``⁂``, rules) into a scene break: a paragraph of its
+   own, written :data:`SCENE_BREAK` (repeated breaks are one, and none opens or
+   closes a text);
 4. unwraps hard-wrapped lines into one line per paragraph, joining words
    hyphenated at a line end (see :class:`Vocabulary` for when the hyphen stays);
 5. joins paragraphs with exactly one blank line.
 
-Words are never lost: only markers, page numbers and symbol-only lines go.
+Words are never lost: only markers and page numbers go, and symbol-only lines
+become :data:`SCENE_BREAK`, which a book narrates as silence (``scene_break_ms``).
 Cleaning is idempotent: clean text comes back unchanged.
 
 Text from markup (EPUB) has its noise removed by meaning before it gets here,
@@ -36,6 +39,7 @@ import unicodedata
 from collections.abc import Iterable
 
 __all__ = [
+    "SCENE_BREAK",
     "Vocabulary",
     "clean_lines",
     "clean_text",
@@ -113,6 +117,22 @@ def normalize(text: str) -> str:
     text = text.translate(_TRANSLATE)
     text = _CONTROL.sub("", text)
     return unicodedata.normalize("NFC", text)
+
+
+#: How a scene break (``* * *``, ``<hr/>``) is written in narration text: a paragraph of its own.
+SCENE_BREAK = "* * *"
+
+
+def tidy_scene_breaks(paragraphs: Iterable[str]) -> list[str]:
+    """``paragraphs`` with no scene break first, last or twice in a row."""
+    out: list[str] = []
+    for paragraph in paragraphs:
+        if paragraph == SCENE_BREAK and (not out or out[-1] == SCENE_BREAK):
+            continue
+        out.append(paragraph)
+    if out and out[-1] == SCENE_BREAK:
+        out.pop()
+    return out
 
 
 def has_words(text: str) -> bool:
@@ -215,6 +235,7 @@ def _paragraphs(text: str) -> Iterable[list[str]]:
             if not has_words(line):  # "* * *", "———": a scene break ends the paragraph
                 if lines:
                     yield lines
+                yield [SCENE_BREAK]
                 lines = []
                 continue
             lines.append(line)
@@ -231,7 +252,8 @@ def clean_text(text: str, vocabulary: Vocabulary | None = None) -> str:
     text = _ILLUSTRATION.sub("", normalize(text))
     if vocabulary is None:
         vocabulary = Vocabulary.of(text)
-    return "\n\n".join(_join_lines(lines, vocabulary) for lines in _paragraphs(text))
+    paragraphs = (_join_lines(lines, vocabulary) for lines in _paragraphs(text))
+    return "\n\n".join(tidy_scene_breaks(paragraphs))
 
 
 def clean_title(title: str) -> str:
@@ -263,13 +285,16 @@ def clean_lines(text: str, vocabulary: Vocabulary, *, keep_breaks: bool) -> str:
 
     ``keep_breaks`` keeps every line (verse, preformatted text, code, a table
     row's cells) on its own; otherwise the lines of a paragraph are joined.
-    Blank lines separate paragraphs (a table's rows); lines and paragraphs
-    with no letter or digit are dropped.
+    Blank lines separate paragraphs (a table's rows); lines with no letter or
+    digit are dropped, and a block of nothing else is a scene break
+    (:data:`SCENE_BREAK`, as an ``<hr/>`` is).
     """
     paragraphs = []
     for block in _BLANK_LINE.split(normalize(text)):
         lines = [line for raw in block.split("\n") if has_words(line := " ".join(raw.split()))]
         if not lines:
+            if block.strip() and not keep_breaks:
+                paragraphs.append(SCENE_BREAK)
             continue
         paragraphs.append("\n".join(lines) if keep_breaks else _join_authored(lines, vocabulary))
     return "\n\n".join(paragraphs)

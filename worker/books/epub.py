@@ -30,7 +30,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from worker.books.archive import SafeArchive
-from worker.books.clean import Vocabulary, clean_lines, has_words
+from worker.books.clean import (
+    SCENE_BREAK,
+    Vocabulary,
+    clean_lines,
+    has_words,
+    tidy_scene_breaks,
+)
 from worker.books.epub_package import XHTML_TYPES, Package, read_package, resolve
 from worker.books.frontmatter import check_section_count, copyright_notice, type_reason
 from worker.books.matter import MATTER_REASONS, block_matter, mark_gutenberg, unlisted_reason
@@ -243,9 +249,11 @@ class _Reader:
         if type_reason(kinds):  # matter as a whole (contents, colophon …): judged as one
             blocks = [b for s in plan.spans for b in self.docs[s.doc].blocks[s.start : s.stop]]
             title, own, opening = _title(blocks, plan.title, self.targets)
-            text = "\n\n".join(filter(None, map(self._clean, blocks[opening:])))
+            text = "\n\n".join(tidy_scene_breaks(filter(None, map(self._clean, blocks[opening:]))))
             return _Draft(title, own, text, source, kinds)
         body, notes, skipped = self._gather(plan)
+        while body and body[0][1].text == SCENE_BREAK:  # a rule above the title opens nothing
+            body = body[1:]
         # An entry that points at boilerplate (Gutenberg's header) names the boilerplate.
         doc = self.docs[plan.spans[0].doc]
         at = doc.anchors.get(plan.fragment or "", -1)
@@ -264,7 +272,7 @@ class _Reader:
         paragraphs = [self._clean(b) for _, b in body[opening:]]
         if self.options.notes is NotesMode.END_OF_CHAPTER:
             paragraphs += [self._clean(b) for b in self._notes_for(body, notes)]
-        text = "\n\n".join(p for p in paragraphs if p)
+        text = "\n\n".join(tidy_scene_breaks(p for p in paragraphs if p))
         return _Draft(title, own, text, source, kinds)
 
     def _gather(

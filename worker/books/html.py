@@ -34,7 +34,14 @@ from dataclasses import dataclass, replace
 import lxml.etree
 import lxml.html
 
-from worker.books.clean import Vocabulary, clean_lines, clean_text, clean_title, has_words
+from worker.books.clean import (
+    Vocabulary,
+    clean_lines,
+    clean_text,
+    clean_title,
+    has_words,
+    tidy_scene_breaks,
+)
 from worker.books.detect import decode_text
 from worker.books.errors import NotABook
 from worker.books.frontmatter import check_section_count
@@ -258,7 +265,7 @@ def _body(
                 parts.append(clean_lines(note.text, vocabulary, keep_breaks=False))
     words = {SkipCategory.CODE: "code block", SkipCategory.TABLE: "table"}
     reasons = [(c, f"{n} {words[c]}{'s' if n > 1 else ''}") for c, n in left_out.items()]
-    return "\n\n".join(p for p in parts if p), reasons
+    return "\n\n".join(tidy_scene_breaks(p for p in parts if p)), reasons
 
 
 def _plan(body: list[Block]) -> tuple[int | None, list[int]]:

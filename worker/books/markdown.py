@@ -24,7 +24,14 @@ import html
 import re
 from dataclasses import dataclass
 
-from worker.books.clean import Vocabulary, clean_text, clean_title, has_words, normalize
+from worker.books.clean import (
+    SCENE_BREAK,
+    Vocabulary,
+    clean_text,
+    clean_title,
+    has_words,
+    normalize,
+)
 from worker.books.frontmatter import check_section_count
 from worker.books.headings import chapter_level
 from worker.books.model import OPENING, Section, SourceBook
@@ -51,7 +58,8 @@ _INLINE = (
     (re.compile(r"[ \t]*\[\^[^\[\]\s]{1,50}\]"), ""),  # footnote references
     (re.compile(r"\[([^\[\]]{0,500})\](?:\([^()]{0,2000}\)|\[[^\[\]]{0,200}\])"), r"\1"),
     (re.compile(r"<(?:https?://|mailto:|www\.)[^<>\s]{0,2000}>"), ""),  # autolinks
-    (re.compile(r"</?[A-Za-z][^<>]{0,1000}>"), ""),  # HTML tags
+    # HTML tags, but for shoal's own <break> and <voice> (worker.jobs.markup)
+    (re.compile(r"</?(?!(?:break|voice)(?![\w-]))[A-Za-z][^<>]{0,1000}>", re.IGNORECASE), ""),
     (re.compile(r"(`{1,3})([^`]{1,1000})\1"), r"\2"),  # inline code keeps its content
     (re.compile(r"(\*\*|__)(?=\S)(.{1,1000}?)(?<=\S)\1"), r"\2"),
     (re.compile(r"\*(?=\S)(.{1,1000}?)(?<=\S)\*"), r"\1"),
@@ -156,7 +164,7 @@ def _scan(lines: list[str]) -> tuple[list[str], list[_Heading]]:
             headings.append(_Heading(i, i + 1, len(atx.group(1)), strip_inline(atx.group(2) or "")))
             out.append("")
         elif _RULE.match(line):
-            out.append("")  # a thematic break ends the paragraph
+            out.append(SCENE_BREAK)  # a thematic break: a scene break, its own paragraph
         else:
             out.append(_block_line(line))
     return out, headings

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from html.entities import name2codepoint
 
+from worker.books.clean import SCENE_BREAK
 from worker.books.errors import NotABook, UnsafeArchive
 from worker.books.semantics import (
     TOC_ENTRY,
@@ -332,6 +333,8 @@ def _exit(walker: _Walker, element: ET.Element, name: str, ctx: _Context, parent
         walker.heading, walker.heading_owner = 0, None
     elif name in _BLOCKS and parent.raw is None and not walker.heading:
         walker.flush(ctx)
+        if name == "hr":  # a thematic break: a scene break in a story
+            walker.blocks.append(Block(SCENE_BREAK, kinds=ctx.kinds, note=ctx.note))
     if name == "pre":
         walker.pre -= 1
     if _book_link(element, name):

@@ -10,14 +10,20 @@ the account's concurrency limit (``Settings.provider_slots``)::
 
 How it works (keys in :class:`worker.keys.Keys`, all times the Redis server's):
 
-* A waiter takes a ticket (``INCR``) and joins a queue: a sorted set scored by
-  ticket, so the queue is FIFO; a higher ``priority`` goes ahead of every lower
-  one (FIFO within a priority).
-* It polls an acquire script every ~50 ms (with jitter).  The script drops
-  expired holder leases and waiters not seen for ~3 polls (a crashed waiter
-  must not block the queue), then grants a slot only if fewer than ``limit``
-  are held *and* the waiter is among the first ``limit − held`` live waiters.
-  A slow waiter that was dropped rejoins at its old place.
+* One acquire script does everything: it drops expired holder leases and
+  waiters not seen for ``stale_seconds`` (a crashed waiter must not block the
+  queue); with nobody queued and a slot free, it grants it at once.
+  Otherwise the caller takes a ticket and joins a queue: a sorted set scored
+  by ticket, so the queue is FIFO; a higher ``priority`` goes ahead of every
+  lower one (FIFO within a priority).  A slot is granted only if fewer than
+  ``limit`` are held *and* the waiter is among the first ``limit − held``
+  live waiters.  A slow waiter that was dropped rejoins at its old place.
+* Slots are handed over, not found by polling: a waiter not granted blocks
+  (``BLPOP``) on a wake-up list of its own.  Whoever leaves — a holder giving
+  its slot back, a waiter giving up — pushes a wake-up to the first waiters in
+  line, as many as slots are free, and they ask again at once.  A waiter also
+  asks again after ``heartbeat`` seconds (which keeps it "seen"), and when the
+  earliest holder lease expires (a crashed holder sends no wake-up).
 * A holder's lease (a sorted set of lease id → expiry) is renewed every
   ``lease_seconds / 3`` while the body runs and removed when it exits, even on
   exceptions and cancellation.  A crashed worker's slot frees itself after
@@ -33,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
@@ -57,30 +62,45 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: holders, waiters, seen, peak.  ARGV: id, limit, lease ms, stale ms, queue score.
-# Returns {granted (0/1), holders}.
+# KEYS: holders, waiters, seen, peak, ticket.
+# ARGV: id, limit, lease ms, stale ms, queue score ('' before the first ticket),
+# priority offset (priority * PRIORITY_STEP).
+# Returns {granted (0/1), holders, queue score or '', ms until the earliest lease expires or -1}.
 _ACQUIRE = (
     _NOW_MS
     + """
 local id, limit = ARGV[1], tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
-for _, waiter in ipairs(stale) do redis.call('ZREM', KEYS[2], waiter) end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[2], 'NX', ARGV[5], id)
-redis.call('ZADD', KEYS[3], now, id)
-local holders = redis.call('ZCARD', KEYS[1])
-if holders >= limit or redis.call('ZRANK', KEYS[2], id) >= limit - holders then
-  return {0, holders}
+local queued = redis.call('ZCARD', KEYS[2])
+if queued > 0 then
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
+  if #stale > 0 then
+    for _, waiter in ipairs(stale) do redis.call('ZREM', KEYS[2], waiter) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
+    queued = redis.call('ZCARD', KEYS[2])
+  end
 end
-redis.call('ZREM', KEYS[2], id)
-redis.call('ZREM', KEYS[3], id)
+local holders = redis.call('ZCARD', KEYS[1])
+local score = ARGV[5]
+if queued > 0 or holders >= limit then
+  if score == '' then
+    score = string.format('%.0f', redis.call('INCR', KEYS[5]) - tonumber(ARGV[6]))
+  end
+  redis.call('ZADD', KEYS[2], 'NX', score, id)
+  redis.call('ZADD', KEYS[3], now, id)
+  if holders >= limit or redis.call('ZRANK', KEYS[2], id) >= limit - holders then
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {0, holders, score, first[2] and (tonumber(first[2]) - now) or -1}
+  end
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
 holders = holders + 1
 if holders > tonumber(redis.call('GET', KEYS[4]) or '0') then
   redis.call('SET', KEYS[4], holders)
 end
-return {1, holders}
+return {1, holders, score, -1}
 """
 )
 
@@ -94,11 +114,27 @@ return 1
 """
 )
 
-# KEYS: holders, waiters, seen.  ARGV: id.  Leaves the queue and gives up the slot.
+# KEYS: holders, waiters, seen.  ARGV: id, limit, wake-up key prefix, wake-up ttl ms,
+# '1' if it may still be queued.  Leaves the queue, gives up the slot, and wakes as
+# many waiters at the head of the queue as slots are free.
 _LEAVE = """
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+local left = redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('ZCARD', KEYS[2]) > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local free = tonumber(ARGV[2]) - redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+  if free > 0 then
+    for _, waiter in ipairs(redis.call('ZRANGE', KEYS[2], 0, free - 1)) do
+      redis.call('RPUSH', ARGV[3] .. waiter, 1)
+      redis.call('PEXPIRE', ARGV[3] .. waiter, ARGV[4])
+    end
+  end
+end
+return left
 """
 
 # KEYS: holders.  Live (unexpired) holders.
@@ -128,8 +164,8 @@ class Slot:
 class Governor:
     """Caps provider sessions across all workers; see the module docstring.
 
-    ``poll_interval`` (plus up to ``poll_jitter``) is how often a waiter asks;
-    waiters silent for ``stale_seconds`` (default three polls) are dropped.
+    A waiter not woken asks again every ``heartbeat`` seconds; waiters
+    silent for ``stale_seconds`` (default three heartbeats) are dropped.
     """
 
     def __init__(
@@ -140,8 +176,7 @@ class Governor:
         *,
         limit: int,
         lease_seconds: float,
-        poll_interval: float = 0.05,
-        poll_jitter: float = 0.025,
+        heartbeat: float = 1.0,
         stale_seconds: float | None = None,
     ) -> None:
         if limit < 1:
@@ -153,9 +188,8 @@ class Governor:
         self.name = name
         self.limit = limit
         self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
-        self.poll_jitter = poll_jitter
-        self.stale_seconds = stale_seconds or 3 * (poll_interval + poll_jitter)
+        self.heartbeat = heartbeat
+        self.stale_seconds = stale_seconds or 3 * heartbeat
         self._holders = keys.governor_holders(name)
         self._waiters = keys.governor_waiters(name)
         self._seen = keys.governor_waiter_seen(name)
@@ -199,7 +233,7 @@ class Governor:
         finally:
             # Not awaited: a cancellation arriving here must not skip the release.
             renewer.cancel()
-            await self._cleanup(self._give_up(slot.lease_id))
+            await self._cleanup(self._give_up(slot.lease_id, queued=False))
             log.debug("governor %s: %s released %s", self.name, owner, slot.lease_id)
 
     async def in_use(self) -> int:
@@ -218,21 +252,27 @@ class Governor:
     # -- internals ---------------------------------------------------------------
 
     async def _wait_for_slot(self, owner: str, priority: int) -> Slot:
-        ticket = int(await self.redis.incr(self.keys.governor_ticket(self.name)))
         lease_id = f"{owner}:{uuid.uuid4().hex[:12]}"
-        score = ticket - priority * PRIORITY_STEP
         args: list[str | int] = [
             lease_id,
             self.limit,
             max(1, int(self.lease_seconds * 1000)),
             max(1, int(self.stale_seconds * 1000)),
-            score,
+            "",  # no ticket yet: taken by the script if the caller has to queue
+            priority * PRIORITY_STEP,
         ]
-        keys = [self._holders, self._waiters, self._seen, self.keys.governor_peak(self.name)]
+        keys = [
+            self._holders,
+            self._waiters,
+            self._seen,
+            self.keys.governor_peak(self.name),
+            self.keys.governor_ticket(self.name),
+        ]
+        wake = self.keys.governor_wake(self.name, lease_id)
         started = time.monotonic()
         try:
             while True:
-                granted, holders = await self._acquire(keys=keys, args=args)
+                granted, holders, score, expires_ms = await self._acquire(keys=keys, args=args)
                 if granted:
                     waited = time.monotonic() - started
                     log.debug(
@@ -240,11 +280,16 @@ class Governor:
                         self.name, owner, waited, holders, self.limit,
                     )  # fmt: skip
                     return Slot(lease_id, owner, waited, int(holders))
-                await asyncio.sleep(self.poll_interval + random.uniform(0, self.poll_jitter))
+                args[4] = score.decode() if isinstance(score, bytes) else str(score)
+                timeout = self.heartbeat
+                if int(expires_ms) >= 0:  # ask again when the first lease may have lapsed
+                    timeout = min(timeout, int(expires_ms) / 1000 + 0.005)
+                # Seconds as a float: Redis 6 and later block for fractions of a second.
+                await self.redis.blpop([wake], timeout=max(timeout, 0.01))
         except BaseException:
             # Canceled or failed while queueing — possibly just after a grant whose
             # reply never arrived: leave the queue and any slot, so neither is blocked.
-            await self._cleanup(self._give_up(lease_id))
+            await self._cleanup(self._give_up(lease_id, queued=True))
             raise
 
     async def _keep_alive(self, slot: Slot) -> None:
@@ -268,8 +313,16 @@ class Governor:
                 )  # fmt: skip
                 warned = True
 
-    async def _give_up(self, lease_id: str) -> None:
-        await self._leave(keys=[self._holders, self._waiters, self._seen], args=[lease_id])
+    async def _give_up(self, lease_id: str, *, queued: bool) -> None:
+        """Leave the queue (if ``queued``) and the slot; wake the next waiters in line."""
+        args: list[str | int] = [
+            lease_id,
+            self.limit,
+            self.keys.governor_wake(self.name),
+            max(1000, int(self.stale_seconds * 1000)),
+            "1" if queued else "0",
+        ]
+        await self._leave(keys=[self._holders, self._waiters, self._seen], args=args)
 
     async def _cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` to the end even if the caller is canceled meanwhile."""

@@ -27,7 +27,8 @@ return 1
 TRANSITION = (
     NOW
     + """
-local cur = redis.call('HGET', KEYS[1], 'status')
+local cur, created, started, err = unpack(
+  redis.call('HMGET', KEYS[1], 'status', 'created_at', 'started_at', 'error'))
 if not cur then return {0, false} end
 local id, target = ARGV[1], ARGV[2]
 local cur_rank, cur_idx, to_rank, to_idx, terminal
@@ -38,24 +39,24 @@ for i = 0, (#ARGV - 5) / 3 - 1 do
 end
 if not to_rank then return redis.error_reply('unknown status ' .. target) end
 if cur_rank and to_rank <= cur_rank then return {0, cur} end
-local created = redis.call('HGET', KEYS[1], 'created_at')
 local score = cur_idx and redis.call('ZSCORE', cur_idx, id)
 if not score then score = tonumber(created) * 1000 end
 if cur_idx then redis.call('ZREM', cur_idx, id) end
 redis.call('ZADD', to_idx, score, id)
-redis.call('HSET', KEYS[1], 'status', target, 'updated_at', now)
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'output', ARGV[4]) end
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'error', ARGV[5])
-elseif target == 'succeeded' then
+-- One HSET of every field that changes.
+local fields = {'status', target, 'updated_at', now}
+if ARGV[4] ~= '' then table.insert(fields, 'output'); table.insert(fields, ARGV[4]) end
+if ARGV[5] ~= '' then table.insert(fields, 'error'); table.insert(fields, ARGV[5]) end
+if target == 'running' and not started then
+  table.insert(fields, 'started_at'); table.insert(fields, now)
+end
+if terminal then table.insert(fields, 'finished_at'); table.insert(fields, now) end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[5] == '' and target == 'succeeded' and err then
   -- an error recorded by an earlier attempt is no longer the job's story
   redis.call('HDEL', KEYS[1], 'error')
 end
-if target == 'running' and redis.call('HEXISTS', KEYS[1], 'started_at') == 0 then
-  redis.call('HSET', KEYS[1], 'started_at', now)
-end
 if terminal then
-  redis.call('HSET', KEYS[1], 'finished_at', now)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 end

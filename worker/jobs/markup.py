@@ -1,24 +1,28 @@
-"""Pauses in a job's text: ``<break time="1.5s"/>`` as SSML and ElevenLabs write it (pure).
+"""Markup in a job's text: pauses and voices, as SSML writes them (pure).
 
-A text is read as *runs*: stretches of text to speak, and breaks (silence of
-an exact length) between them.  A break tag is never sent to the provider,
-nor billed; the segmenter cuts at every break and the assembler writes the
-silence there.
+A text is read as *runs*: stretches of text to speak, each in a voice, with
+breaks (silence of an exact length) and voice switches between them.  Tags are
+never sent to the provider, nor billed; the segmenter cuts at every tag and
+the assembler writes the silence of a break there.
 
-The one tag understood::
+The tags understood::
 
     <break time="1.5s"/>     seconds, up to three decimals
     <break time='500ms'/>    milliseconds, whole
     <break  time = "2s" />   spaces around the attribute and before "/>"
+    <voice name="voice_ab12">…</voice>
+                             the passage inside is spoken in the tenant's voice
+                             ``voice_ab12`` (``/v1/voices``); outside, in the job's
 
 A break lasts from 0 up to :data:`MAX_BREAK_MS` (10 s); breaks in a row add up.
-Anything else that starts with ``<break`` (any case) is a malformed tag, an
-error naming its character offset in the text (0-based, in characters), so a
-typo is never read aloud.  Any other ``<`` is ordinary text.
+Voice passages hold text and breaks, not other voice passages, and are closed.
+Anything else that starts with ``<break``, ``<voice`` or ``</voice`` (any case)
+is a malformed tag, an error naming its character offset in the text (0-based,
+in characters), so a typo is never read aloud.  Any other ``<`` is ordinary text.
 
 Errors::
 
-    MarkupError   a malformed break tag; ``position`` is where its "<" is
+    MarkupError   a malformed tag; ``position`` is where its "<" is
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ __all__ = [
     "Break",
     "MarkupError",
     "Run",
+    "Switch",
+    "escape_tags",
     "job_segments",
     "parse_markup",
+    "passage_voices",
     "segment_with_breaks",
     "spoken_text",
 ]
@@ -43,29 +50,35 @@ __all__ = [
 #: The longest one break tag may ask for, like ``paragraph_silence_ms``.
 MAX_BREAK_MS = 10_000
 
-# Anything that claims to be a break tag: "<break" not followed by a word character.
-_OPENING = re.compile(r"<break(?![\w-])", re.IGNORECASE)
+# Anything that claims to be one of our tags: the name not followed by a word character.
+_OPENING = re.compile(r"<(?P<name>break|voice|/voice)(?![\w-])", re.IGNORECASE)
 _TAG = re.compile(
     r"<break\s+time\s*=\s*(?P<q>[\"'])(?P<value>[^\"'<>]*)(?P=q)\s*/>",
 )
 _VALUE = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<unit>s|ms)")
+_VOICE_OPEN = re.compile(r"<voice\s+name\s*=\s*(?P<q>[\"'])(?P<name>[^\"'<>]*)(?P=q)\s*>")
+_VOICE_CLOSE = re.compile(r"</voice\s*>")
+#: What a voice id may look like (ids of ``/v1/voices`` are far shorter).
+_VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 class MarkupError(ValueError):
-    """A malformed break tag at ``position`` (a character offset in the text)."""
+    """A malformed tag at ``position`` (a character offset in the text)."""
 
-    def __init__(self, position: int, reason: str) -> None:
+    def __init__(self, position: int, reason: str, kind: str = "break") -> None:
         self.position = position
         self.reason = reason
-        super().__init__(f"malformed break tag at character {position}: {reason}")
+        super().__init__(f"malformed {kind} tag at character {position}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Text to speak: ``source[start:start + len(text)] == text``."""
+    """Text to speak: ``source[start:start + len(text)] == text``, in ``voice``
+    (None: the job's own voice)."""
 
     text: str
     start: int  # character offset in the text as given
+    voice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,32 +90,92 @@ class Break:
     length: int
 
 
-def parse_markup(text: str) -> list[Run | Break]:
-    """``text`` as runs and breaks, in order; :class:`MarkupError` for a malformed tag.
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """A voice tag at ``start`` (``length`` characters): the runs after it are in
+    ``voice`` (an opening tag), or in the job's own voice again (None, a closing tag)."""
+
+    voice: str | None
+    start: int
+    length: int
+
+
+def parse_markup(text: str) -> list[Run | Break | Switch]:
+    """``text`` as runs, breaks and voice switches, in order; :class:`MarkupError`
+    for a malformed tag.
 
     Empty runs are left out, so a text without tags is one run (or none if
     empty) and ``"".join`` of the runs gives the text without its tags.
     """
-    out: list[Run | Break] = []
+    out: list[Run | Break | Switch] = []
     pos = 0
+    voice: Switch | None = None  # the open voice passage
     for opening in _OPENING.finditer(text):
         start = opening.start()
         if start < pos:  # inside a tag already read (cannot happen: "<" ends a value)
             continue
-        tag = _TAG.match(text, start)
-        if tag is None:
-            raise MarkupError(start, _what_is_wrong(text, start))
         if start > pos:
-            out.append(Run(text[pos:start], pos))
-        out.append(Break(_milliseconds(tag.group("value"), start), start, tag.end() - start))
-        pos = tag.end()
+            out.append(Run(text[pos:start], pos, voice.voice if voice else None))
+        tag = _read_tag(text, start, opening.group("name").lower(), voice)
+        if isinstance(tag, Switch):
+            voice = tag if tag.voice is not None else None
+        out.append(tag)
+        pos = start + tag.length
+    if voice is not None:
+        raise MarkupError(voice.start, "the passage is never closed with </voice>", "voice")
     if pos < len(text):
         out.append(Run(text[pos:], pos))
     return out
 
 
+def _read_tag(text: str, start: int, name: str, voice: Switch | None) -> Break | Switch:
+    """The tag at ``start``, named ``name``, read inside the passage ``voice``."""
+    if name == "break":
+        tag = _TAG.match(text, start)
+        if tag is None:
+            raise MarkupError(start, _what_is_wrong(text, start))
+        return Break(_milliseconds(tag.group("value"), start), start, tag.end() - start)
+    if name == "/voice":
+        close = _VOICE_CLOSE.match(text, start)
+        if close is None:
+            raise MarkupError(start, f"{_snippet(text, start)!r} is not </voice>", "voice")
+        if voice is None:
+            raise MarkupError(start, "</voice> closes no voice passage", "voice")
+        return Switch(None, start, close.end() - start)
+    opened = _VOICE_OPEN.match(text, start)
+    if opened is None:
+        why = f'{_snippet(text, start)!r} is not <voice name="…"> (one name attribute, quoted)'
+        raise MarkupError(start, why, "voice")
+    if voice is not None:
+        why = f"voice passages do not nest: close the one at character {voice.start} first"
+        raise MarkupError(start, why, "voice")
+    if _VOICE_NAME.fullmatch(opened.group("name")) is None:
+        why = f'name="{opened.group("name")}" is not a voice id (letters, digits, "_.:-")'
+        raise MarkupError(start, why, "voice")
+    return Switch(opened.group("name"), start, opened.end() - start)
+
+
+def escape_tags(text: str) -> str:
+    """``text`` with anything that would read as one of our tags made plain text
+    (its "<" becomes "‹"): for text that is not the user's markup, a book's."""
+    return _OPENING.sub(lambda m: "\u2039" + m.group(0)[1:], text)
+
+
+def passage_voices(text: str) -> dict[str, int]:
+    """The voices ``text``'s ``<voice>`` tags name, in order of first use, each with
+    the character offset of the first tag that names it.
+
+    Raises :class:`MarkupError` for a malformed tag.
+    """
+    named: dict[str, int] = {}
+    for part in parse_markup(text):
+        if isinstance(part, Switch) and part.voice is not None:
+            named.setdefault(part.voice, part.start)
+    return named
+
+
 def spoken_text(text: str) -> str:
-    """``text`` without its break tags: what is sent to the provider and billed.
+    """``text`` without its tags: what is sent to the provider and billed.
 
     A text whose tags are malformed is returned unchanged (it is refused at
     submission, so this only happens to a record that was never checked).
@@ -115,34 +188,46 @@ def spoken_text(text: str) -> str:
 
 
 def segment_with_breaks(text: str, max_chars: int) -> list[Segment]:
-    """:func:`~worker.jobs.text.segment_text` for each run; a break ends a segment.
+    """:func:`~worker.jobs.text.segment_text` for each run; every tag ends a segment.
 
-    A segment followed by breaks carries their total in ``break_ms``.  Breaks
-    before any text hang on a zero-text segment at index 0 (synthesised as no
-    audio).  A text without tags gives exactly what ``segment_text`` gives,
-    so the checkpoints of jobs recorded before breaks existed stay valid.
-    Raises :class:`MarkupError` for a malformed tag.
+    A segment followed by breaks carries their total in ``break_ms``, and each
+    segment the voice of its run.  Breaks before any text hang on a zero-text
+    segment at index 0 (synthesised as no audio).  A text without tags gives
+    exactly what ``segment_text`` gives, so the checkpoints of jobs recorded
+    before tags existed stay valid.  Raises :class:`MarkupError` for a malformed tag.
     """
     parts = parse_markup(text)
-    if all(isinstance(p, Run) for p in parts):
+    if all(isinstance(p, Run) and p.voice is None for p in parts):
         return segment_text(text, max_chars)
-    spans: list[tuple[str, int, bool, int]] = []  # text, start, paragraph_end, break_ms
+    spans: list[Segment] = []
     for n, part in enumerate(parts):
+        if isinstance(part, Switch):
+            continue
         if isinstance(part, Break):
             if not spans:
-                spans.append(("", part.start, False, 0))
-            body, start, pend, pause = spans[-1]
-            spans[-1] = (body, start, pend, pause + part.ms)
+                spans.append(Segment(0, "", part.start, False))
+            last = spans[-1]
+            spans[-1] = _replace(last, break_ms=last.break_ms + part.ms)
             continue
         for seg in segment_text(part.text, max_chars):
-            spans.append((seg.text, part.start + seg.start, seg.paragraph_end, 0))
+            spans.append(
+                Segment(0, seg.text, part.start + seg.start, seg.paragraph_end, 0, part.voice)
+            )
         # segment_text ends its text with a paragraph; a run ends one only at a blank line.
-        body, start, _, pause = spans[-1]
-        spans[-1] = (body, start, _ends_paragraph(part.text, parts[n + 1 :]), pause)
-    return [
-        Segment(index=i, text=body, start=start, paragraph_end=pend, break_ms=pause)
-        for i, (body, start, pend, pause) in enumerate(spans)
-    ]
+        spans[-1] = _replace(spans[-1], paragraph_end=_ends_paragraph(part.text, parts[n + 1 :]))
+    return [_replace(seg, index=i) for i, seg in enumerate(spans)]
+
+
+def _replace(seg: Segment, **changes: object) -> Segment:
+    fields = {
+        "index": seg.index,
+        "text": seg.text,
+        "start": seg.start,
+        "paragraph_end": seg.paragraph_end,
+        "break_ms": seg.break_ms,
+        "voice": seg.voice,
+    }
+    return Segment(**(fields | changes))  # type: ignore[arg-type]
 
 
 def job_segments(text: str, max_chars: int) -> list[Segment]:
@@ -161,7 +246,7 @@ def job_segments(text: str, max_chars: int) -> list[Segment]:
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
-def _ends_paragraph(run: str, rest: list[Run | Break]) -> bool:
+def _ends_paragraph(run: str, rest: list[Run | Break | Switch]) -> bool:
     """Whether ``run`` ends a paragraph: it is the last text, or a blank line
     (whitespace with two line breaks, tags aside) follows its last word."""
     gap = run[len(run.rstrip()) :]
@@ -192,10 +277,16 @@ def _milliseconds(value: str, position: int) -> int:
     return int(ms)
 
 
+def _snippet(text: str, start: int) -> str:
+    """The tag at ``start`` as written, up to its ">" (or 40 characters of it)."""
+    end = text.find(">", start)
+    return text[start : end + 1] if end != -1 and end - start < 80 else text[start : start + 40]
+
+
 def _what_is_wrong(text: str, start: int) -> str:
     """Why the tag at ``start`` is not a break tag, as plainly as can be said."""
     end = text.find(">", start)
-    snippet = text[start : end + 1] if end != -1 and end - start < 80 else text[start : start + 40]
+    snippet = _snippet(text, start)
     if end == -1:
         return f"{snippet!r} is not closed with '/>'"
     if not re.search(r"\btime\s*=", snippet):

@@ -76,6 +76,16 @@ class ReferenceClip(BaseModel):
     text: str = ""
 
 
+class PassageVoice(BaseModel):
+    """A voice a ``<voice>`` passage of the text names, resolved at submission like
+    the job's own: a provider model id once trained, else copies of its samples."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reference_id: str | None = None
+    references: list[ReferenceClip] = Field(default_factory=list)
+
+
 class JobRequest(BaseModel):
     """What to synthesise and what to produce."""
 
@@ -107,10 +117,16 @@ class JobRequest(BaseModel):
     # The tenant's voice (``/v1/voices``) the job named; its samples were copied into
     # ``references`` at submission, so the job runs as if they had been sent inline.
     voice: str | None = None
+    # The voices of the text's ``<voice name="…">`` passages, by the name the tag gives.
+    passage_voices: dict[str, PassageVoice] = Field(default_factory=dict)
+    # Timings asked for: captions in WebVTT, SRT and JSON beside the audio.
+    timestamps: TimestampLevel | None = None
+    # False: a fresh take; the segment cache (worker.jobs.cache) is neither read nor written.
+    cache: bool = True
 
     @model_serializer(mode="wrap")
     def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A job without lexicons or a voice is written exactly as before they existed, so a worker
+        # A job without lexicons or voices is written exactly as before they existed, so a worker
         # of the previous release (which refuses unknown fields) still reads it.
         data: dict[str, Any] = handler(self)
         if not self.lexicons:
@@ -119,15 +135,58 @@ class JobRequest(BaseModel):
             data.pop("source_text", None)
         if self.voice is None:
             data.pop("voice", None)
+        if not self.passage_voices:
+            data.pop("passage_voices", None)
+        if self.timestamps is None:
+            data.pop("timestamps", None)
+        if self.cache:
+            data.pop("cache", None)
         return data
 
 
+class TimestampLevel(StrEnum):
+    """The timings a job asks for (``timestamps``), next to its audio."""
+
+    SENTENCE = "sentence"  # one mark per sentence
+    WORD = "word"  # a mark per word, and the sentences they make
+
+
+class CaptionFormat(StrEnum):
+    """A job's timings as a file; :attr:`content_type` is what it is served as."""
+
+    VTT = "vtt"  # WebVTT, for players and the web
+    SRT = "srt"  # SubRip, for video editors
+    JSON = "json"  # the marks: kind, start and end (ms), text, character offsets
+
+    @property
+    def content_type(self) -> str:
+        return {"vtt": "text/vtt", "srt": "application/x-subrip", "json": "application/json"}[
+            self.value
+        ]
+
+
+class Phase(StrEnum):
+    """What a running job is doing now; finished segments are encoded while later
+    ones are still synthesising, so only the last stretch of encoding is a phase."""
+
+    SYNTHESISING = "synthesising"  # segments are streaming from the provider
+    ENCODING = "encoding"  # every segment is in; the encoder finishes the output file
+    UPLOADING = "uploading"  # the output file is going up to storage
+
+
 class Progress(BaseModel):
+    phase: Phase = Phase.SYNTHESISING
     segments_done: int = 0
+    segments_encoded: int = 0  # of the segments done: written into the output file so far
     segments_total: int = 0
     chars_done: int = 0
     chars_total: int = 0
     audio_seconds: float = 0.0
+    # Of the segments done: served from the segment cache, and the UTF-8 bytes of text
+    # served from it and sent to the provider (what the provider bills).
+    segments_cached: int = 0
+    utf8_bytes_cached: int = 0
+    utf8_bytes_sent: int = 0
 
 
 class StoredFile(BaseModel):
@@ -154,10 +213,30 @@ class StoredAudio(StoredFile):
     content_type: str
 
 
+class Captions(StoredFile):
+    """One caption file of a job, uploaded beside its audio."""
+
+    format: CaptionFormat
+    content_type: str
+
+
 class Output(StoredAudio):
-    """A job's output file as uploaded."""
+    """A job's output file as uploaded (and its captions, when it asked for timings)."""
 
     bucket: str
+    captions: list[Captions] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_captions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An output without captions is written exactly as before they existed.
+        data: dict[str, Any] = handler(self)
+        if not self.captions:
+            data.pop("captions", None)
+        return data
+
+    def caption(self, fmt: CaptionFormat) -> Captions | None:
+        """The caption file in ``fmt``, if the job has one."""
+        return next((c for c in self.captions if c.format is fmt), None)
 
 
 class JobError(BaseModel):

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import NamedTuple
 import redis
 import redis.asyncio
 
-from worker.audio import AudioError, SegmentAudio, assemble, format_info, provider_pcm_rate
+from worker.audio import AudioError, SegmentAudio, provider_pcm_rate
 from worker.batches import lifecycle as batches
 from worker.callbacks.emit import EventType, ProgressThrottle, emit_job_event, emit_progress
 from worker.fish import (
@@ -50,17 +51,18 @@ from worker.fish import (
     TTSRequest,
 )
 from worker.fish.client import StreamCanceled
+from worker.jobs.cache import passage_level, segment_cache
 from worker.jobs.governor import Governor
 from worker.jobs.markup import job_segments
-from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Progress
+from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Phase, Progress
+from worker.jobs.output import CheckpointLost, JobOutput
+from worker.jobs.spool import drop_spool, make_spool
 from worker.jobs.store import JobStore, MessageStanding
 from worker.jobs.synth import (
     SegmentCheckpoint,
     SegmentSynthesizer,
     SessionsSpent,
     UnreadableReference,
-    drop_spool,
-    make_spool,
     provider_config,
     stored_checkpoints,
     tts_request,
@@ -71,10 +73,15 @@ from worker.lease import Lease, LeaseLost, job_lease, new_owner
 from worker.queues import Sender
 from worker.retry import SessionBudget, give_up_message, job_policy
 from worker.settings import Settings
-from worker.storage.client import ObjectNotFound, Storage, StorageError
+from worker.storage.client import Storage, StorageError
 from worker.voices.store import VoiceStore, deleted_voice
 
 log = logging.getLogger(__name__)
+
+#: The record's progress is written at most this often (seconds) while segments
+#: finish, and always when the last one does: a Redis write, and a message to
+#: every SSE reader, per write.
+PROGRESS_EVERY = 0.5
 
 
 class JobFailed(Exception):
@@ -84,10 +91,6 @@ class JobFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class CheckpointLost(Exception):
-    """A finished segment's staging object is gone; the next attempt redoes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ class JobRunner:
         self.policy = job_policy(settings)
         self.budget = SessionBudget(total=settings.max_attempts)
         self.progress_throttle = ProgressThrottle(self.redis, self.keys)
+        # The attempt running on this thread: its output and progress (see _begin_output).
+        self._local = threading.local()
 
     # -- the attempt -------------------------------------------------------------
 
@@ -184,7 +189,7 @@ class JobRunner:
             message = give_up_message(job.attempts, last)
             return self._fail(job_id, ErrorCode.INTERNAL, message)
         if self.store.transition(job_id, JobStatus.RUNNING):
-            self._emit(job_id, EventType.STARTED)
+            self._emit(job_id, EventType.STARTED, job)
         attempt = self.store.begin_attempt(job_id)
         log.info("job %s: attempt %d started", job_id, attempt)
         return self._attempt(job, lease, attempt)
@@ -226,10 +231,33 @@ class JobRunner:
             chars_total=sum(len(s.text) for s in segments),
             chars_done=sum(c.chars for c in done.values()),
             audio_seconds=round(sum(c.duration_s for c in done.values()), 3),
+            segments_cached=sum(c.cached for c in done.values()),
+            utf8_bytes_cached=sum(c.utf8_bytes for c in done.values() if c.cached),
+            utf8_bytes_sent=sum(c.utf8_bytes for c in done.values() if not c.cached),
         )
+        output = self._begin_output(job, segments, spool, progress)
         self.store.set_progress(job.id, progress)
-        if not missing:
-            return
+        # Segments of earlier attempts come from staging while the rest synthesise.
+        fetch = asyncio.to_thread(output.fetch, done, self.storage) if done else None
+        fetching = asyncio.ensure_future(fetch) if fetch is not None else None
+        try:
+            if missing:
+                await self._synthesize_missing(job, lease, missing, tts, spool, progress)
+            if fetching is not None:
+                await fetching
+        except BaseException:
+            output.abort()
+            raise
+
+    async def _synthesize_missing(
+        self,
+        job: Job,
+        lease: Lease,
+        missing: list[Segment],
+        tts: TTSRequest,
+        spool: Path,
+        progress: Progress,
+    ) -> None:
         cancel = asyncio.Event()
         client = redis.asyncio.Redis.from_url(self.settings.redis_url)
         watcher = asyncio.create_task(self._watch_cancel(job.id, cancel, lease))
@@ -259,11 +287,26 @@ class JobRunner:
     ) -> SegmentSynthesizer:
         """The attempt's synthesizer, reporting progress and errors on the job."""
 
+        output: JobOutput = self._local.output
+        written = [time.monotonic()]  # when the record's progress was last written
+
         def finished(cp: SegmentCheckpoint) -> None:
+            output.add(cp)  # encoded as soon as every segment before it is in
             progress.segments_done += 1
+            progress.segments_encoded = output.encoded
+            last = progress.segments_done >= progress.segments_total
+            if last:  # every segment is in: what is left is the encoder's
+                progress.phase = Phase.ENCODING
             progress.chars_done += cp.chars
             progress.audio_seconds = round(progress.audio_seconds + cp.duration_s, 3)
-            self.store.set_progress(job.id, progress)
+            if cp.cached:
+                progress.segments_cached += 1
+                progress.utf8_bytes_cached += cp.utf8_bytes
+            else:
+                progress.utf8_bytes_sent += cp.utf8_bytes
+            if last or time.monotonic() - written[0] >= PROGRESS_EVERY:
+                written[0] = time.monotonic()
+                self.store.set_progress(job.id, progress)
             emit_progress(
                 job,
                 progress,
@@ -301,73 +344,77 @@ class JobRunner:
             on_segment=finished,
             on_error=failed,
             lease=lease,
+            voices={name: tts_request(job, name) for name in job.request.passage_voices},
+            level_db=passage_level(job.request),
+            cache=segment_cache(self.settings, self.storage, self.redis, self.keys, job),
         )
 
     async def _watch_cancel(self, job_id: str, cancel: asyncio.Event, lease: Lease) -> None:
-        """Poll the job's status; a canceled job (or a lost lease) stops streaming."""
+        """Poll the job's status; a canceled job (or a lost lease) stops streaming.
+
+        The first look is half a second in: the record was read under the lease
+        just before, and most short jobs are done by then."""
         while not cancel.is_set():
+            await asyncio.sleep(0.5)
             if lease.lost.is_set() or await asyncio.to_thread(self._canceled, job_id):
                 cancel.set()
                 return
-            await asyncio.sleep(0.5)
+
+    def _begin_output(
+        self, job: Job, segments: list[Segment], spool: Path, progress: Progress
+    ) -> JobOutput:
+        """The attempt's output, encoding from now on; kept for this thread's attempt."""
+        stale: JobOutput | None = getattr(self._local, "output", None)
+        if stale is not None:  # an attempt of this thread that never got to assemble
+            stale.abort()
+        output = JobOutput(job, segments, spool, self.settings, self.storage)
+        self._local.output, self._local.progress = output, progress
+        return output
+
+    def _drop_output(self) -> None:
+        """Stop this thread's attempt's output (encoder and upload), if it still runs."""
+        output: JobOutput | None = getattr(self._local, "output", None)
+        self._local.output = self._local.progress = None
+        if output is not None:
+            output.abort()
 
     def _assemble_and_upload(self, job: Job, segments: list[Segment], spool: Path) -> Output:
-        req = job.request
-        info = format_info(req.format)
-        rate = req.sample_rate or info.default_sample_rate
-        parts = self._segment_audio(job, segments, spool, provider_pcm_rate(rate))
-        out = spool / f"output{info.extension}"
-        audio = assemble(parts, out, info.format, rate, bitrate_kbps=req.bitrate_kbps)
+        output: JobOutput | None = getattr(self._local, "output", None)
+        progress: Progress | None = getattr(self._local, "progress", None)
+        self._local.output = self._local.progress = None
+        if output is None or output.spool != spool:
+            output, progress = JobOutput(job, segments, spool, self.settings, self.storage), None
+        try:
+            parts = self._complete(job, segments, output)
+            if progress is not None and progress.phase is not Phase.ENCODING:
+                self._set_phase(job.id, progress, Phase.ENCODING, output)
+            audio = output.finish()
+        except BaseException:
+            output.abort()
+            raise
         batches.keep_chapter_master(job, parts, storage=self.storage, store=self.store)
-        key = req.output_key or self.storage.output_key(
-            {"tenant": job.tenant, "job_id": job.id, "ext": info.extension.lstrip(".")}
-        )
-        self.storage.upload_file(
-            out,
-            key,
-            content_type=audio.content_type,
-            metadata={"job-id": job.id, "duration-s": f"{audio.duration_s:.3f}"},
-        )
-        return Output(
-            url=self.storage.url(key),
-            bucket=self.storage.bucket,
-            key=key,
-            bytes=audio.bytes,
-            duration_s=round(audio.duration_s, 3),
-            format=info.format.value,
-            sample_rate=audio.sample_rate,
-            content_type=audio.content_type,
-            sha256=audio.sha256,
-        )
+        self._set_phase(job.id, progress, Phase.UPLOADING, output)
+        return output.upload(audio)
 
-    def _segment_audio(
-        self, job: Job, segments: list[Segment], spool: Path, pcm_rate: int
-    ) -> list[SegmentAudio]:
-        """Every segment's PCM in the spool, in text order, with the pause after it."""
+    def _complete(self, job: Job, segments: list[Segment], output: JobOutput) -> list[SegmentAudio]:
+        """Every segment's PCM in the spool and handed to the output, in text order."""
+        pcm_rate = provider_pcm_rate(output.rate)
         checkpoints = stored_checkpoints(self.store, job.id, segments, pcm_rate)
-        pause = job.request.paragraph_silence_ms
-        if pause is None:
-            pause = self.settings.paragraph_silence_ms
-        parts = []
-        for seg in segments:
-            cp = checkpoints.get(seg.index)
-            if cp is None:  # cleared or replaced meanwhile (a stalled worker): redo it
-                raise CheckpointLost(f"segment {seg.index} has no checkpoint")
-            path = spool / f"{seg.index:06d}.pcm"
-            if not path.exists() or path.stat().st_size != cp.bytes:
-                try:
-                    self.storage.download_file(cp.key, path)
-                except ObjectNotFound as exc:
-                    # Deleted behind our back (a lifecycle rule, a cleanup): start over.
-                    self.store.clear_segments(job.id)
-                    raise CheckpointLost(f"segment {seg.index}'s audio is gone: {exc}") from exc
-            last = seg.index == len(segments) - 1
-            silence = 0 if last or not seg.paragraph_end else pause
-            parts.append(SegmentAudio(path, cp.sample_rate, silence + seg.break_ms))
+        parts = output.complete(checkpoints, self.storage)
         if not any(cp.bytes for cp in checkpoints.values()):
             # Encoders cannot make a valid mp3, opus or m4a of nothing.
             raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
         return parts
+
+    def _set_phase(
+        self, job_id: str, progress: Progress | None, phase: Phase, output: JobOutput
+    ) -> None:
+        """Tell the job's readers what the attempt does now (one progress write)."""
+        if progress is None:  # not this attempt's own: leave the record's as it is
+            return
+        progress.phase = phase
+        progress.segments_encoded = output.encoded
+        self.store.set_progress(job_id, progress)
 
     # -- outcomes ----------------------------------------------------------------
 
@@ -382,12 +429,13 @@ class JobRunner:
             self._clean_staging(job.id)
             status = now.status if now else None
             return _Ended(status, None, f"its output was not wanted (the job is {status})")
-        self._clean_staging(job.id)
-        self._emit(job.id, EventType.SUCCEEDED)
+        self._clean_staging(job.id, recorded_only=True)
+        self._emit(job.id, EventType.SUCCEEDED, job)
         return _Ended(JobStatus.SUCCEEDED, None, f"succeeded ({output.duration_s:.1f}s of audio)")
 
     def _failed_attempt(self, job_id: str, attempt: int, exc: Exception) -> _Ended:
         """Fail the job for a permanent error; schedule a retry for a transient one."""
+        self._drop_output()
         if isinstance(exc, JobFailed):
             return self._fail(job_id, exc.code, exc.message)
         if isinstance(exc, UnreadableReference):
@@ -403,6 +451,8 @@ class JobRunner:
                 return self._fail(job_id, ErrorCode.STORAGE, exc.message)
             return self._transient(job_id, attempt, ErrorCode.STORAGE, exc.message)
         if isinstance(exc, CheckpointLost):
+            if exc.object_gone:  # deleted behind our back (a lifecycle rule): start over
+                self.store.clear_segments(job_id)
             return self._transient(job_id, attempt, ErrorCode.STORAGE, str(exc))
         if isinstance(exc, redis.RedisError | OSError):  # Redis or the spool disk, for a moment
             return self._transient(job_id, attempt, ErrorCode.INTERNAL, f"{exc!r}")
@@ -449,13 +499,19 @@ class JobRunner:
         return _Ended(JobStatus.RUNNING, delay, f"{message}; retry in {delay:.1f}s")
 
     def _canceled_or_lost(self, job_id: str, lease: Lease) -> _Ended:
+        self._drop_output()
         if lease.lost.is_set():
             return _Ended(JobStatus.RUNNING, None, "lease lost; another worker carries on")
         self._clean_staging(job_id)
         return _Ended(JobStatus.CANCELED, None, "canceled")
 
-    def _emit(self, job_id: str, event: EventType) -> None:
-        """Tell the job's callback receiver what happened (``job.canceled`` is the API's)."""
+    def _emit(self, job_id: str, event: EventType, known: Job | None = None) -> None:
+        """Tell the job's callback receiver what happened (``job.canceled`` is the API's).
+
+        ``known`` is the job as this attempt read it: without a callback URL
+        there is nobody to tell, and the record need not be read again."""
+        if known is not None and not known.request.callback_url:
+            return
         try:
             job = self.store.get(job_id)
         except redis.RedisError:
@@ -464,9 +520,22 @@ class JobRunner:
         if job is not None:
             emit_job_event(job, event, settings=self.settings, sender=self.sender)
 
-    def _clean_staging(self, job_id: str) -> None:
+    def _clean_staging(self, job_id: str, *, recorded_only: bool = False) -> None:
+        """Delete the job's staging objects and checkpoint records.
+
+        ``recorded_only`` (a job that succeeded): only the objects its checkpoint
+        records name, without listing the prefix — none at all when its segments
+        came from the segment cache.  Only a worker killed between an upload and
+        its record leaves an unrecorded object; the staging lifecycle rule
+        (docs/operations.md) expires those.
+        """
+        prefix = self.storage.staging_key(job_id, "")
         try:
-            self.storage.delete_prefix(self.storage.staging_key(job_id, ""))
+            if recorded_only:
+                recorded = (str(cp.get("key", "")) for cp in self.store.segments(job_id).values())
+                self.storage.delete_many([key for key in recorded if key.startswith(prefix)])
+            else:
+                self.storage.delete_prefix(prefix)
         except StorageError:
             log.warning("job %s: staging cleanup failed; objects may remain", job_id)
         self.store.clear_segments(job_id)
@@ -480,8 +549,8 @@ class JobRunner:
     # -- helpers -----------------------------------------------------------------
 
     def _canceled(self, job_id: str) -> bool:
-        job = self.store.get(job_id)
-        return job is None or job.status is JobStatus.CANCELED
+        status = self.store.status(job_id)
+        return status is None or status is JobStatus.CANCELED
 
 
 def _provider_code(exc: Exception) -> ErrorCode:

@@ -30,6 +30,7 @@ import base64
 import builtins
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
@@ -48,6 +49,7 @@ from worker.jobs.model import (
     JobStatus,
     Output,
     Progress,
+    ReferenceClip,
 )
 from worker.keys import Keys
 
@@ -110,18 +112,26 @@ def _ms_int(seconds: float) -> int:
 
 def _dump_request(request: JobRequest) -> str:
     # Reference audio is arbitrary bytes, which JSON cannot carry: base64 it.
-    data = request.model_dump(mode="json", exclude={"references"})
-    data["references"] = [
-        {"audio": base64.b64encode(ref.audio).decode(), "text": ref.text}
-        for ref in request.references
-    ]
+    data = request.model_dump(mode="json", exclude={"references", "passage_voices"})
+    data["references"] = _dump_clips(request.references)
+    if request.passage_voices:
+        data["passage_voices"] = {
+            name: {"reference_id": voice.reference_id, "references": _dump_clips(voice.references)}
+            for name, voice in request.passage_voices.items()
+        }
     return json.dumps(data, separators=(",", ":"))
+
+
+def _dump_clips(clips: Sequence[ReferenceClip]) -> list[dict[str, str]]:
+    return [{"audio": base64.b64encode(c.audio).decode(), "text": c.text} for c in clips]
 
 
 def _load_request(raw: str) -> JobRequest:
     data = json.loads(raw)
-    for ref in data.get("references", []):
-        ref["audio"] = base64.b64decode(ref["audio"])
+    holders = [data, *data.get("passage_voices", {}).values()]
+    for holder in holders:
+        for ref in holder.get("references", []):
+            ref["audio"] = base64.b64decode(ref["audio"])
     return JobRequest.model_validate(data)
 
 
@@ -214,6 +224,11 @@ class JobStore:
         """The job, or ``None`` if it is not stored (or has expired)."""
         raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job(job_id)))
         return decode_job(raw) if raw else None
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """The job's status alone (one HGET, nothing decoded); None if it is gone."""
+        raw = self.redis.hget(self.keys.job(job_id), "status")
+        return JobStatus(_text(cast(bytes | str, raw))) if raw is not None else None
 
     def get_for_tenant(self, job_id: str, tenant: str) -> Job | None:
         """The job if it belongs to ``tenant``; ``None`` otherwise, so others see a 404."""
@@ -402,7 +417,8 @@ class JobStore:
         segment's retry budget, kept until the job's record expires.
         """
         key = self.keys.job_sessions(job_id)
-        pipe = self.redis.pipeline()
+        # No MULTI/EXEC: two commands in one round trip, executed in order.
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hincrby(key, str(index), 1)
         pipe.expire(key, self.ttl_seconds)
         return int(pipe.execute()[0])

@@ -3,8 +3,11 @@
 :func:`tts_request` is what every segment of a job asks for, and
 :func:`provider_config` where it asks; :class:`SegmentSynthesizer` does the asking.
 
-Each segment streams in its own provider session, inside a governor slot,
-into a PCM spool file on disk; the finished file is uploaded to staging and
+Each segment is first looked up in the tenant's segment cache
+(:mod:`worker.jobs.cache`), unless the job opted out: a verified hit is its
+checkpoint, with no slot and no session.  Otherwise it streams in its own
+provider session, inside a governor slot, into a PCM spool file on disk; the
+finished file is uploaded (to the cache under its address, else to staging) and
 recorded on the job, so a later attempt synthesises only what is missing.
 Segments run in parallel up to the per-job limit; order is restored at assembly.
 
@@ -29,12 +32,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import random
-import shutil
-import socket
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +41,13 @@ from worker.audio import (
     AudioError,
     PcmStream,
     check_reference_audio,
-    format_info,
-    provider_pcm_rate,
 )
-from worker.fish import AudioFormat, ProviderError, ReferenceAudio, TTSRequest
+from worker.audio.level import match_level
+from worker.fish import AudioFormat, ProviderError, TTSRequest
 from worker.fish.client import ProviderConfig, StreamCanceled, stream_tts
+from worker.jobs.cache import SegmentCache, segment_request
 from worker.jobs.governor import Governor
-from worker.jobs.model import Job
+from worker.jobs.model import Job, utf8_bytes
 from worker.jobs.store import JobStore
 from worker.jobs.text import Segment
 from worker.jobs.truncation import check_duration
@@ -83,11 +82,13 @@ class SegmentCheckpoint:
     """A finished segment: where its PCM is kept and what it holds."""
 
     index: int
-    key: str  # staging object
+    key: str  # staging object, or the segment cache's object (worker.jobs.cache)
     bytes: int
     sample_rate: int
     chars: int
     digest: str = ""  # of the segment's text; "" in checkpoints written before it existed
+    cached: bool = False  # served from the segment cache: no provider session
+    utf8_bytes: int = 0  # of the text sent to the provider, or served from the cache
 
     @property
     def duration_s(self) -> float:
@@ -115,6 +116,8 @@ class SegmentCheckpoint:
             "sample_rate": self.sample_rate,
             "chars": self.chars,
             "digest": self.digest,
+            "cached": self.cached,
+            "utf8_bytes": self.utf8_bytes,
         }
 
     @classmethod
@@ -126,6 +129,8 @@ class SegmentCheckpoint:
             sample_rate=int(data["sample_rate"]),  # type: ignore[call-overload]
             chars=int(data["chars"]),  # type: ignore[call-overload]
             digest=str(data.get("digest", "")),
+            cached=bool(data.get("cached", False)),
+            utf8_bytes=int(data.get("utf8_bytes", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -158,32 +163,21 @@ def provider_config(settings: Settings, model: str | None = None) -> ProviderCon
     )
 
 
-def tts_request(job: Job) -> TTSRequest:
-    """What every segment of ``job`` asks the provider for: raw PCM, the job's voice.
+def tts_request(job: Job, voice: str | None = None) -> TTSRequest:
+    """What every segment of ``job`` asks the provider for: raw PCM, the job's voice
+    (or, with ``voice``, that of its ``<voice name=…>`` passages); see
+    :func:`worker.jobs.cache.segment_request`.
 
     Raises :class:`UnreadableReference` for reference audio that cannot be decoded.
     """
-    req = job.request
-    rate = req.sample_rate or format_info(req.format).default_sample_rate
-    references = []
-    for i, clip in enumerate(req.references):
+    chosen = job.request.passage_voices[voice] if voice is not None else job.request
+    field = f"voice {voice!r}: references" if voice is not None else "references"
+    for i, clip in enumerate(chosen.references):
         try:
             check_reference_audio(clip.audio)
         except AudioError as exc:
-            raise UnreadableReference(f"references[{i}].audio is unreadable: {exc}") from exc
-        references.append(ReferenceAudio(audio=clip.audio, text=clip.text))
-    return TTSRequest(
-        format=AudioFormat.PCM,
-        sample_rate=provider_pcm_rate(rate),
-        reference_id=req.reference_id,
-        references=references,
-        prosody=req.prosody,
-        latency=req.latency,
-        normalize=req.normalize,
-        temperature=req.temperature,
-        top_p=req.top_p,
-        repetition_penalty=req.repetition_penalty,
-    )
+            raise UnreadableReference(f"{field}[{i}].audio is unreadable: {exc}") from exc
+    return segment_request(job.request, voice)
 
 
 def segment_digest(text: str) -> str:
@@ -211,11 +205,18 @@ class SegmentSynthesizer:
         on_segment: Callable[[SegmentCheckpoint], None] | None = None,
         on_error: Callable[[ProviderError], None] | None = None,
         lease: Lease | None = None,
+        voices: Mapping[str, TTSRequest] | None = None,
+        level_db: float | None = None,
+        cache: SegmentCache | None = None,
     ) -> None:
         """``lease`` is the job's: asked before each provider session and each
         checkpoint upload, so a worker that stalled past its lease (and whose job
         another worker took over) neither pays for sessions nor leaves objects.
-        ``budget`` bounds the sessions of each segment over all attempts."""
+        ``budget`` bounds the sessions of each segment over all attempts.
+        ``voices`` are the requests of the text's voice passages, by name; with
+        ``level_db``, every segment is brought to that speech level
+        (:mod:`worker.audio.level`), so the voices sound equally loud.
+        ``cache`` is the tenant's segment cache; None for a job without one."""
         if request.format is not AudioFormat.PCM:
             raise ValueError("segments are always requested as raw PCM")
         self.job_id = job_id
@@ -232,8 +233,17 @@ class SegmentSynthesizer:
         self.on_segment = on_segment
         self.on_error = on_error
         self.lease = lease
+        self.voices = dict(voices or {})
+        self.level_db = level_db
+        self.cache = cache
         self._cancel = asyncio.Event()  # the caller's, once run() starts
         self._sessions: dict[int, int] = {}  # segment index → its sessions so far, all attempts
+
+    def request_for(self, segment: Segment) -> TTSRequest:
+        """What ``segment`` asks the provider for: its passage's voice, else the job's."""
+        if segment.voice is None:
+            return self.request
+        return self.voices[segment.voice]
 
     async def run(self, segments: list[Segment], cancel: asyncio.Event) -> None:
         """Synthesise ``segments``; the first failure stops the rest and is raised.
@@ -299,19 +309,39 @@ class SegmentSynthesizer:
 
     async def _synthesize(self, segment: Segment, halt: asyncio.Event) -> None:
         path = self.spool / f"{segment.index:06d}.pcm"
-        pcm = PcmStream(self.request.format)
+        request = self.request_for(segment)
         if not segment.text.strip():
             path.write_bytes(b"")  # nothing to say: no provider session, no audio
-        else:
-            await self._stream(segment, path, pcm, halt)
-            # Audio far shorter than its text is cut short: retried, never shipped.
-            check_duration(
-                path.stat().st_size / 2 / self.request.effective_sample_rate,
-                segment.text,
-                self.request.speed,
-                what=f"segment {segment.index}",
-            )
-        await self._checkpoint(segment, path)
+            await self._checkpoint(segment, path)
+            return
+        address = None
+        if self.cache is not None:
+            address = self.cache.address(segment.text, request, level_db=self.level_db)
+            if await self._from_cache(segment, address, path, request, halt):
+                return
+        await self._stream(segment, path, PcmStream(request.format), halt)
+        # Audio far shorter than its text is cut short: retried, never shipped.
+        check_duration(
+            path.stat().st_size / 2 / request.effective_sample_rate,
+            segment.text,
+            request.speed,
+            what=f"segment {segment.index}",
+        )
+        await self._checkpoint(segment, path, address=address)
+
+    async def _from_cache(
+        self, segment: Segment, address: str, path: Path, request: TTSRequest, halt: asyncio.Event
+    ) -> bool:
+        """Whether the cache had ``segment``'s audio: then it is checked, in ``path``
+        and the segment's checkpoint, and no provider session is opened."""
+        assert self.cache is not None
+        if halt.is_set():
+            raise StreamCanceled("canceled")
+        found = await asyncio.to_thread(self.cache.fetch, address, path, segment.text, request)
+        if found is None:
+            return False
+        await self._checkpoint(segment, path, address=address, cached=True)
+        return True
 
     async def _stream(
         self, segment: Segment, path: Path, pcm: PcmStream, halt: asyncio.Event
@@ -328,8 +358,12 @@ class SegmentSynthesizer:
                 def write(data: bytes) -> None:
                     out.write(pcm.feed(data))
 
-                await stream_tts(self.provider, self.request, segment.text, write, cancel=halt)
+                request = self.request_for(segment)
+                await stream_tts(self.provider, request, segment.text, write, cancel=halt)
                 out.write(pcm.close())
+        if self.level_db is not None:
+            rate = self.request.effective_sample_rate
+            await asyncio.to_thread(match_level, path, rate, self.level_db)
 
     async def _check_halt(self, halt: asyncio.Event) -> None:
         if not halt.is_set() and not await self._leased():
@@ -351,32 +385,47 @@ class SegmentSynthesizer:
     async def _leased(self) -> bool:
         return self.lease is None or await asyncio.to_thread(self.lease.held)
 
-    async def _checkpoint(self, segment: Segment, path: Path) -> None:
+    async def _checkpoint(
+        self, segment: Segment, path: Path, *, address: str | None = None, cached: bool = False
+    ) -> None:
+        """Record a finished segment; its audio is kept in the cache under ``address``
+        (where it already is when ``cached``), or without one in staging."""
         # A segment that streamed while a sibling failed is still kept (the
         # provider billed it), but not for a canceled job or one taken over.
         if self._cancel.is_set() or not await self._leased():
             raise StreamCanceled("canceled")
+        if address is not None and self.cache is not None:
+            key = self.cache.key(address)  # the checkpoint points at the cache object
+        else:
+            key = self.storage.staging_key(self.job_id, path.name)
         checkpoint = SegmentCheckpoint(
             index=segment.index,
-            key=self.storage.staging_key(self.job_id, path.name),
+            key=key,
             bytes=path.stat().st_size,
             sample_rate=self.request.effective_sample_rate,
             chars=len(segment.text),
             digest=segment_digest(segment.text),
+            cached=cached,
+            utf8_bytes=utf8_bytes(segment.text) if segment.text.strip() else 0,
         )
         # Shielded: the attempt being torn down must not split the upload from its record.
-        await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path))
+        await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path, address))
         if self.on_segment is not None:
             self.on_segment(checkpoint)
 
-    def _keep(self, checkpoint: SegmentCheckpoint, path: Path) -> None:
-        """Upload a finished segment to staging and record it on the job."""
-        self.storage.upload_file(
-            path,
-            checkpoint.key,
-            content_type="application/octet-stream",
-            metadata={"job-id": self.job_id, "segment": str(checkpoint.index)},
-        )
+    def _keep(self, checkpoint: SegmentCheckpoint, path: Path, address: str | None) -> None:
+        """Upload a finished segment (to the cache, else to staging) and record it on
+        the job; a segment served from the cache is only recorded."""
+        if address is not None and self.cache is not None:
+            if not checkpoint.cached:  # a hit is in the cache already
+                self.cache.put(address, path, checkpoint.sample_rate)
+        else:
+            self.storage.upload_file(
+                path,
+                checkpoint.key,
+                content_type="application/octet-stream",
+                metadata={"job-id": self.job_id, "segment": str(checkpoint.index)},
+            )
         self.store.save_segment(self.job_id, checkpoint.index, checkpoint.to_json())
 
 
@@ -401,49 +450,3 @@ def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(exc, StreamCanceled | asyncio.CancelledError):
             return exc
     return leaves[0]
-
-
-_HOST = socket.gethostname().replace("/", "_")
-
-
-def make_spool(spool_dir: Path, job_id: str) -> Path:
-    """A fresh folder for one attempt's files: ``<spool_dir>/<job>/<host>-<pid>-<random>``.
-
-    Each attempt has its own, so a stalled worker that cleans up after losing
-    its lease never deletes the files of the attempt that took over.  Spools
-    left by dead worker processes of this machine are removed on the way.
-    """
-    root = spool_dir / job_id
-    root.mkdir(parents=True, exist_ok=True)
-    _prune_dead_spools(root)
-    spool = root / f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    spool.mkdir(parents=True)
-    return spool
-
-
-def drop_spool(spool: Path) -> None:
-    """Remove an attempt's folder, and the job's once no other attempt uses it."""
-    shutil.rmtree(spool, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        spool.parent.rmdir()  # fails while another attempt's folder is still there
-
-
-def _prune_dead_spools(root: Path) -> None:
-    """Remove spools of this machine's worker processes that died mid-attempt (kill -9)."""
-    with contextlib.suppress(OSError):
-        for child in root.iterdir():
-            host, _, rest = child.name.rpartition("-")[0].rpartition("-")
-            pid = int(rest) if rest.isdigit() else 0
-            if host == _HOST and pid and pid != os.getpid() and not _alive(pid):
-                log.info("removing %s: its worker process is gone", child)
-                shutil.rmtree(child, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True

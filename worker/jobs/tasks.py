@@ -27,6 +27,7 @@ from celery.signals import worker_ready, worker_shutting_down
 from worker.batches.lifecycle import reap_batches
 from worker.batches.store import BatchStore
 from worker.celery import app
+from worker.jobs.cache import start_cache_sweep
 from worker.jobs.model import Job
 from worker.jobs.runner import JobRunner
 from worker.jobs.store import DueReason
@@ -120,7 +121,9 @@ def reap_batches_once(run: JobRunner, celery_app: Celery | None = None) -> list[
 
 def sweep_uploads_once(run: JobRunner, celery_app: Celery | None = None) -> bool:
     """Start this period's sweep of incomplete uploads, if it is this worker's turn
-    (:func:`worker.storage.sweep.start_sweep`; it runs in a thread of its own)."""
+    (:func:`worker.storage.sweep.start_sweep`; it runs in a thread of its own), and
+    the segment cache's sweep of what went unused (:func:`worker.jobs.cache.start_cache_sweep`)."""
+    start_cache_sweep(run.storage, run.redis, run.keys, run.settings)
     return start_sweep(run.storage, run.redis, run.keys, run.settings)
 
 

@@ -24,7 +24,10 @@ whitespace too long to fit beside its neighbours is the only thing that may end
 up in a segment of its own (the synthesiser should skip blank segments).
 
 Segmentation is deterministic: the same text and ``max_chars`` always give the
-same segments, which is what makes a checkpoint by segment index valid.
+same segments, which is what makes a checkpoint by segment index valid.  It is
+also local: each paragraph is cut on its own, whitespace included, so editing
+one paragraph changes only that paragraph's segments, and the segment cache
+(:mod:`worker.jobs.cache`) still holds the audio of every other one.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Segment:
     start: int  # character offset in the input
     paragraph_end: bool  # ends a paragraph: the assembler may add paragraph silence after it
     break_ms: int = 0  # silence a <break> tag asks for after it (worker.jobs.markup)
+    voice: str | None = None  # the passage's voice (a <voice> tag); None: the job's own
 
     @property
     def end(self) -> int:
@@ -341,17 +345,20 @@ class _Segmenter:
         spans: list[list[int]] = []  # [start, end, paragraph_end]: mutable while rebalancing
         bounds = [0, *self.by_level[_Cut.PARAGRAPH], len(self.text)]
         for para_start, para_end in pairwise(bounds):
-            pieces = self._split(para_start, para_end, _Cut.SENTENCE)
-            spans.extend([s, e, 0] for s, e in pieces)
-            spans[-1][2] = 1
-        spans = self._absorb_blank_spans(spans)
+            pieces = [[s, e, 0] for s, e in self._split(para_start, para_end, _Cut.SENTENCE)]
+            pieces[-1][2] = 1
+            # Each paragraph on its own: its segments depend on its text alone, so an
+            # edit changes only the paragraph's own segments (and the segment cache
+            # still holds every other paragraph's).
+            spans.extend(self._absorb_blank_spans(pieces))
         return [
             Segment(index=i, text=self.text[s:e], start=s, paragraph_end=bool(pend))
             for i, (s, e, pend) in enumerate(spans)
         ]
 
     def _absorb_blank_spans(self, spans: list[list[int]]) -> list[list[int]]:
-        """Give whitespace-only spans to their neighbours, as far as ``max`` allows.
+        """Give whitespace-only spans of one paragraph to their neighbours in it, as far
+        as ``max`` allows.
 
         Whitespace goes to the segment before first (where it belongs), then to
         the front of the one after; only what fits in neither stays on its own,

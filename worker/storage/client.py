@@ -31,7 +31,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -436,6 +437,12 @@ class Storage:
             raise classify(exc, f"presign {self.url(key)}") from exc
         return str(url)
 
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime | None]]:
+        """Every object under ``prefix`` (non-empty): its key and when it was written."""
+        for page in self._requests.pages("list_objects_v2", validate_prefix(prefix)):
+            for item in page.get("Contents", ()):
+                yield item["Key"], item.get("LastModified")
+
     # -- deletion ----------------------------------------------------------------
 
     def delete(self, key: str) -> None:
@@ -459,6 +466,15 @@ class Storage:
             deleted += self._delete_batch(batch)
         if deleted:
             log.info("deleted %d object(s) under %s", deleted, self.url(prefix))
+        return deleted
+
+    def delete_many(self, keys: list[str]) -> int:
+        """Delete the objects ``keys`` (missing ones are no error); returns how many."""
+        deleted = 0
+        for start in range(0, len(keys), DELETE_BATCH):
+            deleted += self._delete_batch(
+                [validate_key(k) for k in keys[start : start + DELETE_BATCH]]
+            )
         return deleted
 
     def _delete_batch(self, keys: list[str]) -> int:

@@ -107,6 +107,18 @@ def render_key(template: str, template_vars: Mapping[str, str]) -> str:
     return validate_key(template.format_map({name: values[name] for name in used}))
 
 
+def cache_key(prefix: str, tenant: str, address: str) -> str:
+    """Key of a cached segment: ``<prefix>/<tenant>/<aa>/<address>.pcm``.
+
+    Under its tenant, so no key of one tenant's cache is ever another's; the two
+    hex digits after it spread a large cache over many listing prefixes.
+    """
+    tenant = validate_segment("tenant", tenant)
+    address = validate_segment("address", address)
+    head = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    return validate_key(f"{head}{tenant}/{address[:2]}/{address}.pcm")
+
+
 # -- metadata -------------------------------------------------------------------
 
 

@@ -96,9 +96,10 @@ def template_scope(key_template: str) -> UploadScope:
 
 
 def upload_scopes(
-    key_template: str, staging_prefix: str, tenants: Iterable[str]
+    key_template: str, staging_prefix: str, tenants: Iterable[str], cache_prefix: str = ""
 ) -> tuple[UploadScope, ...]:
-    """Every place shoal writes to: staging, each tenant's prefix, the key template's keys."""
+    """Every place shoal writes to: staging, the segment cache, each tenant's prefix,
+    the key template's keys."""
     staging = staging_prefix.strip("/")
     scopes = [
         # Without a staging prefix, staging keys start with their job's or batch's id.
@@ -106,6 +107,8 @@ def upload_scopes(
         if staging
         else UploadScope("", re.compile(rf"(?:{JOB_ID}|{BATCH_ID})/.+"))
     ]
+    if cache := cache_prefix.strip("/"):
+        scopes.append(UploadScope(f"{cache}/"))
     scopes.extend(UploadScope(f"{tenant}/") for tenant in sorted(set(tenants)))
     scopes.append(template_scope(key_template))
     return tuple(scopes)
@@ -149,7 +152,10 @@ def sweep_incomplete_uploads(
     max_age = settings.s3_incomplete_upload_max_age_seconds
     tenants = [tenant.id for tenant in settings.tenants]
     found: dict[str, IncompleteUpload] = {}
-    for scope in upload_scopes(settings.s3_key_template, settings.s3_staging_prefix, tenants):
+    scopes = upload_scopes(
+        settings.s3_key_template, settings.s3_staging_prefix, tenants, settings.s3_cache_prefix
+    )
+    for scope in scopes:
         for upload in storage.list_incomplete_uploads(scope.prefix):
             if scope.covers(upload.key):
                 found.setdefault(upload.upload_id, upload)

@@ -74,7 +74,14 @@ def deleted_voice(store: VoiceStore, job: Job) -> str | None:
     The job carries copies of the samples, but a voice deleted is withdrawn: its
     owner asked that it speak no more.
     """
-    voice = job.request.voice
-    if voice is None or store.exists(job.tenant, voice):
+    named = [job.request.voice] if job.request.voice is not None else []
+    named += list(job.request.passage_voices)  # those of its <voice> passages
+    if not named:
         return None
-    return f"voice {voice!r} was deleted after the job was queued; submit it again with another"
+    for voice, record in zip(named, store.get_many(job.tenant, named), strict=True):
+        if record is None:
+            return (
+                f"voice {voice!r} was deleted after the job was queued; "
+                "submit it again with another"
+            )
+    return None
