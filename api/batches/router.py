@@ -1,21 +1,22 @@
-"""``/v1/batches``: submit many texts at once, follow them, cancel them, retry one item."""
+"""``/v1/batches``: submit many texts at once, list and follow them, cancel them, retry one item."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from api.batches import service
 from api.batches.actions import cancel_batch, rerender, retry_item
-from api.batches.schemas import BatchCreate, BatchOut, ItemRetryIn, RerenderIn
+from api.batches.listing import BatchFilter, list_batches
+from api.batches.schemas import BatchCreate, BatchKind, BatchList, BatchOut, ItemRetryIn, RerenderIn
 from api.batches.views import batch_out, current_view
 from api.bodies import BodyRoute
 from api.deps import Ctx, Tenant
 from api.errors import NotFound
 from api.idempotency import IdempotencyKey, answer_created
 from api.schemas import CREATE_ERRORS, V1_ERRORS, error_responses
-from worker.batches.model import Batch
+from worker.batches.model import Batch, BatchStatus
 
 router = APIRouter(prefix="/batches", tags=["batches"], responses=V1_ERRORS, route_class=BodyRoute)
 
@@ -62,6 +63,24 @@ def create_batch(
     batch = submission.value
     answer_created(response, f"/v1/batches/{batch.id}", submission.created)
     return batch_out(current_view(ctx, batch), ctx.storage)
+
+
+@router.get("", response_model=BatchList, summary="List batches")
+def list_all(
+    tenant: Tenant,
+    ctx: Ctx,
+    status: BatchStatus | None = None,
+    kind: Annotated[
+        BatchKind | None, Query(description="`book`: made by POST /v1/books; `batch`: the others")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
+) -> BatchList:
+    """The tenant's batches and books, newest first, one page at a time: each one's
+    status, title, kind and item counts (``GET /v1/batches/{id}`` shows the rest)."""
+    return list_batches(ctx, tenant.id, BatchFilter(status=status, kind=kind), limit, cursor)
 
 
 @router.get("/{batch_id}", response_model=BatchOut, summary="Show a batch", responses=_NOT_FOUND)

@@ -1,4 +1,5 @@
-"""What the batch routes take and answer: ``BatchCreate`` and ``ItemRetryIn`` in, ``BatchOut`` out.
+"""What the batch routes take and answer: ``BatchCreate`` and ``ItemRetryIn`` in;
+``BatchOut`` (one batch) and ``BatchList`` (a page of ``BatchSummaryOut``) out.
 
 Requests derive from :class:`api.schemas.RequestModel`; checks that need
 settings (text limits, output choices, reference audio, callback addresses)
@@ -9,6 +10,7 @@ book takes (:mod:`api.books.schemas`).
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -41,6 +43,13 @@ MAX_BATCH_ITEMS = 500
 #: A batch's texts together may be this many times ``SHOAL_MAX_TEXT_BYTES`` (one job's limit).
 BATCH_TEXT_FACTOR = 20
 MAX_TITLE_CHARS = 300
+
+
+class BatchKind(StrEnum):
+    """What made a batch: the ``kind`` of a listed batch, and the listing's filter."""
+
+    BOOK = "book"  # POST /v1/books: chapters read from an uploaded file
+    BATCH = "batch"  # POST /v1/batches: texts sent as they are
 
 
 # -- requests -------------------------------------------------------------------
@@ -264,3 +273,33 @@ class BatchOut(BaseModel):
     canceled_at: datetime | None
     finished_at: datetime | None
     links: BatchLinks
+
+
+class BatchSummaryLinks(BaseModel):
+    self: str
+    jobs: str
+
+
+class BatchSummaryOut(BaseModel):
+    """A batch in a listing: what it is and how far it got (``GET /v1/batches/{id}`` for
+    the rest: items, outputs, billing)."""
+
+    id: str
+    status: BatchStatus
+    kind: BatchKind
+    title: str = Field(description="the book's title; a batch without one: its first item's")
+    author: str | None
+    file_kind: str | None = Field(description="a book's file: epub, markdown, text, …")
+    items_total: int
+    items_done: int = Field(description="items whose job succeeded")
+    items_failed: int = Field(description="items whose job failed or was canceled")
+    created_at: datetime
+    finished_at: datetime | None
+    links: BatchSummaryLinks
+
+
+class BatchList(BaseModel):
+    """One page of batches, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    data: list[BatchSummaryOut]
+    next_cursor: str | None

@@ -72,6 +72,8 @@ SETTINGS_FIELDS = (
     "paragraph_silence_ms",
     "cache",
 )
+#: The title of a batch sent without one.
+UNTITLED = "Untitled"
 _COMBINED_CODEC = {CombinedFormat.M4B: "m4a", CombinedFormat.MP3: "mp3"}
 
 
@@ -288,7 +290,7 @@ def create_batch(
         tenant,
         items=items,
         options=body,
-        book=BookInfo(title=(body.title or "").strip() or "Untitled", author=body.author),
+        book=BookInfo(title=(body.title or "").strip() or UNTITLED, author=body.author),
         cover=None,
         idempotency=("batches", key) if key else None,
         request_fingerprint=body.model_dump(mode="json"),

@@ -9,7 +9,8 @@ tenant data: a page is the same for everyone, and the API checks every call::
     /app/                    → /app/jobs
     /app/signin              the API key
     /app/jobs                list, filters, live progress; /app/jobs/new; /app/jobs/{id}
-    /app/books               recent books; /app/books/new (upload, preview, start); /app/books/{id}
+    /app/books               the books, newest first; /app/books/new (upload, preview, start);
+                             /app/books/{id}
     /app/voices              list, upload, preview
     /app/lexicons            list; /app/lexicons/new; /app/lexicons/{id} (edit rules)
     /app/operations          queues, provider slots, recent failures
@@ -157,7 +158,7 @@ def job(request: Request, job_id: str) -> HTMLResponse:
 
 @router.get("/books", response_class=HTMLResponse, response_model=None)
 def books(request: Request) -> HTMLResponse:
-    """Recent books."""
+    """The tenant's books, newest first."""
     return render(request, "books")
 
 

@@ -1,6 +1,7 @@
-"""Timings over HTTP: asking for them, refusing them where the provider has none, and
-the captions route before there is anything to serve.  (A real run that makes the
-captions is in tests/api/test_timings_e2e.py.)  The ``idle`` stack has no worker.
+"""Timings over HTTP: asking for them, refusing them where the provider has none, the
+captions route before and after there is something to serve, and ``shoal narrate
+--captions``.  The ``idle`` stack has no worker; ``live`` runs jobs through a real
+worker and local_tts.  (Their precision is measured in tests/worker/test_timings_jobs.py.)
 """
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.conftest import ApiEnv
 from tests.api.server import ApiServer, api_settings, queued_messages, tenant
+from tests.api.test_e2e import poll
+from tests.api.test_lexicons import shoal
 from tests.s3 import MotoS3
 from tests.servers import LocalTTS
 from tests.stack import Stack, Stacks
@@ -69,3 +73,37 @@ def test_timings_from_a_provider_without_them_are_refused(
         assert queued_messages(stack) == before
         assert http.get("/v1/jobs").json()["data"] == []
         assert http.post("/v1/jobs", json={"text": "Hello."}).status_code == 202
+
+
+def test_captions_over_http_and_from_the_cli(
+    live: ApiEnv,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    text = "First sentence here. Second one follows.\n\nA paragraph of its own."
+    with live.client("t2") as http:
+        made = http.post("/v1/jobs", json={"text": text, "timestamps": "sentence"})
+        assert made.status_code == 202, made.text
+        done = poll(http, made.json()["id"])
+        assert done["status"] == "succeeded", done["error"]
+        assert {c["format"] for c in done["captions"]} == {"vtt", "srt", "json"}
+        assert all(c["download_url"] for c in done["captions"])
+        moved = http.get(f"/v1/jobs/{done['id']}/captions", params={"format": "srt"})
+        assert moved.status_code == 307
+        srt = httpx.get(moved.headers["location"]).text
+    assert srt.startswith("1\n00:00:00,") and "Second one follows." in srt
+    assert srt.count(" --> ") == 3
+
+    out = tmp_path / "hello.mp3"
+    code, _, err = shoal(
+        live, capsys, monkeypatch, "narrate", "Hello there. Goodbye now.",
+        "-o", str(out), "--captions", str(tmp_path / "hello.vtt"),
+    )  # fmt: skip
+    assert code == 0, err
+    vtt = (tmp_path / "hello.vtt").read_text()
+    assert vtt.startswith("WEBVTT") and "Goodbye now." in vtt and out.stat().st_size > 0
+    code, _, err = shoal(
+        live, capsys, monkeypatch, "narrate", "Hi.", "--captions", str(tmp_path / "x.txt")
+    )
+    assert code != 0 and "name a .vtt, .srt or .json file" in err

@@ -78,6 +78,7 @@ def test_submit_poll_download_decode(live: ApiEnv, tmp_path: Path, fmt: str, rat
     assert output["download_url"].startswith(live.stack.settings.s3_endpoint_url or "http")
     assert job["attempts"] >= 1
     assert job["progress"]["percent"] == 100.0
+    assert job["progress"]["phase"] == "uploading"  # the last phase before it ended
     assert job["started_at"] and job["finished_at"]
     assert job["metadata"] == {"k": 1}
     assert job["billing"]["utf8_bytes"] == len(TEXT.encode())
@@ -118,6 +119,10 @@ def test_events_stream_progress_then_the_final_state(live: ApiEnv) -> None:
     done = [p["segments_done"] for p in progress]
     assert done == sorted(done)
     assert progress[-1]["segments_done"] == progress[-1]["segments_total"] >= 8
+    # The phases never go back, and the stream tells encoding and uploading apart.
+    order = ["synthesising", "encoding", "uploading"]
+    ranks = [order.index(p["phase"]) for p in progress]
+    assert ranks == sorted(ranks) and ranks[-2:] == [1, 2], ranks
 
 
 def test_cancel_a_running_job(live: ApiEnv) -> None:

@@ -134,6 +134,39 @@ def test_a_book_is_previewed_started_and_a_chapter_retried(browser: Browser) -> 
     browser.shot("books")
 
 
+def test_the_books_page_lists_books_newest_first_a_page_at_a_time(
+    browser: Browser, web: WebEnv
+) -> None:
+    with web.api.client(KEY) as http:
+        made = []
+        for title in ("Older Tales", "Newer Tales"):
+            files = {"file": ("tales.md", b"# One\n\nA line.", "text/markdown")}
+            answer = http.post("/v1/books", files=files, data={"title": title})
+            assert answer.status_code == 202, answer.text
+            made.append(answer.json()["batch"]["id"])
+        plain = http.post("/v1/batches", json={"items": [{"title": "Memo", "text": "Hello."}]})
+        assert plain.status_code == 202, plain.text
+        books = [b["id"] for b in http.get("/v1/batches?kind=book&limit=200").json()["data"]]
+    assert books[:2] == made[::-1]
+
+    browser.sign_in()
+    page = browser.go("/app/books?per_page=1")
+    rows = page.locator("#books-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.get_by_role("link")).to_have_text("Newer Tales")
+    page.get_by_role("button", name="More books").click()
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1).get_by_role("link")).to_have_text("Older Tales")
+    more = page.get_by_role("button", name="More books")
+    for shown in range(2, len(books)):
+        more.click()
+        expect(rows).to_have_count(shown + 1)
+    expect(more).to_be_hidden()
+    ids = [row.get_attribute("data-batch") for row in rows.all()]
+    assert ids == books  # every book once, in order; the plain batch is not a book
+    assert plain.json()["id"] not in ids
+
+
 def test_a_failed_job_says_why_in_words(browser: Browser, web: WebEnv) -> None:
     web.tts.set_faults({"rules": [{"action": "reject", "status": 401}]})  # a permanent error
     try:

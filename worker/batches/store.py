@@ -18,6 +18,10 @@ workers (assembly) never overwrite each other.  Alongside it:
   each record's change.
 
 A batch lives until ``ttl_seconds`` after it last finished, like a job.
+``Keys.batches_by_tenant`` indexes a tenant's batches by creation time (written
+by :meth:`BatchStore.create`, dropped by :meth:`BatchStore.delete`); an entry
+whose record expired is pruned when a listing meets it (:meth:`BatchStore.newest`),
+as the job indexes are.
 
 Errors::
 
@@ -36,6 +40,7 @@ from typing import Any, cast
 import redis
 
 from worker.batches.model import Batch, ChapterMaster
+from worker.jobs.listing import Position
 from worker.jobs.model import Job, JobStatus
 from worker.jobs.store import CorruptJobRecord, decode_job
 from worker.keys import Keys
@@ -144,6 +149,48 @@ class BatchStore:
             pipe.zrem(self.keys.batches_by_tenant(batch.tenant), batch_id)
         pipe.zrem(self.keys.batches_open(), batch_id)
         pipe.execute()
+
+    # -- a tenant's batches, newest first -----------------------------------------
+
+    def newest(
+        self, tenant: str, after: Position | None, count: int
+    ) -> tuple[list[tuple[Batch, Position]], Position | None]:
+        """Up to ``count`` of the tenant's batches after ``after`` in its index (newest
+        first) with their index entries, and the entry to go on from (None: the end).
+
+        Entries whose record is gone (expired) are skipped and pruned from the index.
+        """
+        index = self.keys.batches_by_tenant(tenant)
+        chunk = max(1, count)
+        while True:
+            high = repr(after.score) if after is not None else "+inf"
+            rows = self.redis.zrevrangebyscore(index, high, "-inf", 0, chunk, withscores=True)
+            entries = [Position(float(s), _text(m)) for m, s in cast(Any, rows)]
+            # The range starts at the anchor's score inclusive: skip what was already seen.
+            fresh = [e for e in entries if after is None or after.before(e, ascending=False)]
+            if fresh or len(entries) < chunk:
+                break
+            chunk *= 2  # a run of equal scores longer than the chunk: widen, don't loop
+        go_on = fresh[-1] if fresh and len(entries) == chunk else None
+        return self._load_indexed(index, fresh), go_on
+
+    def _load_indexed(self, index: str, entries: list[Position]) -> list[tuple[Batch, Position]]:
+        """Records for index entries, in order; entries of expired records are pruned."""
+        if not entries:
+            return []
+        raws = cast(list[Any], self.redis.mget([self.keys.batch(e.member) for e in entries]))
+        loaded, gone = [], []
+        for entry, raw in zip(entries, raws, strict=True):
+            if raw is None:
+                gone.append(entry.member)
+                continue
+            try:
+                loaded.append((Batch.model_validate_json(raw), entry))
+            except ValueError:
+                log.warning("batch %s: unreadable record skipped in a listing", entry.member)
+        if gone:
+            self.redis.zrem(index, *gone)
+        return loaded
 
     # -- the items' jobs ---------------------------------------------------------
 

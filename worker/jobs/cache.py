@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from worker.keys import Keys
 from worker.settings import Settings
 from worker.storage.client import ObjectNotFound, Storage
 from worker.storage.model import cache_key
+from worker.timings import InvalidMarks, Mark, marks_from_json
 
 __all__ = [
     "CachedAudio",
@@ -250,6 +252,29 @@ class SegmentCache:
         # No stamp in Redis: the upload's own date counts as its last use (sweep_cache).
         return key
 
+    def marks_key(self, address: str) -> str:
+        """The object beside ``address``'s audio that keeps its word marks."""
+        return f"{self.key(address)}.marks.json"
+
+    def put_marks(self, address: str, marks: Sequence[Mark]) -> None:
+        """Keep the word marks of ``address``'s audio (a job that asked for timings)."""
+        body = json.dumps([m.to_json() for m in marks], separators=(",", ":")).encode()
+        self.storage.put_bytes(self.marks_key(address), body, content_type="application/json")
+
+    def fetch_marks(self, address: str) -> list[Mark] | None:
+        """The word marks kept for ``address``; None if there are none (or they are
+        unreadable: the segment is then spoken again, with its timings)."""
+        key = self.marks_key(address)
+        try:
+            marks = marks_from_json(json.loads(self.storage.get_bytes(key)))
+        except ObjectNotFound:
+            return None
+        except (ValueError, TypeError, InvalidMarks) as exc:
+            log.warning("segment cache %s: unreadable marks (%s); spoken again", key, exc)
+            return None
+        self.touch(key)  # kept as long as its audio is
+        return marks
+
     def touch(self, key: str) -> None:
         """Note that ``key`` was used now: the sweep keeps it another retention period."""
         self.client.zadd(self.keys.cache_used(), {key: time.time()})
@@ -290,12 +315,14 @@ def segment_cache(
     """The cache ``job``'s segments use; None when the job opted out or the cache is off."""
     if not job.request.cache or settings.segment_cache_days <= 0:
         return None
+    # The timestamped endpoint is another way of asking: its audio is kept apart.
+    timed = job.request.timestamps is not None
     return SegmentCache(
         storage,
         client,
         keys,
         tenant=job.tenant,
-        endpoint=settings.provider_ws_url,
+        endpoint=settings.provider_timestamp_url if timed else settings.provider_ws_url,
         model=job.request.model or settings.fish_model,
         prefix=settings.s3_cache_prefix,
     )

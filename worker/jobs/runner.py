@@ -52,9 +52,19 @@ from worker.fish import (
 )
 from worker.fish.client import StreamCanceled
 from worker.jobs.cache import passage_level, segment_cache
+from worker.jobs.captions import caption_files, caption_marks, job_timeline, upload_captions
 from worker.jobs.governor import Governor
 from worker.jobs.markup import job_segments
-from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Phase, Progress
+from worker.jobs.model import (
+    Captions,
+    ErrorCode,
+    Job,
+    JobError,
+    JobStatus,
+    Output,
+    Phase,
+    Progress,
+)
 from worker.jobs.output import CheckpointLost, JobOutput
 from worker.jobs.spool import drop_spool, make_spool
 from worker.jobs.store import JobStore, MessageStanding
@@ -158,7 +168,8 @@ class JobRunner:
                 lease.release()
             elapsed = time.monotonic() - started
             log.info("job %s: attempt ended after %.1fs: %s", job_id, elapsed, ended.how)
-            if ended.retry_in is None:  # the job may have ended: its batch may be complete
+            if ended.retry_in is None and job.batch_id is not None:
+                # The job may have ended: its batch may be complete.
                 batches.on_job_terminal(
                     job_id,
                     self.settings,
@@ -347,6 +358,7 @@ class JobRunner:
             voices={name: tts_request(job, name) for name in job.request.passage_voices},
             level_db=passage_level(job.request),
             cache=segment_cache(self.settings, self.storage, self.redis, self.keys, job),
+            timestamp_url=self.settings.provider_timestamp_url if job.request.timestamps else None,
         )
 
     async def _watch_cancel(self, job_id: str, cancel: asyncio.Event, lease: Lease) -> None:
@@ -394,7 +406,21 @@ class JobRunner:
             raise
         batches.keep_chapter_master(job, parts, storage=self.storage, store=self.store)
         self._set_phase(job.id, progress, Phase.UPLOADING, output)
-        return output.upload(audio)
+        uploaded = output.upload(audio)
+        if job.request.timestamps is None:
+            return uploaded
+        return uploaded.model_copy(
+            update={"captions": self._captions(job, segments, parts, uploaded)}
+        )
+
+    def _captions(
+        self, job: Job, segments: list[Segment], parts: list[SegmentAudio], uploaded: Output
+    ) -> list[Captions]:
+        """The job's captions, from its checkpoints' word marks, uploaded beside its output."""
+        rate = uploaded.sample_rate
+        checkpoints = stored_checkpoints(self.store, job.id, segments, provider_pcm_rate(rate))
+        marks = caption_marks(job, segments, checkpoints, job_timeline(parts, rate))
+        return upload_captions(self.storage, job, uploaded.key, caption_files(marks))
 
     def _complete(self, job: Job, segments: list[Segment], output: JobOutput) -> list[SegmentAudio]:
         """Every segment's PCM in the spool and handed to the output, in text order."""

@@ -45,6 +45,7 @@ from worker.audio import (
 from worker.audio.level import match_level
 from worker.fish import AudioFormat, ProviderError, TTSRequest
 from worker.fish.client import ProviderConfig, StreamCanceled, stream_tts
+from worker.fish.stream_ts import stream_tts_timestamped
 from worker.jobs.cache import SegmentCache, segment_request
 from worker.jobs.governor import Governor
 from worker.jobs.model import Job, utf8_bytes
@@ -55,6 +56,7 @@ from worker.lease import Lease
 from worker.retry import SessionBudget, Step
 from worker.settings import Settings
 from worker.storage.client import Storage
+from worker.timings import Mark, marks_from_json
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ class SegmentCheckpoint:
     digest: str = ""  # of the segment's text; "" in checkpoints written before it existed
     cached: bool = False  # served from the segment cache: no provider session
     utf8_bytes: int = 0  # of the text sent to the provider, or served from the cache
+    # Word marks of a job that asked for timings: ms into this segment's audio,
+    # characters of its text.  Kept so a later attempt's captions are the same.
+    marks: tuple[Mark, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -118,7 +123,7 @@ class SegmentCheckpoint:
             "digest": self.digest,
             "cached": self.cached,
             "utf8_bytes": self.utf8_bytes,
-        }
+        } | ({"marks": [m.to_json() for m in self.marks]} if self.marks else {})
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> SegmentCheckpoint:
@@ -131,6 +136,7 @@ class SegmentCheckpoint:
             digest=str(data.get("digest", "")),
             cached=bool(data.get("cached", False)),
             utf8_bytes=int(data.get("utf8_bytes", 0)),  # type: ignore[call-overload]
+            marks=tuple(marks_from_json(data.get("marks", ()))),  # type: ignore[arg-type]
         )
 
 
@@ -207,6 +213,7 @@ class SegmentSynthesizer:
         lease: Lease | None = None,
         voices: Mapping[str, TTSRequest] | None = None,
         level_db: float | None = None,
+        timestamp_url: str | None = None,
         cache: SegmentCache | None = None,
     ) -> None:
         """``lease`` is the job's: asked before each provider session and each
@@ -216,6 +223,8 @@ class SegmentSynthesizer:
         ``voices`` are the requests of the text's voice passages, by name; with
         ``level_db``, every segment is brought to that speech level
         (:mod:`worker.audio.level`), so the voices sound equally loud.
+        With ``timestamp_url``, segments are spoken through the provider's
+        timestamped endpoint there, and their word marks kept with them.
         ``cache`` is the tenant's segment cache; None for a job without one."""
         if request.format is not AudioFormat.PCM:
             raise ValueError("segments are always requested as raw PCM")
@@ -235,6 +244,7 @@ class SegmentSynthesizer:
         self.lease = lease
         self.voices = dict(voices or {})
         self.level_db = level_db
+        self.timestamp_url = timestamp_url
         self.cache = cache
         self._cancel = asyncio.Event()  # the caller's, once run() starts
         self._sessions: dict[int, int] = {}  # segment index → its sessions so far, all attempts
@@ -319,7 +329,7 @@ class SegmentSynthesizer:
             address = self.cache.address(segment.text, request, level_db=self.level_db)
             if await self._from_cache(segment, address, path, request, halt):
                 return
-        await self._stream(segment, path, PcmStream(request.format), halt)
+        marks = await self._stream(segment, path, PcmStream(request.format), halt)
         # Audio far shorter than its text is cut short: retried, never shipped.
         check_duration(
             path.stat().st_size / 2 / request.effective_sample_rate,
@@ -327,7 +337,7 @@ class SegmentSynthesizer:
             request.speed,
             what=f"segment {segment.index}",
         )
-        await self._checkpoint(segment, path, address=address)
+        await self._checkpoint(segment, path, address=address, marks=marks)
 
     async def _from_cache(
         self, segment: Segment, address: str, path: Path, request: TTSRequest, halt: asyncio.Event
@@ -340,12 +350,21 @@ class SegmentSynthesizer:
         found = await asyncio.to_thread(self.cache.fetch, address, path, segment.text, request)
         if found is None:
             return False
-        await self._checkpoint(segment, path, address=address, cached=True)
+        marks: tuple[Mark, ...] = ()
+        if self.timestamp_url is not None:
+            kept = await asyncio.to_thread(self.cache.fetch_marks, address)
+            if kept is None:  # audio without its timings: spoken again, with them
+                return False
+            marks = tuple(kept)
+        await self._checkpoint(segment, path, address=address, cached=True, marks=marks)
         return True
 
     async def _stream(
         self, segment: Segment, path: Path, pcm: PcmStream, halt: asyncio.Event
-    ) -> None:
+    ) -> tuple[Mark, ...]:
+        """Speak ``segment`` into ``path`` in one provider session; its word marks,
+        when the job asked for timings."""
+        marks: tuple[Mark, ...] = ()
         if halt.is_set():
             raise StreamCanceled("canceled")
         async with self.governor.slot(self.owner, priority=self.priority):
@@ -359,11 +378,20 @@ class SegmentSynthesizer:
                     out.write(pcm.feed(data))
 
                 request = self.request_for(segment)
-                await stream_tts(self.provider, request, segment.text, write, cancel=halt)
+                if self.timestamp_url is None:
+                    await stream_tts(self.provider, request, segment.text, write, cancel=halt)
+                else:
+                    timed = await stream_tts_timestamped(
+                        *(self.provider, request, segment.text, write),
+                        url=self.timestamp_url,
+                        cancel=halt,
+                    )
+                    marks = timed.words
                 out.write(pcm.close())
-        if self.level_db is not None:
+        if self.level_db is not None:  # a gain: the marks' times stand
             rate = self.request.effective_sample_rate
             await asyncio.to_thread(match_level, path, rate, self.level_db)
+        return marks
 
     async def _check_halt(self, halt: asyncio.Event) -> None:
         if not halt.is_set() and not await self._leased():
@@ -386,7 +414,13 @@ class SegmentSynthesizer:
         return self.lease is None or await asyncio.to_thread(self.lease.held)
 
     async def _checkpoint(
-        self, segment: Segment, path: Path, *, address: str | None = None, cached: bool = False
+        self,
+        segment: Segment,
+        path: Path,
+        *,
+        address: str | None = None,
+        cached: bool = False,
+        marks: tuple[Mark, ...] = (),
     ) -> None:
         """Record a finished segment; its audio is kept in the cache under ``address``
         (where it already is when ``cached``), or without one in staging."""
@@ -407,6 +441,7 @@ class SegmentSynthesizer:
             digest=segment_digest(segment.text),
             cached=cached,
             utf8_bytes=utf8_bytes(segment.text) if segment.text.strip() else 0,
+            marks=marks,
         )
         # Shielded: the attempt being torn down must not split the upload from its record.
         await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path, address))
@@ -418,6 +453,8 @@ class SegmentSynthesizer:
         the job; a segment served from the cache is only recorded."""
         if address is not None and self.cache is not None:
             if not checkpoint.cached:  # a hit is in the cache already
+                if self.timestamp_url is not None:  # first: audio without them is a miss
+                    self.cache.put_marks(address, checkpoint.marks)
                 self.cache.put(address, path, checkpoint.sample_rate)
         else:
             self.storage.upload_file(

@@ -399,6 +399,21 @@ class Storage:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def get_bytes(self, key: str) -> bytes:
+        """A small object's bytes, read into memory (marks, manifests: never audio)."""
+        key = validate_key(key)
+
+        def attempt() -> bytes:
+            body = self._requests.once("get_object", key)["Body"]
+            try:
+                return bytes(body.read())
+            except (BotoCoreError, ClientError) as exc:  # the stream broke mid-way
+                raise classify(exc, f"get_object {self.url(key)}") from exc
+            finally:
+                body.close()
+
+        return self._requests.retrying("download", key, attempt)
+
     def head(self, key: str) -> dict[str, Any]:
         """The object's ``bytes``, ``content_type``, ``etag``, ``metadata``, ``last_modified``."""
         got = self._requests.send("head_object", validate_key(key))

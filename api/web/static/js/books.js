@@ -1,30 +1,43 @@
-// Recent books. The API has no list of batches, so the books are found through the
-// tenant's latest jobs (GET /v1/jobs): each chapter's job names its batch.
+// The tenant's books, newest first (GET /v1/batches?kind=book), a page at a time:
+// "More books" appends the next page. `?per_page=N` in the address sets the page size.
 import { app, call } from "./api.js";
-import { $, badge, fmtDate, h, start, td } from "./ui.js";
+import { $, badge, fmtDate, h, onClick, start, td } from "./ui.js";
 
-const JOBS_LOOKED_AT = 200;
-const MOST = 20;
+const PER_PAGE = 20;
+
+let next = null; // the cursor of the next page; null when there is none
+
+function perPage() {
+  const asked = Number.parseInt(new URLSearchParams(location.search).get("per_page") || "", 10);
+  return Number.isInteger(asked) && asked >= 1 && asked <= 200 ? asked : PER_PAGE;
+}
 
 function row(b) {
   return h(
     "tr",
-    {},
-    td("Book", h("a", { href: `${app}/books/${encodeURIComponent(b.id)}` }, b.book.title || b.id)),
+    { "data-batch": b.id },
+    td("Book", h("a", { href: `${app}/books/${encodeURIComponent(b.id)}` }, b.title || b.id)),
     td("Status", badge(b.status)),
     td("Chapters", `${b.items_done} of ${b.items_total} done`),
-    td("Progress", h("progress", { max: 100, value: Math.round(b.progress.percent || 0), "aria-label": `${b.book.title} progress` })),
+    td(
+      "Progress",
+      h("progress", { max: b.items_total || 1, value: b.items_done, "aria-label": `${b.title} chapters done` }),
+    ),
     td("Created", fmtDate(b.created_at)),
   );
 }
 
+async function more() {
+  const answer = await call("GET", "/v1/batches", {
+    query: { kind: "book", limit: perPage(), cursor: next },
+  });
+  next = answer.next_cursor;
+  $("#books-table tbody").append(...answer.data.map(row));
+  $("#empty").hidden = $("#books-table tbody").rows.length > 0;
+  $("#more").hidden = !next;
+}
+
 start(async () => {
-  const page = await call("GET", "/v1/jobs", { query: { limit: JOBS_LOOKED_AT } });
-  const ids = [...new Set(page.data.map((j) => j.batch_id).filter(Boolean))].slice(0, MOST);
-  const batches = await Promise.all(
-    ids.map((id) => call("GET", `/v1/batches/${encodeURIComponent(id)}`).catch(() => null)),
-  );
-  const found = batches.filter(Boolean);
-  $("#books-table tbody").replaceChildren(...found.map(row));
-  $("#empty").hidden = found.length > 0;
+  onClick($("#more"), more);
+  await more();
 });
