@@ -292,7 +292,7 @@ class OutputOut(StoredFileOut):
 
 
 class ManifestOut(StoredFileOut):
-    """A batch's manifest (JSON)."""
+    """A file a batch made besides its audio: its manifest (JSON), its read-along EPUB."""
 
     sha256: str
 

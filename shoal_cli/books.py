@@ -92,6 +92,11 @@ def add_parser(sub: Any) -> None:
     )
     b.add_argument("--callback-url", help="URL to receive signed batch events")
     b.add_argument("--manifest", help="also save the manifest (JSON) here")
+    b.add_argument(
+        "--read-along",
+        metavar="FILE.epub",
+        help="also make a read-along EPUB (text highlighted as it is read) and save it here",
+    )
     b.add_argument("--dry-run", action="store_true", help="show the chapters; narrate nothing")
     b.add_argument("--no-wait", action="store_true", help="submit, print the batch, and exit")
     b.add_argument(
@@ -130,6 +135,8 @@ def book_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"produce": produce, "defaults": defaults}
     if args.scene_break_ms is not None:
         out["scene_break_ms"] = args.scene_break_ms
+    if args.read_along is not None:
+        produce["read_along"] = True
     if args.chapter_voice:
         out["chapter_voices"] = dict(_chapter_voice(v) for v in args.chapter_voice)
     if args.no_titles:
@@ -296,6 +303,9 @@ def cmd_book(api: Api, args: argparse.Namespace) -> int:
             manifest["sha256"],
             "the manifest",
         )
+    epub = batch["outputs"].get("read_along")
+    if args.read_along and epub is not None:
+        fetch(epub["download_url"], args.read_along, epub["bytes"], epub["sha256"], "the EPUB")
     if out != "-" and not args.quiet:
         note(
             f"wrote {out} ({size} bytes, {combined['duration_s']:.1f}s, "

@@ -40,8 +40,8 @@ class BatchFilter:
 
     def matches(self, summary: BatchSummaryOut) -> bool:
         """Whether ``summary`` passes every filter given."""
-        return (self.status is None or summary.status is self.status) and (
-            self.kind is None or summary.kind is self.kind
+        return (self.status is None or summary.status == self.status) and (
+            self.kind is None or summary.kind == self.kind
         )
 
 

@@ -36,7 +36,7 @@ from worker.batches.model import (
     LoudnessPreset,
 )
 from worker.fish.request import Latency
-from worker.jobs.model import JobStatus
+from worker.jobs.model import JobStatus, TimestampLevel
 
 #: Most items in one batch (chapters of one book).
 MAX_BATCH_ITEMS = 500
@@ -78,6 +78,9 @@ class VoiceIn(RequestModel):
     temperature: float | None = Field(None, ge=0, le=1)
     top_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=10)
+    timestamps: TimestampLevel | None = Field(
+        None, description="captions for each item: `sentence` or `word` timings"
+    )
     paragraph_silence_ms: int | None = Field(None, ge=0, le=10_000)
     lexicons: LexiconIds | None = Field(
         None, description="replaces the defaults' list whole; [] for none"
@@ -122,6 +125,12 @@ class ProduceIn(RequestModel):
     loudness: LoudnessPreset | None = Field(
         None,
         description="`acx`: RMS −23…−18 dB, peaks ≤ −3 dB, room tone; measured in the manifest",
+    )
+    read_along: bool = Field(
+        False,
+        description="also an EPUB 3 whose text is highlighted sentence by sentence as the "
+        "narration plays (Media Overlays, over each item's own mp3 or m4a file); "
+        "items get sentence timings",
     )
 
 
@@ -230,6 +239,9 @@ class AssemblyOut(BaseModel):
 class BatchOutputsOut(BaseModel):
     combined: OutputOut | None
     manifest: ManifestOut | None
+    read_along: ManifestOut | None = Field(
+        None, description="the read-along EPUB (produce.read_along), once built"
+    )
     assembly: AssemblyOut
 
 

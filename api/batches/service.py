@@ -30,6 +30,7 @@ from api.lexicons.service import resolve_lexicons
 from api.validation import (
     check_callback_url,
     check_text_size,
+    check_timestamps,
     decode_references,
     lexicon_fields,
 )
@@ -39,7 +40,7 @@ from api.voices.service import (
     resolve_passage_voices,
     resolve_voices,
 )
-from worker.audio import UnsupportedOutput, format_info, validate_output
+from worker.audio import OutputFormat, UnsupportedOutput, format_info, validate_output
 from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
 from worker.batches.store import BatchStore
 from worker.fish.request import Prosody
@@ -49,6 +50,7 @@ from worker.jobs.model import (
     Job,
     JobRequest,
     ReferenceClip,
+    TimestampLevel,
     billing_for_bytes,
     estimate_billing,
     new_job_id,
@@ -71,6 +73,7 @@ SETTINGS_FIELDS = (
     "repetition_penalty",
     "paragraph_silence_ms",
     "cache",
+    "timestamps",
 )
 #: The title of a batch sent without one.
 UNTITLED = "Untitled"
@@ -139,6 +142,12 @@ def check_produce(produce: ProduceIn) -> Produce:
             "produce.loudness: normalises the combined book; set produce.combined too",
             field="produce.loudness",
         )
+    if produce.read_along and produce.chapter_format not in (OutputFormat.MP3, OutputFormat.M4A):
+        raise InvalidInput(
+            "produce.read_along: an EPUB carries mp3 or m4a audio; "
+            f"set produce.chapter_format to one of them, not {produce.chapter_format.value}",
+            field="produce.read_along",
+        )
     return Produce(
         chapter_format=produce.chapter_format.value,
         chapter_sample_rate=produce.chapter_sample_rate,
@@ -150,6 +159,7 @@ def check_produce(produce: ProduceIn) -> Produce:
         head_silence_ms=produce.head_silence_ms,
         tail_silence_ms=produce.tail_silence_ms,
         loudness=produce.loudness,
+        read_along=produce.read_along,
     )
 
 
@@ -229,6 +239,8 @@ def new_item_job(
     price: float,
 ) -> Job:
     job_id = new_job_id()
+    if produce.read_along and fields.get("timestamps") is None:
+        fields = fields | {"timestamps": TimestampLevel.SENTENCE}  # what its overlay needs
     request = JobRequest(
         text=text,
         format=produce.chapter_format,
@@ -349,6 +361,13 @@ def plan_batch(
     Raises :class:`ApiError` subclasses; has no side effects.
     """
     produce = check_produce(options.produce)
+    check_timestamps(options.defaults.timestamps, settings, "defaults.timestamps")
+    for item in items:
+        own = item.voice.timestamps if item.voice is not None else None
+        check_timestamps(own, settings, f"{item.field}.timestamps")
+    check_timestamps(
+        TimestampLevel.SENTENCE if produce.read_along else None, settings, "produce.read_along"
+    )
     chosen = _Voices(options.defaults, voices=voices)
     callback = check_callback_url(options.callback_url, settings)
     known = lexicons or {}

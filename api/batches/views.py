@@ -99,8 +99,13 @@ def _outputs(batch: Batch, storage: Storage) -> BatchOutputsOut:
         combined = file_out(OutputOut, a.combined, storage, _filename(title, a.combined.format))
     if a.manifest is not None:
         manifest = file_out(ManifestOut, a.manifest, storage, _filename(title, "json"))
+    read_along = None
+    if a.read_along is not None:
+        read_along = file_out(ManifestOut, a.read_along, storage, _filename(title, "epub"))
     assembly = AssemblyOut.model_validate(a, from_attributes=True)
-    return BatchOutputsOut(combined=combined, manifest=manifest, assembly=assembly)
+    return BatchOutputsOut(
+        combined=combined, manifest=manifest, read_along=read_along, assembly=assembly
+    )
 
 
 def _error(view: BatchView, counts: dict[str, int]) -> str | None:

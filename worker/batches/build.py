@@ -225,7 +225,8 @@ def _record(
     previous: list[str] = []
     now = time.time()
     recorded = batches.update(batch_id, _mark_done(generation, products, now, previous))
-    mine = [o.key for o in (products.combined, products.manifest) if o is not None]
+    made = (products.combined, products.manifest, products.read_along)
+    mine = [o.key for o in made if o is not None]
     if recorded is None:
         _delete_quietly(storage, mine)
         return BuildOutcome("skipped", error="the generation went stale; its outputs are dropped")
@@ -253,7 +254,9 @@ def _mark_done(
         if b.canceled_at is not None or b.assembly.generation != generation:
             return None
         old = b.assembly
-        previous[:] = [o.key for o in (old.combined, old.manifest) if o is not None]
+        previous[:] = [
+            o.key for o in (old.combined, old.manifest, old.read_along) if o is not None
+        ]
         assembly = old.model_copy(
             update={
                 "state": AssemblyState.DONE,
@@ -261,6 +264,7 @@ def _mark_done(
                 "combined": products.combined,
                 "manifest": products.manifest,
                 "loudness": products.loudness,
+                "read_along": products.read_along,
                 "error": None,
                 "finished_at": now,
             }

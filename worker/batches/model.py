@@ -28,7 +28,13 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from worker.jobs.model import Billing, JobStatus, StoredAudio, StoredFile
 
@@ -87,6 +93,15 @@ class Produce(BaseModel):
     head_silence_ms: int = Field(500, ge=0, le=60_000)
     tail_silence_ms: int = Field(1000, ge=0, le=60_000)
     loudness: LoudnessPreset | None = None
+    read_along: bool = False  # also an EPUB 3 with Media Overlays over the chapters' files
+
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Written as before read-along books existed, for a worker that forbids new fields.
+        data: dict[str, Any] = handler(self)
+        if not self.read_along:
+            data.pop("read_along", None)
+        return data
 
 
 class BatchItem(BaseModel):
@@ -134,6 +149,14 @@ class Assembly(BaseModel):
     attempts: int = 0  # builds started for this generation
     started_at: float | None = None
     finished_at: float | None = None
+    read_along: StoredFile | None = None  # the read-along EPUB (Produce.read_along)
+
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)  # as before read-along books, when there is none
+        if self.read_along is None:
+            data.pop("read_along", None)
+        return data
 
 
 class Batch(BaseModel):

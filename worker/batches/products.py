@@ -31,10 +31,11 @@ from worker.batches.model import (
     CombinedOutput,
     ManifestOutput,
 )
+from worker.batches.read_along import ReadAlongFailed, make_read_along
 from worker.batches.store import BatchStore
 from worker.digest import sha256_file
 from worker.jobs.markup import spoken_text
-from worker.jobs.model import Job
+from worker.jobs.model import Job, StoredFile
 from worker.jobs.truncation import AudioTruncated, check_duration
 from worker.lease import Lease
 from worker.storage.client import ObjectNotFound, Storage
@@ -58,6 +59,7 @@ class Products:
     combined: CombinedOutput | None
     manifest: ManifestOutput
     loudness: dict[str, Any] | None
+    read_along: StoredFile | None = None
 
 
 def make_products(
@@ -83,6 +85,14 @@ def make_products(
         loudness = manifest.get("loudness")
     else:
         manifest = _plain_manifest(batch, entries)
+    read_along = None
+    if batch.produce.read_along:
+        jobs = [job for job in view.jobs if job is not None]
+        try:
+            read_along = make_read_along(batch, jobs, prefix, workdir, storage, lease)
+        except ReadAlongFailed as exc:
+            raise BuildFailed(exc.message) from exc
+        manifest["read_along"] = read_along.key
     manifest = {"batch_id": batch.id, "generation": generation, **manifest}
     data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
     key = validate_key(f"{prefix}/manifest.json")
@@ -92,6 +102,7 @@ def make_products(
         combined,
         ManifestOutput(url=storage.url(key), key=key, bytes=len(data), sha256=put.sha256),
         loudness,
+        read_along,
     )
 
 
@@ -120,7 +131,14 @@ def _chapters(
             chapter, source = _chapter_audio(index, item, job, master, workdir, storage)
             chapters.append(chapter)
         entries.append(
-            {"job_id": job.id, "source": source, "duration_s": duration, "file": job.output.key}
+            {
+                "job_id": job.id,
+                "source": source,
+                "duration_s": duration,
+                "file": job.output.key,
+                # Times in the chapter's own file; add captions_offset_s for the book's.
+                "captions": {c.format.value: c.key for c in job.output.captions},
+            }
         )
     return chapters, entries
 
@@ -179,6 +197,9 @@ def _upload_book(
     manifest["file"] = key
     for chapter, entry in zip(manifest["chapters"], entries, strict=True):
         chapter["job_id"], chapter["source"] = entry["job_id"], entry["source"]
+        if entry["captions"]:
+            chapter["captions"] = entry["captions"]
+            chapter["captions_offset_s"] = chapter["audio_start_s"]
     return combined, manifest
 
 
@@ -200,6 +221,7 @@ def _plain_manifest(batch: Batch, entries: list[dict[str, Any]]) -> dict[str, An
                 "job_id": entry["job_id"],
                 "source": entry["source"],
             }
+            | ({"captions": entry["captions"]} if entry["captions"] else {})
             for i, (item, entry) in enumerate(zip(batch.items, entries, strict=True))
         ],
         "loudness": None,

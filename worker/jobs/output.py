@@ -91,6 +91,10 @@ class JobOutput:
         self.segments = list(segments)
         self._pauses = pauses_after(job, self.segments, settings)
         self._position = {seg.index: i for i, seg in enumerate(self.segments)}
+        # First, as it may refuse a user's key: nothing has started yet.
+        self.key = req.output_key or storage.output_key(
+            {"tenant": job.tenant, "job_id": job.id, "ext": self.info.extension.lstrip(".")}
+        )
         self.assembly = StreamingAssembly(
             len(self.segments),
             spool / f"output{self.info.extension}",
@@ -98,9 +102,6 @@ class JobOutput:
             self.rate,
             bitrate_kbps=req.bitrate_kbps,
             on_encoded=on_encoded,
-        )
-        self.key = req.output_key or storage.output_key(
-            {"tenant": job.tenant, "job_id": job.id, "ext": self.info.extension.lstrip(".")}
         )
         # Its parts go up as the file grows, but for an M4A: its index is moved to
         # the front when it is finished, which rewrites the whole file.

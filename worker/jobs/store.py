@@ -417,11 +417,10 @@ class JobStore:
         segment's retry budget, kept until the job's record expires.
         """
         key = self.keys.job_sessions(job_id)
-        # No MULTI/EXEC: two commands in one round trip, executed in order.
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(key, str(index), 1)
-        pipe.expire(key, self.ttl_seconds)
-        return int(pipe.execute()[0])
+        sessions = int(cast(int, self.redis.hincrby(key, str(index), 1)))
+        if sessions == 1:  # a segment's first session: the hash lives as long as the record
+            self.redis.expire(key, self.ttl_seconds)
+        return sessions
 
     def sessions(self, job_id: str) -> dict[int, int]:
         """Provider sessions opened so far for each segment of the job, by segment index."""

@@ -133,7 +133,11 @@ class GrowingUpload:
                     Metadata=encode_metadata(self.metadata),
                 )
                 self._upload_id = str(created["UploadId"])
-            self._send(number, self._read(number))
+            try:
+                data = self._read(number)
+            except FileNotFoundError:  # renamed into place meanwhile: finish() sends the rest
+                return
+            self._send(number, data)
             number += 1
 
     # -- parts -----------------------------------------------------------------------
