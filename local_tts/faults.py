@@ -20,6 +20,9 @@ session have been sent (checked before each further audio event and before
 ``truncate`` is the quiet one: after ``after_audio`` audio events the rest of
 the session's audio is dropped, and the session still ends normally with
 ``finish``/``stop`` — a provider that loses audio without saying so.
+``unaligned`` is quiet too, on the timestamped endpoint only (the live socket
+has no timings, and ignores it): the rest of the reply's events carry their
+audio with ``"alignment": null`` — timings that come back incomplete.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class FaultAction(StrEnum):
     STALL = "stall"  # go silent; with pings=false stop answering pings too
     CLOSE = "close"  # send a close frame before finish
     TRUNCATE = "truncate"  # drop the rest of the audio, then finish/stop as if all was sent
+    UNALIGNED = "unaligned"  # timestamped replies only: the rest of the audio without timings
 
 
 class FaultPlanError(ValueError):

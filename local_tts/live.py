@@ -221,6 +221,8 @@ class LiveConnection:
         if fault.action is FaultAction.TRUNCATE:
             self.truncated = True  # the session goes on, and ends with finish/stop
             return
+        if fault.action is FaultAction.UNALIGNED:
+            return  # a live session has no timings to leave out
         if fault.action is FaultAction.FINISH_ERROR:
             await self._finish_error(fault.message)
         elif fault.action is FaultAction.CLOSE:

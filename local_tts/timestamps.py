@@ -28,8 +28,8 @@ one JSON object per ``data:`` line, in the shape Fish Audio documents::
 
 Fault plans apply as on the live endpoint, counted in events: ``reject``
 answers with its status, ``finish_error`` sends the error event, ``truncate``
-drops the rest of the events (the stream still ends normally), ``drop``
-cuts the connection.
+drops the rest of the events (the stream still ends normally), ``unaligned``
+sends the rest without their alignment, ``drop`` cuts the connection.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ class TimestampStream:
         self.faults = [f for f in faults if f.action is not FaultAction.REJECT]
         self.on_close = on_close
         self.truncated = False
+        self.unaligned = False  # an unaligned fault: the rest goes without its timings
 
     async def events(self) -> AsyncIterator[bytes]:
         """Every event of the reply, chunk by chunk; always closes the stats record."""
@@ -194,6 +195,8 @@ class TimestampStream:
             log.info("injecting %s after %d events", fault.action.value, self.record.audio_events)
             if fault.action is FaultAction.TRUNCATE:
                 self.truncated = True
+            elif fault.action is FaultAction.UNALIGNED:
+                self.unaligned = True
             elif fault.action is FaultAction.FINISH_ERROR:
                 self.record.end, self.record.error = "error", fault.message
                 return None
@@ -202,6 +205,8 @@ class TimestampStream:
         if self.truncated:
             self.record.audio_dropped += 1
             return None
+        if self.unaligned:
+            payload = {**payload, "alignment": None}
         self.record.audio_events += 1
         self.record.audio_bytes += size
         return sse(payload)

@@ -83,7 +83,8 @@ class Keys:
         return f"{self.prefix}:batch:{batch_id}"
 
     def batches_by_tenant(self, tenant: str) -> str:
-        """Sorted set of a tenant's batch ids, scored by creation time (ms)."""
+        """Sorted set of a tenant's batch ids, scored by creation time (ms): what
+        ``GET /v1/batches`` walks; entries of expired records are pruned as it meets them."""
         return f"{self.prefix}:idx:batches:{tenant}"
 
     def batch_masters(self, batch_id: str) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,3 +152,25 @@ def test_the_captions_of_a_job_resumed_after_kill_9_equal_an_uninterrupted_runs(
     for fmt in CaptionFormat:
         assert captions_of(stack, done, fmt) == captions_of(stack, whole, fmt), fmt
     assert len(json.loads(captions_of(stack, done, CaptionFormat.JSON))) > 12
+
+
+def test_a_segment_whose_timings_come_back_incomplete_is_spoken_again(
+    make_stack: Stacks,
+) -> None:
+    with LocalTTS(engine="tone") as tts:
+        stack = make_stack(tts, workers=1)
+        # Installed now, so that its first session is the job's, not a readiness check's.
+        tts.set_faults({"rules": [{"action": "unaligned", "session": 1, "after_audio": 1}]})
+        text = "A sentence whose timings are lost the first time. Then they are not."
+        done = stack.wait(stack.submit(text, format="wav", timestamps="sentence").id, 60)
+        assert done.status is JobStatus.SUCCEEDED, (done.error, stack.logs())
+        requests = [s for s in tts.wait_idle()["sessions"] if s["text"].strip()]
+    spoken = Counter(s["text"].strip() for s in requests)
+    # The session whose timings broke off was spoken again; no other was.
+    assert sorted(spoken.values()) == [1] * (len(spoken) - 1) + [2], spoken
+    assert {s["kind"] for s in requests} == {"timestamps"}
+    marks = json.loads(captions_of(stack, done, CaptionFormat.JSON))
+    assert [m["text"] for m in marks] == [
+        "A sentence whose timings are lost the first time.",
+        "Then they are not.",
+    ]

@@ -63,6 +63,9 @@ from worker.timings import Mark, MarkKind, locate, sentences, tidy
 TIMESTAMP_PATH = "/v1/tts/stream/with-timestamp"
 
 _CONTAINERS = {AudioFormat.MP3: "mp3", AudioFormat.OPUS: "ogg"}
+#: How much of a chunk's audio its alignment may leave out before its timings
+#: count as incomplete (a decoder's padding, a rounded duration).
+ALIGNMENT_SLACK_S = 0.25
 
 #: Samples of priming LAME puts before an MP3's audio (576 of encoder delay and
 #: 529 of decoder delay), dropped when a stream does not declare them.
@@ -246,6 +249,8 @@ class _Reader:
         unaligned = tuple(self.parser.unaligned())
         if unaligned and require_alignment:
             raise ProviderFinishError(f"timings incomplete: chunks {list(unaligned)} have none")
+        if require_alignment and (short := self._short_alignment()) is not None:
+            raise ProviderFinishError(f"timings incomplete: {short}")
         duration_ms = self.written // 2 * 1000 // self.rate
         words = locate(text, self.parser.segments(self.placement))
         marks = tidy([*sentences(text, words), *words], duration_ms)
@@ -260,6 +265,24 @@ class _Reader:
             sentences=tuple(m for m in marks if m.kind is MarkKind.SENTENCE),
             unaligned_chunks=unaligned,
         )
+
+
+    def _short_alignment(self) -> str | None:
+        """Which chunk's newest alignment stops well short of its audio, if any: a
+        provider whose timings broke off mid-chunk."""
+        starts = sorted(self.placement.items(), key=lambda item: item[1])
+        total = self.written / 2 / self.rate
+        for n, (seq, start) in enumerate(starts):
+            end = starts[n + 1][1] if n + 1 < len(starts) else total
+            aligned = self.parser.alignments.get(seq)
+            if aligned is None or aligned.audio_duration is None:
+                continue
+            if aligned.audio_duration < end - start - ALIGNMENT_SLACK_S:
+                return (
+                    f"chunk {seq} is aligned for {aligned.audio_duration:.2f}s "
+                    f"of its {end - start:.2f}s of audio"
+                )
+        return None
 
 
 def decode_chunk(data: bytes, container: str, rate: int) -> bytes:
