@@ -8,8 +8,6 @@ at one speech level.  The ``idle`` stack has no worker; ``live`` has one.
 
 from __future__ import annotations
 
-import numpy as np
-
 from tests.api.conftest import ApiEnv
 from tests.api.server import queued_messages
 from tests.api.test_breaks import _longest_quiet_run, _samples

@@ -185,7 +185,7 @@ def test_a_voice_switch_ends_a_segment_and_segments_carry_their_voice() -> None:
     for seg in segments:
         assert text[seg.start : seg.end] == seg.text
     assert [s.paragraph_end for s in segments] == [False, False, False, True, True]
-    assert passage_voices(text) == {"v1": 14, "v2": text.index("<voice name=\"v2\">")}
+    assert passage_voices(text) == {"v1": 14, "v2": text.index('<voice name="v2">')}
 
 
 @pytest.mark.parametrize(

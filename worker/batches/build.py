@@ -254,9 +254,7 @@ def _mark_done(
         if b.canceled_at is not None or b.assembly.generation != generation:
             return None
         old = b.assembly
-        previous[:] = [
-            o.key for o in (old.combined, old.manifest, old.read_along) if o is not None
-        ]
+        previous[:] = [o.key for o in (old.combined, old.manifest, old.read_along) if o is not None]
         assembly = old.model_copy(
             update={
                 "state": AssemblyState.DONE,

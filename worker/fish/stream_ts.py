@@ -266,7 +266,6 @@ class _Reader:
             unaligned_chunks=unaligned,
         )
 
-
     def _short_alignment(self) -> str | None:
         """Which chunk's newest alignment stops well short of its audio, if any: a
         provider whose timings broke off mid-chunk."""
