@@ -93,6 +93,27 @@ def test_a_narration_shows_its_cost_finishes_and_plays(browser: Browser) -> None
     browser.shot("jobs-phone")
 
 
+def test_a_narration_with_captions_offers_them_for_download(browser: Browser) -> None:
+    browser.sign_in()
+    page = browser.go("/app/jobs/new")
+    page.get_by_label("Text").fill(TEXT)
+    page.get_by_label("Captions").select_option("sentence")
+    page.get_by_role("button", name="Submit narration").click()
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=DONE_MS)
+    links = page.locator("#captions a")
+    expect(links).to_have_count(3)
+    names = [links.nth(i).inner_text() for i in range(3)]
+    assert [n.split(",")[0] for n in names] == [
+        "Captions (VTT",
+        "Captions (SRT",
+        "Captions (JSON",
+    ], names
+    vtt = page.evaluate(
+        "(url) => fetch(url).then((r) => r.text())", links.first.get_attribute("href")
+    )
+    assert vtt.startswith("WEBVTT")
+
+
 def test_a_book_is_previewed_started_and_a_chapter_retried(browser: Browser) -> None:
     browser.sign_in()
     page = browser.go("/app/books/new")

@@ -59,6 +59,9 @@ function showChapter(li, item, batch) {
 
 function showOutputs(batch) {
   const { combined, manifest, assembly } = batch.outputs;
+  const readAlong = batch.outputs.read_along;
+  $("#read-along").hidden = !(readAlong && readAlong.download_url);
+  if (readAlong && readAlong.download_url) $("#read-along").href = readAlong.download_url;
   const link = $("#combined");
   link.hidden = !(combined && combined.download_url);
   if (combined && combined.download_url) {

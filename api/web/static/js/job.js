@@ -20,11 +20,21 @@ function showProgress(p) {
   $("#job-progress-text").textContent = parts.join(" · ");
 }
 
-function captionsUrl(job) {
-  // Captions appear on the record once the API offers them; shown only then.
-  const output = job.output || {};
-  const c = output.captions || job.captions || null;
-  return (c && (c.download_url || c.url)) || (job.links && job.links.captions) || null;
+function showCaptions(job) {
+  // The job's captions (WebVTT, SRT, JSON), once it asked for timings and succeeded.
+  const list = $("#captions");
+  const files = (job.captions || []).filter((c) => c.download_url);
+  list.replaceChildren(
+    ...files.map((c) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = c.download_url;
+      link.textContent = `Captions (${c.format.toUpperCase()}, ${fmtBytes(c.bytes)})`;
+      item.append(link);
+      return item;
+    }),
+  );
+  list.hidden = files.length === 0;
 }
 
 function showAudio(job) {
@@ -38,11 +48,7 @@ function showAudio(job) {
   const link = $("#download");
   link.href = output.download_url;
   link.textContent = `Download ${output.format} (${fmtBytes(output.bytes)})`;
-  const captions = captionsUrl(job);
-  if (captions) {
-    $("#captions").href = captions;
-    $("#captions").hidden = false;
-  }
+  showCaptions(job);
 }
 
 function showDetails(job) {

@@ -88,7 +88,11 @@ function options() {
   if (lexicons.length) defaults.lexicons = lexicons;
   return {
     defaults,
-    produce: { combined: $("#book-combined").value, chapter_format: $("#book-chapter-format").value },
+    produce: {
+      combined: $("#book-combined").value,
+      chapter_format: $("#book-chapter-format").value,
+      read_along: $("#book-read-along").checked,
+    },
     chapters: chosen(),
   };
 }

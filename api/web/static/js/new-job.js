@@ -61,6 +61,7 @@ start(async () => {
     }
     const body = { text, format: $("#format").value, prosody: { speed: speed() } };
     if ($("#voice").value) body.voice = $("#voice").value;
+    if ($("#timestamps").value) body.timestamps = $("#timestamps").value;
     const job = await call("POST", "/v1/jobs", {
       json: body,
       extraHeaders: { "Idempotency-Key": idempotencyKey() },
