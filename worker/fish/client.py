@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -37,6 +37,8 @@ from worker.fish.errors import (
 from worker.fish.events import Audio, Finish, FinishReason
 from worker.fish.request import TTSRequest
 from worker.fish.session import ClientSession
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +203,24 @@ async def _receive_all(
 async def _recv(
     ws: ClientConnection, timeout: float, cancel: asyncio.Event | None, *, waiting_first: bool
 ) -> str | bytes:
-    recv = asyncio.ensure_future(ws.recv())
-    waiters: set[asyncio.Future[Any]] = {recv}
-    canceled = None
-    if cancel is not None:
-        canceled = asyncio.ensure_future(cancel.wait())
+    try:
+        return await next_or_timeout(ws.recv(), timeout, cancel, waiting_first=waiting_first)
+    except ConnectionClosed as exc:
+        raise ProviderDropped(
+            f"the provider closed the connection before finish (code {_code(exc)})"
+        ) from exc
+
+
+async def next_or_timeout(
+    what: Awaitable[T], timeout: float, cancel: asyncio.Event | None, *, waiting_first: bool
+) -> T:
+    """The result of ``what`` (the provider's next message or bytes), unless ``cancel``
+    is set first (:class:`StreamCanceled`) or ``timeout`` passes without it
+    (:class:`ProviderTimeout`: no first audio, or no more audio, in time)."""
+    pending = asyncio.ensure_future(what)
+    waiters: set[asyncio.Future[Any]] = {pending}
+    canceled = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+    if canceled is not None:
         waiters.add(canceled)
     try:
         done, _ = await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
@@ -213,17 +228,12 @@ async def _recv(
         for fut in waiters:
             if not fut.done():
                 fut.cancel()
-    if recv in done:
-        try:
-            return recv.result()
-        except ConnectionClosed as exc:
-            raise ProviderDropped(
-                f"the provider closed the connection before finish (code {_code(exc)})"
-            ) from exc
+    if pending in done:
+        return pending.result()
     if canceled is not None and canceled in done:
         raise StreamCanceled("canceled")
-    what = "first audio" if waiting_first else "more audio"
-    raise ProviderTimeout(f"no {what} from the provider within {timeout:g}s")
+    which = "first audio" if waiting_first else "more audio"
+    raise ProviderTimeout(f"no {which} from the provider within {timeout:g}s")
 
 
 def _code(exc: ConnectionClosed) -> str:

@@ -33,7 +33,6 @@ import io
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import av
 import httpx
@@ -46,8 +45,8 @@ from worker.fish.client import (
     USER_AGENT,
     AudioCallback,
     ProviderConfig,
-    StreamCanceled,
     _status_error,
+    next_or_timeout,
 )
 from worker.fish.errors import (
     ProtocolError,
@@ -166,23 +165,7 @@ async def _next(
     waiting_first: bool,
 ) -> bytes | None:
     """The next bytes of the reply, None at its end; timeouts and cancel raise."""
-    read = asyncio.ensure_future(anext(chunks, None))
-    waiters: set[asyncio.Future[Any]] = {read}
-    canceled = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
-    if canceled is not None:
-        waiters.add(canceled)
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
-    finally:
-        for fut in waiters:
-            if not fut.done():
-                fut.cancel()
-    if read in done:
-        return read.result()
-    if canceled is not None and canceled in done:
-        raise StreamCanceled("canceled")
-    what = "first audio" if waiting_first else "more audio"
-    raise ProviderTimeout(f"no {what} from the provider within {timeout:g}s")
+    return await next_or_timeout(anext(chunks, None), timeout, cancel, waiting_first=waiting_first)
 
 
 class _Reader:
