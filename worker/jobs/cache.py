@@ -50,6 +50,7 @@ from worker.keys import Keys
 from worker.settings import Settings
 from worker.storage.client import ObjectNotFound, Storage
 from worker.storage.model import cache_key
+from worker.storage.sweep import start_claimed
 from worker.timings import InvalidMarks, Mark, marks_from_json
 
 __all__ = [
@@ -403,25 +404,13 @@ def start_cache_sweep(
 ) -> bool:
     """If this worker wins this period's claim, sweep the cache in a thread of its
     own (like :func:`worker.storage.sweep.start_sweep`); returns whether it started."""
-    if settings.segment_cache_days <= 0 or not _sweeping.acquire(blocking=False):
+    if settings.segment_cache_days <= 0:
         return False
-    try:
-        period_ms = int(cache_sweep_period(settings.segment_cache_days) * 1000)
-        claimed = bool(client.set(keys.cache_sweep_claim(), "1", nx=True, px=period_ms))
-    except BaseException:
-        _sweeping.release()
-        raise
-    if not claimed:
-        _sweeping.release()
-        return False
-
-    def run() -> None:
-        try:
-            sweep_cache(storage, client, keys, settings)
-        except Exception:  # the next period's sweep tries again
-            log.exception("sweep of the segment cache failed")
-        finally:
-            _sweeping.release()
-
-    threading.Thread(target=run, name="shoal-cache-sweep", daemon=True).start()
-    return True
+    period_ms = int(cache_sweep_period(settings.segment_cache_days) * 1000)
+    return start_claimed(
+        _sweeping,
+        lambda: bool(client.set(keys.cache_sweep_claim(), "1", nx=True, px=period_ms)),
+        lambda: sweep_cache(storage, client, keys, settings),
+        name="shoal-cache-sweep",
+        what="the segment cache",
+    )

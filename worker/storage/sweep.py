@@ -28,7 +28,7 @@ import re
 import string
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -200,24 +200,46 @@ def start_sweep(storage: Storage, client: redis.Redis, keys: Keys, settings: Set
     """If this worker wins this period's claim, sweep in a background thread; returns
     whether a sweep started.  The claim costs one Redis request; the sweep's S3
     requests (retried through an outage) never hold up the caller."""
-    if not _sweeping.acquire(blocking=False):
-        return False  # the last sweep is still running
+    return start_claimed(
+        _sweeping,
+        lambda: claim_sweep(client, keys, settings),
+        lambda: sweep_incomplete_uploads(storage, client, keys, settings),
+        name="shoal-upload-sweep",
+        what="incomplete uploads",
+    )
+
+
+def start_claimed(
+    running: threading.Lock,
+    claim: Callable[[], bool],
+    work: Callable[[], object],
+    *,
+    name: str,
+    what: str,
+) -> bool:
+    """Run ``work`` in a thread named ``name`` if none runs (``running``) and this worker
+    wins ``claim`` (one per period, all workers); returns whether it started.
+
+    A failure is logged ("sweep of <what> failed"): the next period tries again.
+    """
+    if not running.acquire(blocking=False):
+        return False  # the last one is still running
     try:
-        claimed = claim_sweep(client, keys, settings)
+        claimed = claim()
     except BaseException:
-        _sweeping.release()
+        running.release()
         raise
     if not claimed:
-        _sweeping.release()
+        running.release()
         return False
 
     def run() -> None:
         try:
-            sweep_incomplete_uploads(storage, client, keys, settings)
+            work()
         except Exception:  # the next period's sweep tries again
-            log.exception("sweep of incomplete uploads failed")
+            log.exception("sweep of %s failed", what)
         finally:
-            _sweeping.release()
+            running.release()
 
-    threading.Thread(target=run, name="shoal-upload-sweep", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
     return True
