@@ -33,7 +33,7 @@ from starlette.websockets import WebSocket
 
 from local_tts.encoders import StreamEncoder, content_type
 from local_tts.engines import Engine, make_engine
-from local_tts.faults import FaultAction, FaultPlan, FaultPlanError
+from local_tts.faults import Fault, FaultAction, FaultPlan, FaultPlanError
 from local_tts.live import LiveConnection, LiveLimits
 from local_tts.model_routes import ModelRoutes, model_error_response
 from local_tts.models import ModelError, ModelStore, Unauthorized
@@ -141,12 +141,17 @@ class LocalTTS:
 
     # -- routes ----------------------------------------------------------------
 
-    async def live(self, ws: WebSocket) -> None:
-        faults = self.faults.next_session()
-        refusal = self.refuse(ws.headers)
+    def refuse_with(self, headers: Headers, faults: list[Fault]) -> tuple[int, str] | None:
+        """:meth:`refuse`, or the refusal a ``reject`` fault injects."""
+        refusal = self.refuse(headers)
         reject = next((f for f in faults if f.action is FaultAction.REJECT), None)
         if refusal is None and reject is not None:
             refusal = (reject.status, "injected fault")
+        return refusal
+
+    async def live(self, ws: WebSocket) -> None:
+        faults = self.faults.next_session()
+        refusal = self.refuse_with(ws.headers, faults)
         if refusal is not None:
             status, message = refusal
             self.stats.reject(status)
@@ -161,7 +166,31 @@ class LocalTTS:
             self.stats.close(record)
 
     async def rest(self, request: Request) -> Response:
-        refusal = self.refuse(request.headers)
+        opened = await self._http_session(request, "rest", [])
+        if isinstance(opened, Response):
+            return opened
+        tts, voice, record = opened
+        return StreamingResponse(
+            self._rest_audio(tts, voice, record), media_type=content_type(tts.format)
+        )
+
+    async def with_timestamp(self, request: Request) -> Response:
+        faults = self.faults.next_session()
+        opened = await self._http_session(request, "timestamps", faults)
+        if isinstance(opened, Response):
+            return opened
+        tts, voice, record = opened
+        stream = TimestampStream(self.engine, tts, voice, record, faults, self.stats.close)
+        return StreamingResponse(
+            stream.events(), media_type=EVENT_STREAM, headers={"Cache-Control": "no-cache"}
+        )
+
+    async def _http_session(
+        self, request: Request, kind: str, faults: list[Fault]
+    ) -> tuple[TTSRequest, Voice, SessionRecord] | Response:
+        """An HTTP synthesis request read and its session opened; or the error answer
+        (refused, a bad body, no text, a model that cannot speak)."""
+        refusal = self.refuse_with(request.headers, faults)
         if refusal is not None:
             self.stats.reject(refusal[0])
             return _error(*refusal)
@@ -171,7 +200,7 @@ class LocalTTS:
             return _error(400, str(exc))
         if not tts.text.strip():
             return _error(400, "request.text: must not be empty")
-        record = self.stats.open(self.model(request.headers), kind="rest")
+        record = self.stats.open(self.model(request.headers), kind=kind)
         record.format = tts.format.value
         record.text = tts.text
         try:
@@ -180,38 +209,7 @@ class LocalTTS:
             record.end, record.error = "error", exc.message
             self.stats.close(record)
             return _error(exc.status, exc.message)
-        return StreamingResponse(
-            self._rest_audio(tts, voice, record), media_type=content_type(tts.format)
-        )
-
-    async def with_timestamp(self, request: Request) -> Response:
-        faults = self.faults.next_session()
-        refusal = self.refuse(request.headers)
-        reject = next((f for f in faults if f.action is FaultAction.REJECT), None)
-        if refusal is None and reject is not None:
-            refusal = (reject.status, "injected fault")
-        if refusal is not None:
-            self.stats.reject(refusal[0])
-            return _error(*refusal)
-        try:
-            tts = parse_request(_decode_body(await request.body(), request.headers))
-        except (InvalidRequest, ValueError) as exc:
-            return _error(400, str(exc))
-        if not tts.text.strip():
-            return _error(400, "request.text: must not be empty")
-        record = self.stats.open(self.model(request.headers), kind="timestamps")
-        record.format = tts.format.value
-        record.text = tts.text
-        try:
-            voice = self.models.voice_for(tts, record)
-        except ModelError as exc:  # a deleted or untrained model: refused before any event
-            record.end, record.error = "error", exc.message
-            self.stats.close(record)
-            return _error(exc.status, exc.message)
-        stream = TimestampStream(self.engine, tts, voice, record, faults, self.stats.close)
-        return StreamingResponse(
-            stream.events(), media_type=EVENT_STREAM, headers={"Cache-Control": "no-cache"}
-        )
+        return tts, voice, record
 
     async def _rest_audio(
         self, tts: TTSRequest, voice: Voice, record: SessionRecord
