@@ -158,6 +158,6 @@ def short_jobs(stack: Stack, clock: Clock, sizes: Sizes) -> list[Row]:
             value=1000 * cpu / n,
             reference=1000 * bare["cpu_s"] / bare["sessions"],
             unit="ms",
-            meaning="≥1; the job's CPU in the worker / a bare session's in the client (aim ≤ 40 ms)",
+            meaning="≥1; a job's CPU in the worker / a bare session's in the client (≤ 40 ms)",
         ),
     ]

@@ -10,10 +10,11 @@ the account's concurrency limit (``Settings.provider_slots``)::
 
 How it works (keys in :class:`worker.keys.Keys`, all times the Redis server's):
 
-* One acquire script does everything: it drops expired holder leases and
-  waiters not seen for ``stale_seconds`` (a crashed waiter must not block the
-  queue); with nobody queued and a slot free, it grants it at once.
-  Otherwise the caller takes a ticket and joins a queue: a sorted set scored
+* One acquire script does everything.  With nobody queued it counts the
+  live (unexpired) leases and grants a free slot at once.  With a queue it
+  first drops expired holder leases and waiters not seen for
+  ``stale_seconds`` (a crashed waiter must not block the queue).
+  A caller that gets no slot at once takes a ticket and joins a queue: a sorted set scored
   by ticket, so the queue is FIFO; a higher ``priority`` goes ahead of every
   lower one (FIFO within a priority).  A slot is granted only if fewer than
   ``limit`` are held *and* the waiter is among the first ``limit − held``
@@ -70,17 +71,21 @@ _ACQUIRE = (
     _NOW_MS
     + """
 local id, limit = ARGV[1], tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local queued = redis.call('ZCARD', KEYS[2])
-if queued > 0 then
+local holders
+if queued == 0 then
+  -- Nobody waits: count the live leases; lapsed ones are dropped once there is a queue.
+  holders = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+else
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
   if #stale > 0 then
     for _, waiter in ipairs(stale) do redis.call('ZREM', KEYS[2], waiter) end
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
     queued = redis.call('ZCARD', KEYS[2])
   end
+  holders = redis.call('ZCARD', KEYS[1])
 end
-local holders = redis.call('ZCARD', KEYS[1])
 local score = ARGV[5]
 if queued > 0 or holders >= limit then
   if score == '' then
