@@ -227,6 +227,29 @@ def test_updates_never_recreate_an_expired_record(
     assert not redis_client.exists(keys.job(job.id), keys.job_segments(job.id))
 
 
+def test_start_attempt_counts_moves_and_refuses(store: JobStore) -> None:
+    job = store.create(make_job())
+    first = store.start_attempt(job.id, max_attempts=3)
+    assert (first.status, first.attempt, first.moved) == (JobStatus.RUNNING, 1, True)
+    stored = store.get(job.id)
+    assert stored is not None and stored.started_at is not None and stored.attempts == 1
+    assert store.list(status=JobStatus.RUNNING)[0][0].id == job.id
+    # A retry: the job already runs; the attempt is counted, the status stays.
+    again = store.start_attempt(job.id, max_attempts=3)
+    assert (again.status, again.attempt, again.moved) == (JobStatus.RUNNING, 2, False)
+    assert store.start_attempt(job.id, max_attempts=3).attempt == 3
+    spent = store.start_attempt(job.id, max_attempts=3)
+    assert spent.out_of_attempts and spent.attempt is None
+    assert store.get(job.id).attempts == 3  # type: ignore[union-attr]
+    # Ended, or gone: nothing is counted.
+    assert store.transition(job.id, JobStatus.CANCELED)
+    ended = store.start_attempt(job.id, max_attempts=9)
+    assert (ended.status, ended.attempt, ended.out_of_attempts) == (JobStatus.CANCELED, None, False)
+    assert store.get(job.id).attempts == 3  # type: ignore[union-attr]
+    gone = store.start_attempt("job_missing", max_attempts=3)
+    assert (gone.status, gone.attempt) == (None, None)
+
+
 def test_attempts_progress_and_errors(store: JobStore) -> None:
     job = store.create(make_job())
     assert [store.begin_attempt(job.id) for _ in range(3)] == [1, 2, 3]

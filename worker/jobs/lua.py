@@ -22,23 +22,41 @@ return 1
 """
 
 # KEYS: job, segments, then one status index per status in ARGV order.
-# ARGV: id, target, ttl, output json or '', error json or '', then per status: name, rank, terminal.
-# Returns {1, previous status, created_at, now} or {0, current status or false}.
+# ARGV: id, target, ttl, output json or '', error json or '', max attempts or '',
+# then per status: name, rank, terminal.
+# With max attempts, the move starts an attempt: it counts one (even if the job
+# already runs, from an earlier attempt) unless the job ended or is out of attempts.
+# Returns {1, previous status, created_at, now, attempt or false} when it moved,
+# {2, current status, attempt} when it counted an attempt without moving,
+# {3, current status, attempts} when out of attempts, or {0, current status or false}.
 TRANSITION = (
     NOW
     + """
-local cur, created, started, err = unpack(
-  redis.call('HMGET', KEYS[1], 'status', 'created_at', 'started_at', 'error'))
+local cur, created, started, err, attempts = unpack(
+  redis.call('HMGET', KEYS[1], 'status', 'created_at', 'started_at', 'error', 'attempts'))
 if not cur then return {0, false} end
 local id, target = ARGV[1], ARGV[2]
-local cur_rank, cur_idx, to_rank, to_idx, terminal
-for i = 0, (#ARGV - 5) / 3 - 1 do
-  local name, rank = ARGV[6 + 3 * i], tonumber(ARGV[7 + 3 * i])
-  if name == cur then cur_rank, cur_idx = rank, KEYS[3 + i] end
-  if name == target then to_rank, to_idx, terminal = rank, KEYS[3 + i], ARGV[8 + 3 * i] == '1' end
+local cur_rank, cur_idx, cur_terminal, to_rank, to_idx, terminal
+for i = 0, (#ARGV - 6) / 3 - 1 do
+  local name, rank, ends = ARGV[7 + 3 * i], tonumber(ARGV[8 + 3 * i]), ARGV[9 + 3 * i] == '1'
+  if name == cur then cur_rank, cur_idx, cur_terminal = rank, KEYS[3 + i], ends end
+  if name == target then to_rank, to_idx, terminal = rank, KEYS[3 + i], ends end
 end
 if not to_rank then return redis.error_reply('unknown status ' .. target) end
-if cur_rank and to_rank <= cur_rank then return {0, cur} end
+local attempt = false
+if ARGV[6] ~= '' then
+  if cur_terminal then return {0, cur} end
+  attempts = tonumber(attempts or '0')
+  if attempts >= tonumber(ARGV[6]) then return {3, cur, attempts} end
+  attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
+if cur_rank and to_rank <= cur_rank then
+  if attempt then
+    redis.call('HSET', KEYS[1], 'updated_at', now)
+    return {2, cur, attempt}
+  end
+  return {0, cur}
+end
 local score = cur_idx and redis.call('ZSCORE', cur_idx, id)
 if not score then score = tonumber(created) * 1000 end
 if cur_idx then redis.call('ZREM', cur_idx, id) end
@@ -60,7 +78,7 @@ if terminal then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
-return {1, cur, created or false, now}
+return {1, cur, created or false, now, attempt}
 """
 )
 
@@ -85,10 +103,11 @@ return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 
 # KEYS: job, segments. ARGV: index, checkpoint json.  A late checkpoint of a
 # finished job inherits the record's TTL instead of living forever.
+# (PTTL answers -2 for a missing key: no EXISTS needed.)
 SAVE_SEGMENT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 """
@@ -131,12 +150,15 @@ return 1
 # stopped on an error): it is due again after a while, not at once, so a bug
 # that stops every attempt does not spin.
 RELEASE_JOB_LEASE = (
-    NOW_MS
-    + """
+    """
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('HGET', KEYS[2], 'status') == 'running' then
+  -- the clock only when it is needed: a job that ended is not listed again
+  """
+    + NOW_MS
+    + """
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
 end
 return 1

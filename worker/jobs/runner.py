@@ -7,7 +7,8 @@ the outcome.  It never waits for a retry: a transient failure gives the lease
 up and lists the job as due after its backoff (``JobStore.schedule_retry``);
 a reaper queues it then, for any free worker to take.
 
-Errors decide the outcome: permanent ones fail the job with a code; transient
+Errors decide the outcome (recorded by :mod:`worker.jobs.outcomes`):
+permanent ones fail the job with a code; transient
 ones are recorded as the last error and retried with backoff until attempts run
 out ("gave up after N attempts: ..."), or until a segment has spent its provider
 sessions ("gave up after N provider sessions of segment i: ..."); the budgets
@@ -22,7 +23,9 @@ Each state change is logged once, by :meth:`worker.jobs.store.JobStore.transitio
 attempt starts and one when it ends, with its duration and how it ended.
 
 Each attempt spools to a folder of its own: a stalled worker cleaning up must
-never delete the files of the attempt that took over from it.
+never delete the files of the attempt that took over from it.  Its synthesis
+runs on its thread's event loop, with the thread's async Redis client and
+governor, all kept from one attempt to the next (:mod:`worker.jobs.loops`).
 """
 
 from __future__ import annotations
@@ -30,49 +33,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import redis
-import redis.asyncio
 
-from worker.audio import AudioError, SegmentAudio, provider_pcm_rate
+from worker.audio import SegmentAudio, provider_pcm_rate
 from worker.batches import lifecycle as batches
-from worker.callbacks.emit import EventType, ProgressThrottle, emit_job_event, emit_progress
-from worker.fish import (
-    PermanentProviderError,
-    ProviderAuthError,
-    ProviderCreditError,
-    ProviderError,
-    TTSRequest,
-)
+from worker.callbacks.emit import EventType, ProgressThrottle, emit_progress
+from worker.fish import ProviderError, TTSRequest
 from worker.fish.client import StreamCanceled
 from worker.jobs.cache import passage_level, segment_cache
 from worker.jobs.captions import caption_files, caption_marks, job_timeline, upload_captions
 from worker.jobs.governor import Governor
+from worker.jobs.loops import ThreadLoops
 from worker.jobs.markup import job_segments
-from worker.jobs.model import (
-    Captions,
-    ErrorCode,
-    Job,
-    JobError,
-    JobStatus,
-    Output,
-    Phase,
-    Progress,
-)
-from worker.jobs.output import CheckpointLost, JobOutput
+from worker.jobs.model import Captions, ErrorCode, Job, JobError, JobStatus, Output, Phase, Progress
+from worker.jobs.outcomes import Ended, JobFailed, Outcome, Outcomes, provider_code
+from worker.jobs.output import JobOutput
 from worker.jobs.spool import drop_spool, make_spool
 from worker.jobs.store import JobStore, MessageStanding
 from worker.jobs.synth import (
     SegmentCheckpoint,
     SegmentSynthesizer,
-    SessionsSpent,
-    UnreadableReference,
     provider_config,
     stored_checkpoints,
     tts_request,
@@ -83,40 +67,18 @@ from worker.lease import Lease, LeaseLost, job_lease, new_owner
 from worker.queues import Sender
 from worker.retry import SessionBudget, give_up_message, job_policy
 from worker.settings import Settings
-from worker.storage.client import Storage, StorageError
+from worker.storage.client import Storage
 from worker.voices.store import VoiceStore, deleted_voice
+
+__all__ = ["JobFailed", "JobRunner", "Outcome"]
 
 log = logging.getLogger(__name__)
 
 #: The record's progress is written at most this often (seconds) while segments
-#: finish, and always when the last one does: a Redis write, and a message to
-#: every SSE reader, per write.
+#: finish, and always when the last one does (unless it is the job's only one:
+#: the upload's write follows at once): a Redis write, and a message to every
+#: SSE reader, per write.
 PROGRESS_EVERY = 0.5
-
-
-class JobFailed(Exception):
-    """A permanent failure: the job ends ``failed`` with this code."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a message ended: the job's status, and the backoff of a retry it scheduled."""
-
-    status: JobStatus | None
-    retry_in: float | None = None
-
-
-class _Ended(NamedTuple):
-    """How one attempt ended: the job's status, a retry delay, and words for the log."""
-
-    status: JobStatus | None
-    retry_in: float | None
-    how: str
 
 
 class JobRunner:
@@ -134,8 +96,15 @@ class JobRunner:
         self.policy = job_policy(settings)
         self.budget = SessionBudget(total=settings.max_attempts)
         self.progress_throttle = ProgressThrottle(self.redis, self.keys)
+        self.outcomes = Outcomes(settings, self.store, self.storage, self.policy, sender=sender)
+        # Each thread's event loop, async Redis client and governor, kept between attempts.
+        self.loops = ThreadLoops(settings, self.keys)
         # The attempt running on this thread: its output and progress (see _begin_output).
         self._local = threading.local()
+
+    def close(self) -> None:
+        """Close the worker threads' event loops and their Redis clients (at shutdown)."""
+        self.loops.close()
 
     # -- the attempt -------------------------------------------------------------
 
@@ -156,10 +125,10 @@ class JobRunner:
             log.info("job %s: running elsewhere; leaving it", job_id)
             return Outcome(JobStatus.RUNNING)
         started = time.monotonic()
-        ended = _Ended(None, None, "stopped by an error")
+        ended = Ended(None, None, "stopped by an error")
         try:
             with lease.renewing():
-                ended = self._leased_run(job_id, lease)
+                ended = self._leased_run(job, lease)
             return Outcome(ended.status, ended.retry_in)
         finally:
             if ended.retry_in is not None:
@@ -185,27 +154,29 @@ class JobRunner:
         except redis.RedisError as exc:  # the lease lapses instead: the reapers re-queue it
             log.warning("job %s: could not schedule its retry (%s)", job_id, exc)
 
-    def _leased_run(self, job_id: str, lease: Lease) -> _Ended:
-        # Read again under the lease: it may have been canceled or finished meanwhile.
-        job = self.store.get(job_id)
-        if job is None or job.status.terminal:
-            if job is not None and job.status is JobStatus.CANCELED:
-                # Canceled between attempts: the last one left its checkpoints.
-                self._clean_staging(job_id)
-            return _Ended(job.status if job else None, None, "nothing to do")
-        if job.attempts >= self.policy.max_attempts:
+    def _leased_run(self, job: Job, lease: Lease) -> Ended:
+        # One script under the lease: the job may have been canceled or finished
+        # meanwhile; if not, it counts the attempt and moves the job to running.
+        start = self.store.start_attempt(job.id, self.policy.max_attempts)
+        if start.out_of_attempts:
             # The attempts so far ended with their worker (killed, out of
             # memory): one more would likely do the same.
-            last = job.error.message if job.error else "the worker running it stopped"
-            message = give_up_message(job.attempts, last)
-            return self._fail(job_id, ErrorCode.INTERNAL, message)
-        if self.store.transition(job_id, JobStatus.RUNNING):
-            self._emit(job_id, EventType.STARTED, job)
-        attempt = self.store.begin_attempt(job_id)
-        log.info("job %s: attempt %d started", job_id, attempt)
-        return self._attempt(job, lease, attempt)
+            now = self.store.get(job.id)
+            error = now.error if now is not None else None
+            last = error.message if error else "the worker running it stopped"
+            message = give_up_message(now.attempts if now else 0, last)
+            return self.outcomes.fail(job.id, ErrorCode.INTERNAL, message)
+        if start.attempt is None:  # gone, or ended
+            if start.status is JobStatus.CANCELED:
+                # Canceled between attempts: the last one left its checkpoints.
+                self.outcomes.clean_staging(job.id)
+            return Ended(start.status, None, "nothing to do")
+        if start.moved:
+            self.outcomes.emit(job.id, EventType.STARTED, job)
+        log.info("job %s: attempt %d started", job.id, start.attempt)
+        return self._attempt(job, lease, start.attempt)
 
-    def _attempt(self, job: Job, lease: Lease, attempt: int) -> _Ended:
+    def _attempt(self, job: Job, lease: Lease, attempt: int) -> Ended:
         spool: Path | None = None
         try:
             spool = make_spool(self.settings.spool_dir, job.id)
@@ -215,21 +186,23 @@ class JobRunner:
             if (gone := deleted_voice(VoiceStore(self.redis, self.keys), job)) is not None:
                 raise JobFailed(ErrorCode.VOICE_DELETED, gone)
             tts = tts_request(job)
-            asyncio.run(self._synthesize(job, lease, segments, tts, spool))
+            self.loops.run(self._synthesize(job, lease, segments, tts, spool))
             if self._canceled(job.id):  # no upload for a job nobody wants any more
                 raise StreamCanceled("canceled")
             lease.check()  # nor for one another worker has taken over
             output = self._assemble_and_upload(job, segments, spool)
         except (StreamCanceled, asyncio.CancelledError, LeaseLost):
-            return self._canceled_or_lost(job.id, lease)
+            self._drop_output()
+            return self.outcomes.canceled_or_lost(job.id, lease)
         except Exception as exc:
+            self._drop_output()
             if lease.lost.is_set():  # whatever went wrong, the job is another worker's now
-                return self._canceled_or_lost(job.id, lease)
-            return self._failed_attempt(job.id, attempt, exc)
+                return self.outcomes.canceled_or_lost(job.id, lease)
+            return self.outcomes.failed_attempt(job.id, attempt, exc)
         finally:
             if spool is not None:
                 drop_spool(spool)
-        return self._succeeded(job, output)
+        return self.outcomes.succeeded(job, output)
 
     async def _synthesize(
         self, job: Job, lease: Lease, segments: list[Segment], tts: TTSRequest, spool: Path
@@ -270,10 +243,10 @@ class JobRunner:
         progress: Progress,
     ) -> None:
         cancel = asyncio.Event()
-        client = redis.asyncio.Redis.from_url(self.settings.redis_url)
+        here = self.loops.current()
         watcher = asyncio.create_task(self._watch_cancel(job.id, cancel, lease))
         try:
-            synth = self._synthesizer(job, lease, tts, spool, progress, client)
+            synth = self._synthesizer(job, lease, tts, spool, progress, here.governor)
             try:
                 await synth.run(missing, cancel)
             except Exception as exc:
@@ -285,7 +258,6 @@ class JobRunner:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            await client.aclose()
 
     def _synthesizer(
         self,
@@ -294,7 +266,7 @@ class JobRunner:
         tts: TTSRequest,
         spool: Path,
         progress: Progress,
-        client: redis.asyncio.Redis,
+        governor: Governor,
     ) -> SegmentSynthesizer:
         """The attempt's synthesizer, reporting progress and errors on the job."""
 
@@ -315,7 +287,10 @@ class JobRunner:
                 progress.utf8_bytes_cached += cp.utf8_bytes
             else:
                 progress.utf8_bytes_sent += cp.utf8_bytes
-            if last or time.monotonic() - written[0] >= PROGRESS_EVERY:
+            # A job of one segment has next to nothing left to encode: the
+            # upload's write, a moment later, tells its readers the rest.
+            alone = last and progress.segments_total == 1
+            if not alone and (last or time.monotonic() - written[0] >= PROGRESS_EVERY):
                 written[0] = time.monotonic()
                 self.store.set_progress(job.id, progress)
             emit_progress(
@@ -331,15 +306,9 @@ class JobRunner:
                 return
             self.store.record_error(
                 job.id,
-                JobError(code=_provider_code(exc), message=exc.message, retryable=exc.retryable),
+                JobError(code=provider_code(exc), message=exc.message, retryable=exc.retryable),
             )
 
-        governor = Governor(
-            client,
-            self.keys,
-            limit=self.settings.provider_slots,
-            lease_seconds=self.settings.provider_lease_seconds,
-        )
         return SegmentSynthesizer(
             job_id=job.id,
             owner=lease.owner,
@@ -442,148 +411,8 @@ class JobRunner:
         progress.segments_encoded = output.encoded
         self.store.set_progress(job_id, progress)
 
-    # -- outcomes ----------------------------------------------------------------
-
-    def _succeeded(self, job: Job, output: Output) -> _Ended:
-        if not self.store.transition(job.id, JobStatus.SUCCEEDED, output=output):
-            now = self.store.get(job.id)
-            theirs = now.output if now is not None else None
-            if theirs is None or theirs.key != output.key:
-                # Canceled while we uploaded: leave nothing behind.  (If another
-                # worker finished first under the same key, the object is its output.)
-                self._delete_quietly(job.id, output.key)
-            self._clean_staging(job.id)
-            status = now.status if now else None
-            return _Ended(status, None, f"its output was not wanted (the job is {status})")
-        self._clean_staging(job.id, recorded_only=True)
-        self._emit(job.id, EventType.SUCCEEDED, job)
-        return _Ended(JobStatus.SUCCEEDED, None, f"succeeded ({output.duration_s:.1f}s of audio)")
-
-    def _failed_attempt(self, job_id: str, attempt: int, exc: Exception) -> _Ended:
-        """Fail the job for a permanent error; schedule a retry for a transient one."""
-        self._drop_output()
-        if isinstance(exc, JobFailed):
-            return self._fail(job_id, exc.code, exc.message)
-        if isinstance(exc, UnreadableReference):
-            return self._fail(job_id, ErrorCode.REFERENCE_AUDIO, str(exc))
-        if isinstance(exc, SessionsSpent):
-            return self._sessions_spent(job_id, exc)
-        if isinstance(exc, PermanentProviderError):
-            return self._fail(job_id, _provider_code(exc), exc.message)
-        if isinstance(exc, ProviderError):
-            return self._transient(job_id, attempt, _provider_code(exc), exc.message)
-        if isinstance(exc, StorageError):
-            if not exc.retryable:  # access denied, no such bucket, a bad key: configuration
-                return self._fail(job_id, ErrorCode.STORAGE, exc.message)
-            return self._transient(job_id, attempt, ErrorCode.STORAGE, exc.message)
-        if isinstance(exc, CheckpointLost):
-            if exc.object_gone:  # deleted behind our back (a lifecycle rule): start over
-                self.store.clear_segments(job_id)
-            return self._transient(job_id, attempt, ErrorCode.STORAGE, str(exc))
-        if isinstance(exc, redis.RedisError | OSError):  # Redis or the spool disk, for a moment
-            return self._transient(job_id, attempt, ErrorCode.INTERNAL, f"{exc!r}")
-        if isinstance(exc, AudioError):
-            return self._fail(job_id, ErrorCode.INTERNAL, f"could not assemble the audio: {exc}")
-        # A bug: retrying would only repeat it.
-        log.exception("job %s: attempt %d failed unexpectedly", job_id, attempt, exc_info=exc)
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        return self._fail(job_id, ErrorCode.INTERNAL, message)
-
-    def _sessions_spent(self, job_id: str, exc: SessionsSpent) -> _Ended:
-        """A segment spent its provider sessions: fail the job with the last error seen."""
-        if exc.last is not None:
-            code, last = _provider_code(exc.last), exc.last.message
-        else:  # its last session was in an earlier attempt: that one recorded why it failed
-            job = self.store.get(job_id)
-            error = job.error if job is not None else None
-            code, last = ErrorCode.PROVIDER_UNAVAILABLE, "the worker running it stopped"
-            if error is not None:
-                code = next((c for c in ErrorCode if c.value == error.code), code)
-                last = error.message
-        of = f"segment {exc.index}"
-        message = give_up_message(exc.sessions, last, unit="provider session", of=of)
-        return self._fail(job_id, code, message)
-
-    def _fail(self, job_id: str, code: ErrorCode, message: str) -> _Ended:
-        error = JobError(code=code, message=message)
-        if self.store.transition(job_id, JobStatus.FAILED, error=error):
-            self._emit(job_id, EventType.FAILED)
-        self._clean_staging(job_id)
-        now = self.store.get(job_id)
-        return _Ended(now.status if now else None, None, f"failed ({code.value}: {message})")
-
-    def _transient(self, job_id: str, attempt: int, code: ErrorCode, message: str) -> _Ended:
-        if not self.policy.should_retry(attempt, True):
-            return self._fail(job_id, code, give_up_message(attempt, message))
-        now = self.store.get(job_id)
-        if now is None or now.status.terminal:  # canceled meanwhile: no retry
-            if now is not None and now.status is JobStatus.CANCELED:
-                self._clean_staging(job_id)
-            return _Ended(now.status if now else None, None, f"{message}; no retry: it ended")
-        self.store.record_error(job_id, JobError(code=code, message=message, retryable=True))
-        delay = self.policy.delay(attempt, random.random())
-        return _Ended(JobStatus.RUNNING, delay, f"{message}; retry in {delay:.1f}s")
-
-    def _canceled_or_lost(self, job_id: str, lease: Lease) -> _Ended:
-        self._drop_output()
-        if lease.lost.is_set():
-            return _Ended(JobStatus.RUNNING, None, "lease lost; another worker carries on")
-        self._clean_staging(job_id)
-        return _Ended(JobStatus.CANCELED, None, "canceled")
-
-    def _emit(self, job_id: str, event: EventType, known: Job | None = None) -> None:
-        """Tell the job's callback receiver what happened (``job.canceled`` is the API's).
-
-        ``known`` is the job as this attempt read it: without a callback URL
-        there is nobody to tell, and the record need not be read again."""
-        if known is not None and not known.request.callback_url:
-            return
-        try:
-            job = self.store.get(job_id)
-        except redis.RedisError:
-            log.warning("job %s: %s callback skipped; the store is unavailable", job_id, event)
-            return
-        if job is not None:
-            emit_job_event(job, event, settings=self.settings, sender=self.sender)
-
-    def _clean_staging(self, job_id: str, *, recorded_only: bool = False) -> None:
-        """Delete the job's staging objects and checkpoint records.
-
-        ``recorded_only`` (a job that succeeded): only the objects its checkpoint
-        records name, without listing the prefix — none at all when its segments
-        came from the segment cache.  Only a worker killed between an upload and
-        its record leaves an unrecorded object; the staging lifecycle rule
-        (docs/operations.md) expires those.
-        """
-        prefix = self.storage.staging_key(job_id, "")
-        try:
-            if recorded_only:
-                recorded = (str(cp.get("key", "")) for cp in self.store.segments(job_id).values())
-                self.storage.delete_many([key for key in recorded if key.startswith(prefix)])
-            else:
-                self.storage.delete_prefix(prefix)
-        except StorageError:
-            log.warning("job %s: staging cleanup failed; objects may remain", job_id)
-        self.store.clear_segments(job_id)
-
-    def _delete_quietly(self, job_id: str, key: str) -> None:
-        try:
-            self.storage.delete(key)
-        except StorageError:
-            log.warning("job %s: could not delete %s; it may remain", job_id, key)
-
     # -- helpers -----------------------------------------------------------------
 
     def _canceled(self, job_id: str) -> bool:
         status = self.store.status(job_id)
         return status is None or status is JobStatus.CANCELED
-
-
-def _provider_code(exc: Exception) -> ErrorCode:
-    if isinstance(exc, ProviderAuthError):
-        return ErrorCode.PROVIDER_AUTH
-    if isinstance(exc, ProviderCreditError):
-        return ErrorCode.PROVIDER_CREDIT
-    if isinstance(exc, PermanentProviderError):
-        return ErrorCode.PROVIDER_REQUEST
-    return ErrorCode.PROVIDER_UNAVAILABLE

@@ -31,6 +31,7 @@ import builtins
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
@@ -84,6 +85,16 @@ class DueReason(StrEnum):
 
     DUE = "due"  # its next attempt is due: a retry's backoff ended, or its message went untaken
     LAPSED = "lapsed"  # its lease lapsed: the worker running it is gone
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """What :meth:`JobStore.start_attempt` found and did."""
+
+    status: JobStatus | None  # the job's status now; None if it is gone
+    attempt: int | None  # the attempt counted (from 1); None if none was
+    moved: bool  # it went to ``running`` now (its first attempt, or after ``queued``)
+    out_of_attempts: bool = False  # it had had its attempts: none was counted
 
 
 class MessageStanding(StrEnum):
@@ -249,7 +260,32 @@ class JobStore:
         retention TTL.  Returns False, changing nothing, when the move is not
         allowed (or the job is gone).  Publishes a ``status`` event on success.
         """
-        to = JobStatus(to)
+        result = self._run_transition(job_id, JobStatus(to), error=error, output=output)
+        return result[0] == 1
+
+    def start_attempt(self, job_id: str, max_attempts: int) -> AttemptStart:
+        """Count one more attempt and move the job to ``running`` (if it is not yet), at once.
+
+        Nothing changes for a job that is gone or ended, or that has had
+        ``max_attempts`` already (``attempt`` is None then)."""
+        result = self._run_transition(job_id, JobStatus.RUNNING, max_attempts=max_attempts)
+        code = int(result[0])
+        status = JobStatus(_text(result[1])) if result[1] else None
+        if code == 1:
+            return AttemptStart(JobStatus.RUNNING, int(result[4]), moved=True)
+        if code == 2:
+            return AttemptStart(status, int(result[2]), moved=False)
+        return AttemptStart(status, None, moved=False, out_of_attempts=code == 3)
+
+    def _run_transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        error: JobError | None = None,
+        output: Output | None = None,
+        max_attempts: int | None = None,
+    ) -> builtins.list[Any]:
         keys = [self.keys.job(job_id), self.keys.job_segments(job_id)]
         args: list[Any] = [
             job_id,
@@ -257,6 +293,7 @@ class JobStore:
             self.ttl_seconds,
             output.model_dump_json() if output else "",
             error.model_dump_json() if error else "",
+            "" if max_attempts is None else max_attempts,
         ]
         for status in _STATUSES:
             keys.append(self.keys.jobs_by_status(status))
@@ -265,7 +302,7 @@ class JobStore:
         if result[0] != 1:
             current = _text(result[1]) if result[1] else "missing"
             log.debug("job %s: %s → %s refused", job_id, current, to)
-            return False
+            return result
         previous, created, now = _text(result[1]), result[2], float(_text(result[3]))
         elapsed = now - float(_text(created)) if created else 0.0
         log.info("job %s: %s → %s after %.2fs", job_id, previous, to, elapsed)
@@ -275,7 +312,7 @@ class JobStore:
         if output is not None:
             event["output"] = output.model_dump(mode="json")
         self.publish(job_id, event | {"at": now})
-        return True
+        return result
 
     def begin_attempt(self, job_id: str) -> int:
         """Count one more attempt (atomically) and return its number, from 1."""

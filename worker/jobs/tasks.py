@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 from celery import Celery, Task
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from worker.batches.lifecycle import reap_batches
 from worker.batches.store import BatchStore
@@ -162,3 +162,11 @@ def _start_reaper(**_: Any) -> None:
 @worker_shutting_down.connect
 def _stop_reaper(**_: Any) -> None:
     _reaper_stop.set()
+
+
+@worker_shutdown.connect
+def _close_runner(**_: Any) -> None:
+    # After the pool stopped: no attempt runs any more on the threads' event loops.
+    with _runner_lock:
+        if _runner is not None:
+            _runner.close()
