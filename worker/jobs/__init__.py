@@ -25,8 +25,8 @@ missing segments inside governor slots, assembles them and records the outcome.
 * :mod:`~worker.jobs.truncation` – :func:`check_duration`: audio far shorter
   than its text is refused.
 
-Errors of the store (the runner's failures are recorded on the job as an
-``ErrorCode``, not raised to callers)::
+Errors of the store (:mod:`~worker.jobs.errors`; the runner's failures are
+recorded on the job as an ``ErrorCode``, not raised to callers)::
 
     StoreError
     ├── JobExists          create() of an id that is already stored

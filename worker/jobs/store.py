@@ -15,69 +15,60 @@ Two more are the reapers' worklist, kept in step with the job leases: a job
 whose attempt runs is listed by its lease's expiry, one between attempts by
 when the next is due ("Crash recovery" in docs/operations.md).
 
-Errors::
-
-    StoreError
-    ├── JobExists          create() of an id that is already stored
-    ├── JobNotFound        an update of a job that is not (or no longer) stored
-    ├── CorruptJobRecord   a stored hash that does not decode into a Job
-    └── InvalidCursor      a listing cursor this store did not hand out (also a ValueError)
+A record's fields are written and read by :mod:`worker.jobs.codec`; the
+errors are :mod:`worker.jobs.errors`' (re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
 import builtins
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
 import redis
-from pydantic import ValidationError
 
 from worker.jobs import lua
+from worker.jobs.codec import decode_job, encode_job
+from worker.jobs.errors import (
+    CorruptJobRecord,
+    InvalidCursor,
+    JobExists,
+    JobNotFound,
+    StoreError,
+)
 from worker.jobs.listing import JobFilter, Position, collect, plan_walk
 from worker.jobs.model import (
     STATUS_RANK,
     CallbackAttempt,
     Job,
     JobError,
-    JobRequest,
     JobStatus,
     Output,
     Progress,
-    ReferenceClip,
 )
 from worker.keys import Keys
 
+__all__ = [
+    "AttemptStart",
+    "CorruptJobRecord",
+    "DueReason",
+    "InvalidCursor",
+    "JobExists",
+    "JobNotFound",
+    "JobStore",
+    "MessageStanding",
+    "StoreError",
+    "decode_job",
+    "encode_job",
+]
+
 log = logging.getLogger(__name__)
 
-_JSON_FIELDS = ("request", "progress", "output", "error", "billing", "metadata", "callbacks")
 _STATUSES = tuple(JobStatus)
-
-
-class StoreError(Exception):
-    """Root of the job store's errors."""
-
-
-class JobExists(StoreError):
-    """A job with this id is already stored."""
-
-
-class JobNotFound(StoreError, KeyError):
-    """The job is not stored (never created, deleted, or expired)."""
-
-
-class CorruptJobRecord(StoreError):
-    """A stored record that does not decode into a :class:`Job`."""
-
-
-class InvalidCursor(StoreError, ValueError):
-    """A listing cursor that this store did not produce."""
 
 
 class DueReason(StrEnum):
@@ -119,59 +110,6 @@ def _ms(value: float | datetime) -> float:
 
 def _ms_int(seconds: float) -> int:
     return int(seconds * 1000)
-
-
-def _dump_request(request: JobRequest) -> str:
-    # Reference audio is arbitrary bytes, which JSON cannot carry: base64 it.
-    data = request.model_dump(mode="json", exclude={"references", "passage_voices"})
-    data["references"] = _dump_clips(request.references)
-    if request.passage_voices:
-        data["passage_voices"] = {
-            name: {"reference_id": voice.reference_id, "references": _dump_clips(voice.references)}
-            for name, voice in request.passage_voices.items()
-        }
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _dump_clips(clips: Sequence[ReferenceClip]) -> list[dict[str, str]]:
-    return [{"audio": base64.b64encode(c.audio).decode(), "text": c.text} for c in clips]
-
-
-def _load_request(raw: str) -> JobRequest:
-    data = json.loads(raw)
-    holders = [data, *data.get("passage_voices", {}).values()]
-    for holder in holders:
-        for ref in holder.get("references", []):
-            ref["audio"] = base64.b64decode(ref["audio"])
-    return JobRequest.model_validate(data)
-
-
-def encode_job(job: Job) -> dict[str, str]:
-    """The hash fields of a job record; ``None`` values are left out."""
-    fields: dict[str, str] = {}
-    for name, value in job.model_dump(mode="json", exclude={"request"}).items():
-        if value is None:
-            continue
-        fields[name] = (
-            json.dumps(value, separators=(",", ":")) if name in _JSON_FIELDS else str(value)
-        )
-    fields["request"] = _dump_request(job.request)
-    return fields
-
-
-def decode_job(raw: dict[Any, Any]) -> Job:
-    """A :class:`Job` from its hash fields (bytes or str)."""
-    fields = {_text(k): _text(v) for k, v in raw.items()}
-    try:
-        data: dict[str, Any] = {
-            name: json.loads(value) if name in _JSON_FIELDS else value
-            for name, value in fields.items()
-            if name != "request"
-        }
-        data["request"] = _load_request(fields["request"])
-        return Job.model_validate(data)
-    except (KeyError, ValueError, ValidationError) as exc:
-        raise CorruptJobRecord(f"job {fields.get('id', '?')}: {exc}") from exc
 
 
 class JobStore:
