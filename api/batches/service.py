@@ -15,14 +15,14 @@ request makes one whole batch or leaves nothing behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 
-from api.batches.schemas import BATCH_TEXT_FACTOR, BatchCreate, BatchOptions, ProduceIn, VoiceIn
+from api.batches.checks import check_produce, under
+from api.batches.schemas import BATCH_TEXT_FACTOR, BatchCreate, BatchOptions, VoiceIn
 from api.deps import ApiContext
 from api.errors import InvalidInput, PayloadTooLarge, RateLimited, Unavailable
 from api.idempotency import Claim, Created, check_idempotency_key, create_once, fingerprint
@@ -40,8 +40,8 @@ from api.voices.service import (
     resolve_passage_voices,
     resolve_voices,
 )
-from worker.audio import OutputFormat, UnsupportedOutput, format_info, validate_output
-from worker.batches.model import Batch, BatchItem, BookInfo, CombinedFormat, Produce, new_batch_id
+from worker.audio import format_info
+from worker.batches.model import Batch, BatchItem, BookInfo, Produce, new_batch_id
 from worker.batches.store import BatchStore
 from worker.fish.request import Prosody
 from worker.jobs.markup import passage_voices
@@ -77,7 +77,6 @@ SETTINGS_FIELDS = (
 )
 #: The title of a batch sent without one.
 UNTITLED = "Untitled"
-_COMBINED_CODEC = {CombinedFormat.M4B: "m4a", CombinedFormat.MP3: "mp3"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,73 +93,6 @@ class PlannedItem:
 def batches_of(ctx: ApiContext) -> BatchStore:
     """The batch store over the API's Redis client."""
     return BatchStore(ctx.redis, ctx.keys, ctx.settings.job_ttl_seconds)
-
-
-# -- checks ---------------------------------------------------------------------
-
-
-@contextmanager
-def _under(prefix: str) -> Iterator[None]:
-    """Re-raise a check's error with its field placed under ``prefix``."""
-    try:
-        yield
-    except (InvalidInput, PayloadTooLarge) as exc:
-        field = f"{prefix}.{exc.field}" if exc.field else prefix
-        message = exc.message
-        if exc.field and message.startswith(f"{exc.field}:"):
-            message = f"{field}:{message[len(exc.field) + 1 :]}"
-        raise type(exc)(message, field=field) from exc
-
-
-def _renamed(message: str, old: str | None, new: str) -> str:
-    """``message`` (which may start with "old: ") as about the field ``new``."""
-    if old and message.startswith(f"{old}:"):
-        return new + message[len(old) :]
-    return f"{new}: {message}"
-
-
-def check_produce(produce: ProduceIn) -> Produce:
-    """The produce options if they fit together; :class:`InvalidInput` naming the field."""
-    chapter = {"sample_rate": "chapter_sample_rate", "bitrate_kbps": "chapter_bitrate_kbps"}
-    try:
-        validate_output(
-            produce.chapter_format.value, produce.chapter_sample_rate, produce.chapter_bitrate_kbps
-        )
-    except UnsupportedOutput as exc:
-        field = f"produce.{chapter.get(exc.field or '', 'chapter_format')}"
-        raise InvalidInput(_renamed(exc.message, exc.field, field), field=field) from exc
-    if produce.combined is not None:
-        codec = _COMBINED_CODEC[produce.combined]
-        try:
-            validate_output(codec, produce.sample_rate, produce.bitrate_kbps)
-        except UnsupportedOutput as exc:
-            name = exc.field if exc.field in ("sample_rate", "bitrate_kbps") else "combined"
-            field = f"produce.{name}"
-            raise InvalidInput(_renamed(exc.message, exc.field, field), field=field) from exc
-    elif produce.loudness is not None:
-        raise InvalidInput(
-            "produce.loudness: normalises the combined book; set produce.combined too",
-            field="produce.loudness",
-        )
-    if produce.read_along and produce.chapter_format not in (OutputFormat.MP3, OutputFormat.M4A):
-        raise InvalidInput(
-            "produce.read_along: an EPUB carries mp3 or m4a audio; "
-            f"set produce.chapter_format to one of them, not {produce.chapter_format.value}",
-            field="produce.read_along",
-        )
-    return Produce(
-        chapter_format=produce.chapter_format.value,
-        chapter_sample_rate=produce.chapter_sample_rate,
-        chapter_bitrate_kbps=produce.chapter_bitrate_kbps,
-        combined=produce.combined,
-        sample_rate=produce.sample_rate,
-        bitrate_kbps=produce.bitrate_kbps,
-        chapter_silence_ms=produce.chapter_silence_ms,
-        head_silence_ms=produce.head_silence_ms,
-        tail_silence_ms=produce.tail_silence_ms,
-        loudness=produce.loudness,
-        read_along=produce.read_along,
-    )
 
 
 class _Voices:
@@ -199,7 +131,7 @@ class _Voices:
                 f"{field}.references: give reference_id or references, not both",
                 field=f"{field}.references",
             )
-        with _under(field):
+        with under(field):
             return decode_references(voice.references or [])
 
     def request_fields(self, own: VoiceIn | None, field: str) -> dict[str, Any]:
