@@ -1,4 +1,6 @@
-"""The job store's errors (:mod:`worker.jobs.store`, :mod:`worker.jobs.codec`)::
+"""The job store's errors (:mod:`worker.jobs.store`, :mod:`worker.jobs.codec`).
+
+Errors::
 
     StoreError
     ├── JobExists          create() of an id that is already stored
