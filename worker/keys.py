@@ -182,8 +182,9 @@ class Keys:
         return f"{self.prefix}:gov:{name}:ticket"
 
     def governor_peak(self, name: str = "provider") -> str:
-        """Highest number of slots ever held at once (for metrics and benchmarks)."""
-        return f"{self.prefix}:gov:{name}:peak"
+        """Highest number of slots ever held at once (for metrics and benchmarks): a
+        sorted set whose one member ``peak`` scores it, so one ``ZADD GT`` keeps it."""
+        return f"{self.prefix}:gov:{name}:peak-set"
 
     def governor_wake(self, name: str = "provider", waiter: str = "") -> str:
         """List a waiter blocks on (BLPOP) until a release hands it a slot; with

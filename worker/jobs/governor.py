@@ -102,9 +102,7 @@ if queued > 0 or holders >= limit then
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
 holders = holders + 1
-if holders > tonumber(redis.call('GET', KEYS[4]) or '0') then
-  redis.call('SET', KEYS[4], holders)
-end
+redis.call('ZADD', KEYS[4], 'GT', holders, 'peak')
 return {1, holders, score, -1}
 """
 )
@@ -150,7 +148,7 @@ _RESET_PEAK = (
     _NOW_MS
     + """
 local live = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-redis.call('SET', KEYS[2], live)
+redis.call('ZADD', KEYS[2], live, 'peak')
 return live
 """
 )
@@ -247,7 +245,7 @@ class Governor:
 
     async def peak(self) -> int:
         """The most slots ever held at once (since the last :meth:`reset_peak`)."""
-        value = await self.redis.get(self.keys.governor_peak(self.name))
+        value = await self.redis.zscore(self.keys.governor_peak(self.name), "peak")
         return int(value or 0)
 
     async def reset_peak(self) -> None:

@@ -385,15 +385,16 @@ class JobStore:
         """Forget the job's checkpoints (after assembly, or to start over)."""
         self.redis.delete(self.keys.job_segments(job_id))
 
-    def count_session(self, job_id: str, index: int) -> int:
+    def count_session(self, job_id: str, index: int, *, keep: bool = True) -> int:
         """Count one more provider session for segment ``index``; returns its sessions so far.
 
         The count outlives attempts (and :meth:`clear_segments`): it is the
-        segment's retry budget, kept until the job's record expires.
+        segment's retry budget, kept as long as a record (``keep``: set its
+        lifetime, which an attempt does with its first count, not with each).
         """
         key = self.keys.job_sessions(job_id)
         sessions = int(cast(int, self.redis.hincrby(key, str(index), 1)))
-        if sessions == 1:  # a segment's first session: the hash lives as long as the record
+        if keep:
             self.redis.expire(key, self.ttl_seconds)
         return sessions
 

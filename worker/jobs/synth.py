@@ -248,6 +248,7 @@ class SegmentSynthesizer:
         self.cache = cache
         self._cancel = asyncio.Event()  # the caller's, once run() starts
         self._sessions: dict[int, int] = {}  # segment index → its sessions so far, all attempts
+        self._counted = False  # a session was counted in this attempt
 
     def request_for(self, segment: Segment) -> TTSRequest:
         """What ``segment`` asks the provider for: its passage's voice, else the job's."""
@@ -405,7 +406,10 @@ class SegmentSynthesizer:
         Counted before the session opens, so a session whose worker died
         mid-way is counted too.
         """
-        sessions = await asyncio.to_thread(self.store.count_session, self.job_id, segment.index)
+        keep, self._counted = not self._counted, True  # the hash's lifetime: once an attempt
+        sessions = await asyncio.to_thread(
+            self.store.count_session, self.job_id, segment.index, keep=keep
+        )
         self._sessions[segment.index] = sessions
         if not self.budget.may_open(sessions):
             raise SessionsSpent(segment.index, self.budget.total)
