@@ -132,25 +132,33 @@ def synthesize(
     language = espeak.language_for(text, _OWN_LANGUAGE)
     if language != _OWN_LANGUAGE:  # espeak.synthesize picks that language itself
         return espeak.synthesize(text, espeak_name, pitch, espeak.wpm_for_speed(speed))
+    sentences, rate = _sentences(text, speed)
+    return espeak.Synthesis(_joined(sentences), rate)
+
+
+def _sentences(text: str, speed: float) -> tuple[list[np.ndarray], int]:
+    """The neural voice's audio of ``text``, one array per sentence as piper cuts it,
+    and its rate."""
     load()
     from piper import SynthesisConfig
 
     voice = _voice
     rate = int(voice.config.sample_rate)
     if not text.strip():
-        return espeak.Synthesis(b"", rate)
+        return [], rate
     if speed <= 0:
         raise PiperError(f"speed must be positive, got {speed}")
     scale = float(voice.config.length_scale) / speed
     config = SynthesisConfig(length_scale=scale, volume=PEAK)
     with _lock:
         try:
-            sentences = [chunk.audio_int16_array for chunk in voice.synthesize(text, config)]
+            return [chunk.audio_int16_array for chunk in voice.synthesize(text, config)], rate
         except Exception as exc:  # onnxruntime and the phonemizer raise their own types
             raise PiperError(f"piper could not speak: {exc}") from exc
-    if not sentences:
-        return espeak.Synthesis(b"", rate)
-    return espeak.Synthesis(np.concatenate(sentences).astype("<i2").tobytes(), rate)
+
+
+def _joined(sentences: list[np.ndarray]) -> bytes:
+    return np.concatenate(sentences).astype("<i2").tobytes() if sentences else b""
 
 
 # A sentence as piper cuts the text: up to and including its end punctuation.
@@ -170,20 +178,7 @@ def synthesize_timed(
     text = text.replace("\0", " ")
     if espeak.language_for(text, _OWN_LANGUAGE) != _OWN_LANGUAGE:
         return espeak.synthesize_timed(text, espeak_name, pitch, espeak.wpm_for_speed(speed))
-    load()
-    from piper import SynthesisConfig
-
-    voice = _voice
-    rate = int(voice.config.sample_rate)
-    if not text.strip():
-        return espeak.TimedSynthesis(b"", rate, ())
-    scale = float(voice.config.length_scale) / speed
-    config = SynthesisConfig(length_scale=scale, volume=PEAK)
-    with _lock:
-        try:
-            sentences = [chunk.audio_int16_array for chunk in voice.synthesize(text, config)]
-        except Exception as exc:  # onnxruntime and the phonemizer raise their own types
-            raise PiperError(f"piper could not speak: {exc}") from exc
+    sentences, rate = _sentences(text, speed)
     spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
     lengths = [len(audio) for audio in sentences]
     if len(spans) != len(sentences):
@@ -193,8 +188,7 @@ def synthesize_timed(
     for (start, end), samples in zip(spans, lengths, strict=True):
         words += proportional_words(text, start, end, offset * 1000 // rate, samples * 1000 // rate)
         offset += samples
-    pcm = np.concatenate(sentences).astype("<i2").tobytes() if sentences else b""
-    return espeak.TimedSynthesis(pcm, rate, tuple(words))
+    return espeak.TimedSynthesis(_joined(sentences), rate, tuple(words))
 
 
 def proportional_words(

@@ -43,5 +43,4 @@ def install_web(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False, response_class=RedirectResponse, response_model=None)
     def front(request: Request) -> RedirectResponse:
         """The server's root: the web app."""
-        root = str(request.scope.get("root_path", "")).rstrip("/")
-        return RedirectResponse(f"{root}{pages.PREFIX}/", status_code=303)
+        return RedirectResponse(f"{pages.root_of(request)}{pages.PREFIX}/", status_code=303)

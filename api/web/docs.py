@@ -26,6 +26,8 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse, Response
 
+from api.web.pages import root_of
+
 #: Where the bundles are served.
 ASSETS_URL = "/docs-assets"
 #: The files a page needs, all in :func:`assets_dir`.
@@ -63,14 +65,10 @@ def redoc_bundle() -> bytes:
     return bundle
 
 
-def _root(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
-
-
 @router.get("/docs", response_class=HTMLResponse, response_model=None)
 def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI for the OpenAPI document, from local files."""
-    root = _root(request)
+    root = root_of(request)
     page = get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} — API docs",
@@ -92,7 +90,7 @@ def swagger_ui_redirect() -> HTMLResponse:
 @router.get("/redoc", response_class=HTMLResponse, response_model=None)
 def redoc(request: Request) -> HTMLResponse:
     """ReDoc for the OpenAPI document, from local files and without web fonts."""
-    root = _root(request)
+    root = root_of(request)
     page = get_redoc_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} — API reference",

@@ -104,10 +104,15 @@ def choices() -> dict[str, Any]:
     }
 
 
+def root_of(request: Request) -> str:
+    """Where the API is mounted (its ``root_path``, behind a proxy), without a trailing slash."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """The page ``name`` with ``context`` (ids from the path), as HTML."""
     page = PAGES[name]
-    root = str(request.scope.get("root_path", "")).rstrip("/")
+    root = root_of(request)
     return templates.TemplateResponse(
         request,
         page.template,
@@ -128,7 +133,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 @router.get("/", response_class=RedirectResponse, response_model=None)
 def home(request: Request) -> RedirectResponse:
     """The app's front door: the job list (which sends a signed-out user to sign in)."""
-    root = str(request.scope.get("root_path", "")).rstrip("/")
+    root = root_of(request)
     return RedirectResponse(f"{root}{PREFIX}/jobs", status_code=303)
 
 

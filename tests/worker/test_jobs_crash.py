@@ -152,7 +152,7 @@ def test_job_that_keeps_losing_its_worker_gives_up(stack: Stack) -> None:
     # As if five workers had started it and died: running, no lease, attempts used up.
     assert stack.store.transition(job.id, JobStatus.RUNNING)
     for _ in range(settings.max_attempts):
-        stack.store.begin_attempt(job.id)
+        stack.store.start_attempt(job.id, settings.max_attempts)
     stack.store.record_error(
         job.id, JobError(code=ErrorCode.PROVIDER_UNAVAILABLE, message="boom", retryable=True)
     )

@@ -124,7 +124,7 @@ def _running_job(st: Stack, text: str = "Short text, said once.") -> Job:
     )
     st.store.create(job)
     assert st.store.transition(job.id, JobStatus.RUNNING)
-    st.store.begin_attempt(job.id)
+    st.store.start_attempt(job.id, max_attempts=5)
     return job
 
 

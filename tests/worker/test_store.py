@@ -25,7 +25,6 @@ from worker.jobs.store import (
     DueReason,
     InvalidCursor,
     JobExists,
-    JobNotFound,
     JobStore,
     MessageStanding,
 )
@@ -222,8 +221,7 @@ def test_updates_never_recreate_an_expired_record(
     assert not store.set_progress(job.id, Progress(segments_done=1))
     assert not store.record_error(job.id, JobError(code="x", message="y"))
     assert not store.save_segment(job.id, 0, {})
-    with pytest.raises(JobNotFound):
-        store.begin_attempt(job.id)
+    assert store.start_attempt(job.id, max_attempts=5).attempt is None
     assert not redis_client.exists(keys.job(job.id), keys.job_segments(job.id))
 
 
@@ -252,7 +250,7 @@ def test_start_attempt_counts_moves_and_refuses(store: JobStore) -> None:
 
 def test_attempts_progress_and_errors(store: JobStore) -> None:
     job = store.create(make_job())
-    assert [store.begin_attempt(job.id) for _ in range(3)] == [1, 2, 3]
+    assert [store.start_attempt(job.id, max_attempts=5).attempt for _ in range(3)] == [1, 2, 3]
     progress = Progress(
         segments_done=2, segments_total=5, chars_done=10, chars_total=40, audio_seconds=1.25
     )
@@ -262,7 +260,7 @@ def test_attempts_progress_and_errors(store: JobStore) -> None:
     stored = store.get(job.id)
     assert stored is not None
     assert (stored.attempts, stored.progress, stored.error) == (3, progress, error)
-    assert stored.status is JobStatus.QUEUED
+    assert stored.status is JobStatus.RUNNING  # its first attempt started it
 
 
 def test_events_are_published(store: JobStore, redis_client: redis.Redis, keys: Keys) -> None:

@@ -89,7 +89,7 @@ def test_caption_words_are_within_30_ms_of_their_audio(
     words = [m for m in marks if m["type"] == "word"]
     config = ProviderConfig(ws_url=stack.settings.provider_ws_url)
     request = tts_request(done)
-    errors = []
+    errors: list[float | None] = []
     for segment in job_segments(done.request.text, stack.settings.segment_max_chars):
         pcm = bytearray()
         engine = asyncio.run(
@@ -107,7 +107,9 @@ def test_caption_words_are_within_30_ms_of_their_audio(
             assert final["text"] == local.text, (final, local)
             errors.append(_lag_ms(audio, own, local.start_ms, final["start_ms"]))
     assert words == []  # every caption word was matched to an engine word
-    worst = max(abs(e) for e in errors)
+    located = [abs(e) for e in errors if e is not None]
+    assert len(located) >= 0.9 * len(errors), errors  # nearly every word found by its sound
+    worst = max(located)
     assert worst <= 30, f"{fmt}: worst word {worst:.1f} ms off ({errors})"
 
     spoken = [m for m in marks if m["type"] == "sentence"]

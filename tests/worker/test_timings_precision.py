@@ -85,12 +85,14 @@ def test_words_are_within_30_ms_in_the_final_file(
 
     words = [m for m in placed if m.kind is MarkKind.WORD]
     assert len(words) == sum(len(text.split()) for text in SEGMENTS)
-    errors = []
+    errors: list[float | None] = []
     for index, (pcm, marks) in enumerate(spoken):
         local = [m for m in marks if m.kind is MarkKind.WORD]
         for word, final in zip(local, timeline.place(index, local), strict=True):
             errors.append(_lag_ms(decoded, pcm, word.start_ms, final.start_ms))
-    worst = max(abs(e) for e in errors)
+    located = [abs(e) for e in errors if e is not None]
+    assert len(located) >= 0.9 * len(errors), errors  # nearly every word found by its sound
+    worst = max(located)
     assert worst <= 30, f"{fmt}: worst word {worst:.1f} ms off ({errors})"
     if fmt == "wav":
         assert worst <= 1  # lossless: the very samples, where the marks say (whole ms)
@@ -100,13 +102,14 @@ def test_words_are_within_30_ms_in_the_final_file(
     assert sentences[-1].end_ms <= written * 1000 // RATE
 
 
-def _lag_ms(decoded: np.ndarray, pcm: np.ndarray, local_ms: int, final_ms: int) -> float:
+def _lag_ms(decoded: np.ndarray, pcm: np.ndarray, local_ms: int, final_ms: int) -> float | None:
     """How far (ms) the word's audio sits from its mark in the decoded file: where the
-    word's first 100 ms of the segment's own PCM fit the decoded file best."""
+    word's first 100 ms of the segment's own PCM fit the decoded file best; None for a
+    word too short or too quiet to be found by its sound."""
     start = local_ms * RATE // 1000
     probe = pcm[start : start + RATE // 10]
     if len(probe) < RATE // 20 or np.abs(probe).max() < 0.01:
-        return 0.0  # too short or silent to locate by its sound
+        return None
     at = final_ms * RATE // 1000
     reach = RATE // 20  # look 50 ms either side
     lags = range(-min(reach, at), reach + 1)

@@ -92,15 +92,6 @@ return now
 """
 )
 
-BEGIN_ATTEMPT = (
-    NOW
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'updated_at', now)
-return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-"""
-)
-
 # KEYS: job, segments. ARGV: index, checkpoint json.  A late checkpoint of a
 # finished job inherits the record's TTL instead of living forever.
 # (PTTL answers -2 for a missing key: no EXISTS needed.)

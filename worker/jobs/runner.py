@@ -35,6 +35,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -366,7 +367,7 @@ class JobRunner:
         if output is None or output.spool != spool:
             output, progress = JobOutput(job, segments, spool, self.settings, self.storage), None
         try:
-            parts = self._complete(job, segments, output)
+            parts, checkpoints = self._complete(job, segments, output)
             if progress is not None and progress.phase is not Phase.ENCODING:
                 self._set_phase(job.id, progress, Phase.ENCODING, output)
             audio = output.finish()
@@ -379,27 +380,34 @@ class JobRunner:
         if job.request.timestamps is None:
             return uploaded
         return uploaded.model_copy(
-            update={"captions": self._captions(job, segments, parts, uploaded)}
+            update={"captions": self._captions(job, segments, parts, checkpoints, uploaded)}
         )
 
     def _captions(
-        self, job: Job, segments: list[Segment], parts: list[SegmentAudio], uploaded: Output
+        self,
+        job: Job,
+        segments: list[Segment],
+        parts: list[SegmentAudio],
+        checkpoints: Mapping[int, SegmentCheckpoint],
+        uploaded: Output,
     ) -> list[Captions]:
         """The job's captions, from its checkpoints' word marks, uploaded beside its output."""
-        rate = uploaded.sample_rate
-        checkpoints = stored_checkpoints(self.store, job.id, segments, provider_pcm_rate(rate))
-        marks = caption_marks(job, segments, checkpoints, job_timeline(parts, rate))
+        timeline = job_timeline(parts, uploaded.sample_rate)
+        marks = caption_marks(job, segments, checkpoints, timeline)
         return upload_captions(self.storage, job, uploaded.key, caption_files(marks))
 
-    def _complete(self, job: Job, segments: list[Segment], output: JobOutput) -> list[SegmentAudio]:
-        """Every segment's PCM in the spool and handed to the output, in text order."""
+    def _complete(
+        self, job: Job, segments: list[Segment], output: JobOutput
+    ) -> tuple[list[SegmentAudio], dict[int, SegmentCheckpoint]]:
+        """Every segment's PCM in the spool and handed to the output, in text order;
+        and the checkpoints they came from."""
         pcm_rate = provider_pcm_rate(output.rate)
         checkpoints = stored_checkpoints(self.store, job.id, segments, pcm_rate)
         parts = output.complete(checkpoints, self.storage)
         if not any(cp.bytes for cp in checkpoints.values()):
             # Encoders cannot make a valid mp3, opus or m4a of nothing.
             raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
-        return parts
+        return parts, checkpoints
 
     def _set_phase(
         self, job_id: str, progress: Progress | None, phase: Phase, output: JobOutput

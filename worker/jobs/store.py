@@ -126,7 +126,6 @@ class JobStore:
         self._create = redis.register_script(lua.CREATE)
         self._transition = redis.register_script(lua.TRANSITION)
         self._update = redis.register_script(lua.UPDATE)
-        self._begin_attempt = redis.register_script(lua.BEGIN_ATTEMPT)
         self._save_segment = redis.register_script(lua.SAVE_SEGMENT)
         self._acquire_lease = redis.register_script(lua.ACQUIRE_JOB_LEASE)
         self._renew_lease = redis.register_script(lua.RENEW_JOB_LEASE)
@@ -251,13 +250,6 @@ class JobStore:
             event["output"] = output.model_dump(mode="json")
         self.publish(job_id, event | {"at": now})
         return result
-
-    def begin_attempt(self, job_id: str) -> int:
-        """Count one more attempt (atomically) and return its number, from 1."""
-        attempt = self._begin_attempt(keys=[self.keys.job(job_id)])
-        if attempt is None:
-            raise JobNotFound(job_id)
-        return int(cast(int, attempt))
 
     def set_progress(self, job_id: str, progress: Progress) -> bool:
         """Replace the job's progress and publish it; False if the job is gone."""
