@@ -9,8 +9,8 @@ from api.deps import Ctx, Tenant
 from api.lexicons.service import resolve_lexicons
 from api.schemas import V1_ERRORS, EstimateOut, EstimateRequest
 from api.segment_cache import estimate_request, predict_cache_use
-from api.validation import check_markup, respell
-from worker.jobs.markup import Break, parse_markup, spoken_text
+from api.validation import lexicon_fields
+from worker.jobs.markup import Break, Run, parse_markup
 from worker.jobs.model import billing_for_bytes, estimate_billing
 
 router = APIRouter(tags=["estimate"], responses=V1_ERRORS, route_class=BodyRoute)
@@ -34,11 +34,12 @@ def estimate(body: EstimateRequest, tenant: Tenant, ctx: Ctx) -> EstimateOut:
     A text over the job limit is still priced, with ``within_limit`` false.
     """
     settings = ctx.settings
-    check_markup(body.text)
-    text = respell(body.text, resolve_lexicons(ctx, tenant.id, body.lexicons)).text
+    # As a job's text: its tags checked, before and after the lexicons respell it.
+    text = str(lexicon_fields(body.text, resolve_lexicons(ctx, tenant.id, body.lexicons))["text"])
     billing = estimate_billing(text, settings.price_per_million_bytes_usd)
-    spoken = spoken_text(text)  # tags are neither sent nor billed; breaks are silence
-    pauses = sum(p.ms for p in parse_markup(text) if isinstance(p, Break)) / 1000
+    parts = parse_markup(text)  # tags are neither sent nor billed; breaks are silence
+    spoken = "".join(p.text for p in parts if isinstance(p, Run))
+    pauses = sum(p.ms for p in parts if isinstance(p, Break)) / 1000
     # What the tenant's segment cache already holds is not sent again, nor billed.
     use = predict_cache_use(ctx, tenant.id, estimate_request(ctx, tenant.id, body, text))
     sent = billing_for_bytes(
