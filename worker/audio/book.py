@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from worker.audio.assemble import check_lengths, ms_to_samples
 from worker.audio.book_layout import Layout
@@ -72,9 +73,19 @@ class BookMeta:
     genre: str = "Audiobook"
 
 
+class Placed(Protocol):
+    """What the manifest says of a chapter besides its place: its size in text, its file."""
+
+    @property
+    def chars(self) -> int: ...
+
+    @property
+    def file(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
-class _Request:
-    """What :func:`build_audiobook` was asked, checked, with the defaults filled in."""
+class BookRequest:
+    """What a book build was asked, checked, with the defaults filled in (:func:`check_book`)."""
 
     format: BookFormat
     sample_rate: int
@@ -115,16 +126,24 @@ def build_audiobook(
     """
     started = time.monotonic()
     silences = (head_silence_ms, chapter_silence_ms, tail_silence_ms)
-    asked = _check(
-        chapters, fmt, meta, sample_rate, bitrate_kbps, silences, loudness, block_samples
+    asked = check_book(
+        [c.title for c in chapters],
+        fmt,
+        meta,
+        sample_rate,
+        bitrate_kbps,
+        silences,
+        loudness,
+        block_samples,
     )
     render = Renderer(sample_rate, block_samples)
     levels, layout, gains = _pass_one(render, chapters, asked)
     play = functools.partial(play_book, render, chapters, layout, gains, loudness)
     _write(out_path, asked, meta, layout.markers(asked.titles), play)
     digest = file_digest(out_path)
-    placed = _manifest_chapters(layout, chapters, asked.titles, sample_rate)
-    measured, chapter_loudness = _measure(out_path, placed, levels, gains, loudness)
+    placed = manifest_chapters(layout, chapters, asked.titles, sample_rate)
+    reports = [(lv.report.rms_db, lv.report.peak_db) if lv.report else None for lv in levels]
+    measured, chapter_loudness = measure_book(out_path, placed, reports, gains, loudness)
     result = AudiobookResult(
         path=out_path,
         format=asked.format,
@@ -142,7 +161,7 @@ def build_audiobook(
         loudness_target=loudness,
         chapter_loudness=chapter_loudness,
     )
-    _log_built(result, time.monotonic() - started)
+    log_built(result, time.monotonic() - started)
     return result
 
 
@@ -160,8 +179,8 @@ def chapter_from_file(
     return ChapterAudio(title=title, pcm=(pcm_path,), sample_rate=rate, chars=chars, file=file)
 
 
-def _check(
-    chapters: Sequence[ChapterAudio],
+def check_book(
+    titles: Sequence[str],
     fmt: BookFormat | str,
     meta: BookMeta,
     sample_rate: int,
@@ -169,14 +188,15 @@ def _check(
     silence_ms: tuple[int, int, int],
     loudness: LoudnessTarget | None,
     block_samples: int,
-) -> _Request:
-    """Check the request in the order its errors are documented; fill in the defaults."""
+) -> BookRequest:
+    """Check a book request in the order :func:`build_audiobook` documents its errors;
+    fill in the defaults (the bitrate, room tone's least head and tail, chapter titles)."""
     book_format = parse_format(BookFormat, fmt, "is not an audiobook format")
     codec_format = _CODEC_FORMATS[book_format]
     validate_output(codec_format, sample_rate, bitrate_kbps)
     bitrate = bitrate_kbps or format_info(codec_format).default_bitrate_kbps
     assert bitrate is not None  # lossy formats have a default
-    if not chapters:
+    if not titles:
         raise InvalidBook("a book needs at least one chapter")
     if not meta.title.strip():
         raise InvalidBook("a book needs a title")
@@ -186,12 +206,12 @@ def _check(
         head = max(head, loudness.room_tone_ms[0])
         tail = max(tail, loudness.room_tone_ms[1])
     cover = inspect_cover(meta.cover, meta.cover_type) if meta.cover is not None else None
-    titles = tuple(c.title.strip() or f"Chapter {i + 1}" for i, c in enumerate(chapters))
-    return _Request(book_format, sample_rate, bitrate, (head, gap, tail), loudness, cover, titles)
+    named = tuple(t.strip() or f"Chapter {i + 1}" for i, t in enumerate(titles))
+    return BookRequest(book_format, sample_rate, bitrate, (head, gap, tail), loudness, cover, named)
 
 
 def _pass_one(
-    render: Renderer, chapters: Sequence[ChapterAudio], asked: _Request
+    render: Renderer, chapters: Sequence[ChapterAudio], asked: BookRequest
 ) -> tuple[list[Levels], Layout, list[float]]:
     """Every chapter's length and levels, where it sits, and its gain; none may be empty."""
     loudness = asked.loudness
@@ -210,7 +230,7 @@ def _pass_one(
 
 def _write(
     out_path: Path,
-    asked: _Request,
+    asked: BookRequest,
     meta: BookMeta,
     markers: list[Marker],
     play: Callable[[Sink], None],
@@ -249,8 +269,8 @@ def _write(
             )
 
 
-def _manifest_chapters(
-    layout: Layout, chapters: Sequence[ChapterAudio], titles: Sequence[str], rate: int
+def manifest_chapters(
+    layout: Layout, chapters: Sequence[Placed], titles: Sequence[str], rate: int
 ) -> tuple[ManifestChapter, ...]:
     """Each chapter's place in the book, in seconds, for the manifest."""
     return tuple(
@@ -268,10 +288,10 @@ def _manifest_chapters(
     )
 
 
-def _measure(
+def measure_book(
     out_path: Path,
     chapters: Sequence[ManifestChapter],
-    levels: Sequence[Levels],
+    levels: Sequence[tuple[float, float] | None],
     gains: Sequence[float],
     loudness: LoudnessTarget | None,
 ) -> tuple[LoudnessReport | None, tuple[ChapterLoudness, ...]]:
@@ -281,9 +301,9 @@ def _measure(
     spans = [(c.audio_start_s, c.audio_start_s + c.duration_s) for c in chapters]
     measured = measure_loudness(out_path, spans=spans)
     chapter_loudness = tuple(
-        ChapterLoudness(i, level.report.rms_db, level.report.peak_db, gains[i], section)
+        ChapterLoudness(i, level[0], level[1], gains[i], section)
         for i, (level, section) in enumerate(zip(levels, measured.sections, strict=True))
-        if level.report is not None
+        if level is not None
     )
     problems = measured.problems(loudness)
     if problems:
@@ -292,7 +312,7 @@ def _measure(
     return measured, chapter_loudness
 
 
-def _log_built(result: AudiobookResult, seconds: float) -> None:
+def log_built(result: AudiobookResult, seconds: float) -> None:
     measured = result.loudness
     logger.info(
         "audiobook %s: %d chapters, %.1f s of audio, %s, %d bytes in %.2f s%s",
@@ -314,10 +334,15 @@ __all__ = [
     "AudiobookResult",
     "BookFormat",
     "BookMeta",
+    "BookRequest",
     "ChapterAudio",
     "ChapterLoudness",
     "Cover",
     "ManifestChapter",
     "build_audiobook",
     "chapter_from_file",
+    "check_book",
+    "log_built",
+    "manifest_chapters",
+    "measure_book",
 ]

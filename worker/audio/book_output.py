@@ -2,6 +2,8 @@
 
 * :class:`BookEncoder` – float32 mono blocks in, one M4B or MP3 out, with
   the book's metadata, chapter markers and cover.
+* :class:`BookRemuxer` – an M4B from AAC packets already encoded (the
+  chapters' sections, :mod:`~worker.audio.book_sections`), tagged the same way.
 * :func:`inspect_cover` – check cover bytes are a JPEG or PNG image and
   read its size (an MP4 cover needs it).
 
@@ -19,10 +21,13 @@ when the chapter times are final.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -114,33 +119,102 @@ class BookEncoder(AvStreamSink):
         try:
             self._open(path, container_format, container_options, codec, sample_rate, bitrate_kbps)
             if fmt is BookFormat.M4B:
-                self._container.metadata.update(_mp4_metadata(title, author, genre))
-                self._container.set_chapters(
-                    [
-                        {
-                            "id": index + 1,
-                            "start": marker.start,
-                            "end": marker.end,
-                            "time_base": self._time_base,
-                            "metadata": {"title": marker.title},
-                        }
-                        for index, marker in enumerate(markers)
-                    ]
-                )
-                if cover is not None:
-                    self._add_cover(cover)
+                _dress_m4b(self._container, self._time_base, title, author, genre, markers, cover)
         except av.FFmpegError as exc:
             raise EncodeError(f"cannot start the {fmt} encoder: {exc}") from exc
 
-    def _add_cover(self, cover: Cover) -> None:
-        picture = self._container.add_mux_stream(
+
+class BookRemuxer:
+    """An M4B from AAC packets encoded elsewhere: no encoder, the same tags, chapters and cover.
+
+    ``template`` is the audio stream the packets come from (its codec
+    parameters are copied).  :meth:`mux` takes packets in order, each
+    :data:`~worker.audio.book_sections.FRAME` samples long.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        template: av.AudioStream,
+        sample_rate: int,
+        *,
+        title: str,
+        author: str | None,
+        genre: str,
+        markers: list[Marker],
+        cover: Cover | None,
+    ) -> None:
+        container_format, container_options, _ = _CONTAINERS[BookFormat.M4B]
+        self._time_base = Fraction(1, sample_rate)
+        self._pts = 0
+        try:
+            self._container: Any = av.open(
+                str(path),
+                "w",
+                format=container_format,
+                options={"fflags": "+bitexact"},
+                container_options=container_options,
+            )
+            self._stream = self._container.add_stream_from_template(template)
+            _dress_m4b(self._container, self._time_base, title, author, genre, markers, cover)
+        except av.FFmpegError as exc:
+            raise EncodeError(f"cannot start the m4b muxer: {exc}") from exc
+
+    def mux(self, packet: av.Packet, samples: int) -> None:
+        """Append ``packet`` (``samples`` long) after everything muxed so far."""
+        packet.stream = self._stream
+        packet.time_base = self._time_base
+        packet.pts = packet.dts = self._pts
+        packet.duration = samples
+        self._pts += samples
+        try:
+            self._container.mux(packet)
+        except av.FFmpegError as exc:
+            raise EncodeError(f"muxing the book failed: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._container.close()
+        except av.FFmpegError as exc:
+            raise EncodeError(f"cannot finish the book file: {exc}") from exc
+
+    def abort(self) -> None:
+        with contextlib.suppress(av.FFmpegError):
+            self._container.close()
+
+
+def _dress_m4b(
+    container: Any,
+    time_base: Fraction,
+    title: str,
+    author: str | None,
+    genre: str,
+    markers: list[Marker],
+    cover: Cover | None,
+) -> None:
+    """An M4B's tags, chapter markers and cover, on its open ``container``."""
+    container.metadata.update(_mp4_metadata(title, author, genre))
+    container.set_chapters(
+        [
+            {
+                "id": index + 1,
+                "start": marker.start,
+                "end": marker.end,
+                "time_base": time_base,
+                "metadata": {"title": marker.title},
+            }
+            for index, marker in enumerate(markers)
+        ]
+    )
+    if cover is not None:
+        picture = container.add_mux_stream(
             _COVER_CODECS[cover.mime], width=cover.width, height=cover.height
         )
         picture.disposition = av.stream.Disposition.attached_pic
         packet = av.Packet(cover.data)
         packet.stream = picture
         packet.pts = packet.dts = 0
-        self._container.mux(packet)
+        container.mux(packet)
 
 
 def _mp4_metadata(title: str, author: str | None, genre: str) -> dict[str, str]:
