@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -39,6 +40,20 @@ from worker.audio.book_sections import (
 from worker.audio.loudness import LoudnessTarget
 
 META = BookMeta("Sections", "Ada Author", JPEG, "image/jpeg")
+
+
+def check_joined_timeline(
+    chapters: list[dict[str, Any]], total_s: float, silence_s: tuple[float, float, float], rate: int
+) -> None:
+    """A joined book's manifest arithmetic: head as asked, and each silence after a chapter
+    the asked one plus under one frame of padding (sections are whole frames)."""
+    head, gap, tail = silence_s
+    frame = FRAME / rate
+    assert chapters[0]["audio_start_s"] == pytest.approx(head, abs=1e-6)
+    ends = [c["audio_start_s"] + c["duration_s"] for c in chapters]
+    for end, after in zip(ends, chapters[1:], strict=False):
+        assert gap - 1e-6 <= after["audio_start_s"] - end < gap + frame
+    assert tail - 1e-6 <= total_s - ends[-1] < tail + frame
 
 
 @pytest.fixture(scope="module")

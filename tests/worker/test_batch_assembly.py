@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from tests.conftest import delete_prefix
+from tests.worker.test_audio_book_sections import check_joined_timeline
 from worker.audio import SegmentAudio
 from worker.batches.build import build_batch
 from worker.batches.lifecycle import keep_chapter_master, load_view, master_key, maybe_finalize
@@ -237,9 +238,9 @@ def test_m4b_from_masters_has_chapters_where_the_manifest_says(env: Env, tmp_pat
     assert [title for title, _ in read] == [c["title"] for c in entries]
     for (_, start), entry in zip(read, entries, strict=True):
         assert start == pytest.approx(entry["start_s"], abs=TOLERANCE_S)
-    head, gap, tail = (ms / 1000 for ms in SILENCE_MS)
-    total = head + sum(c["duration_s"] for c in entries) + gap * (len(entries) - 1) + tail
-    assert manifest["duration_s"] == pytest.approx(total, abs=0.001)
+    total = manifest["duration_s"]
+    silences = tuple(ms / 1000 for ms in SILENCE_MS)
+    check_joined_timeline(entries, total, silences, manifest["sample_rate"])  # type: ignore[arg-type]
     with av.open(str(book)) as container:
         assert float(container.duration / 1e6) == pytest.approx(total, abs=TOLERANCE_S)
         assert container.metadata.get("title") == "Sea Stories"
@@ -262,6 +263,8 @@ def test_a_retried_item_changes_only_its_own_chapter(env: Env, tmp_path: Path) -
     assert env.build(batch) == "built"
     first = env.batches.get(batch.id)
     assert first is not None and first.assembly.combined is not None
+    old_sections = sections_of(env, batch.id)
+    assert len(old_sections) == 6  # each chapter's frames and record
     old_book = decode(env.download(first.assembly.combined.key, tmp_path / "1.m4b"))
     old_manifest = first.assembly.manifest
     assert old_manifest is not None
@@ -285,6 +288,10 @@ def test_a_retried_item_changes_only_its_own_chapter(env: Env, tmp_path: Path) -
     manifest = json.loads(
         env.download(second.assembly.manifest.key, tmp_path / "m2.json").read_text()  # type: ignore[union-attr]
     )
+    # Only the new chapter was encoded: the others' sections were kept and used; the
+    # replaced chapter's is gone.
+    sections = sections_of(env, batch.id)
+    assert len(sections) == 6 and len(sections & old_sections) == 4
     # Same length (the new chapter is as long); before it, the very same samples.
     assert len(new_book) == len(old_book)
     spans = [
@@ -304,6 +311,33 @@ def test_a_retried_item_changes_only_its_own_chapter(env: Env, tmp_path: Path) -
     assert not env.storage.exists(old_manifest.key)
     assert not env.storage.exists(master_key(env.storage, batch.id, old_id))
     assert set(env.batches.masters(batch.id)) == set(second.job_ids)
+
+
+def test_a_kept_section_that_fails_its_digest_is_encoded_again(env: Env, tmp_path: Path) -> None:
+    batch = env.batch([2.0, 2.0])
+    assert env.build(batch) == "built"
+    first = env.batches.get(batch.id)
+    assert first is not None and first.assembly.manifest is not None
+    frames = sorted(k for k in sections_of(env, batch.id) if k.endswith(".aac"))
+    good = env.download(frames[0], tmp_path / "good.aac").read_bytes()
+    env.storage.put_bytes(frames[0], good[: len(good) // 3])  # cut short behind our back
+
+    def again(b: Batch) -> Batch:
+        assembly = b.assembly.model_copy(update={"generation": 2, "state": AssemblyState.WAITING})
+        return b.model_copy(update={"assembly": assembly, "finished_at": None})
+
+    env.batches.update(batch.id, again)
+    assert env.build(batch) == "built"
+    second = env.batches.get(batch.id)
+    assert second is not None and second.assembly.combined is not None
+    # Encoded again from the master and written over: the same frames as the first time.
+    assert env.download(frames[0], tmp_path / "again.aac").read_bytes() == good
+    assert second.assembly.combined.duration_s == first.assembly.combined.duration_s  # type: ignore[union-attr]
+
+
+def sections_of(env: Env, batch_id: str) -> set[str]:
+    prefix = env.storage.staging_key(batch_id, "") + "sections/"
+    return {key for key, _ in env.storage.list_objects(prefix)}
 
 
 def test_a_master_of_a_canceled_batch_is_not_kept(env: Env) -> None:

@@ -16,7 +16,8 @@ output itself, in bounded memory (see docs/architecture.md):
 * :mod:`~worker.audio.book` – :func:`build_audiobook`, a book's chapters to
   one M4B or MP3 with chapter markers, tags, cover and a manifest (its steps
   in ``book_render``, ``book_layout``, ``book_output``, ``id3`` and
-  ``book_manifest``);
+  ``book_manifest``); :mod:`~worker.audio.book_sections` – an M4B joined
+  from chapters encoded one by one, so a rebuild encodes only what changed;
 * :mod:`~worker.audio.stream` – :class:`StreamingAssembly`, the same
   assembly on a thread of its own, fed segment by segment as they finish.
 * :mod:`~worker.audio.loudness` – ACX loudness: the target and

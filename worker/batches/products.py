@@ -23,6 +23,8 @@ from worker.audio import (
     chapter_from_file,
     format_info,
 )
+from worker.audio.book import check_book
+from worker.audio.book_sections import join_sections, sectionable
 from worker.batches.lifecycle import BatchView, split_master
 from worker.batches.model import (
     Batch,
@@ -32,6 +34,7 @@ from worker.batches.model import (
     ManifestOutput,
 )
 from worker.batches.read_along import ReadAlongFailed, make_read_along
+from worker.batches.sections import ChapterSource, book_sections, prune_sections
 from worker.batches.store import BatchStore
 from worker.digest import sha256_file
 from worker.jobs.markup import spoken_text
@@ -76,15 +79,15 @@ def make_products(
     lost it raises :class:`~worker.lease.LeaseLost` and uploads nothing more.
     """
     batch = view.batch
-    chapters, entries = _chapters(view, workdir, batches, storage, lease)
+    chapters = _chapters(view, batches, lease)
     prefix = f"{batch.tenant}/{batch.id}/v{generation}"
     combined: CombinedOutput | None = None
     loudness: dict[str, Any] | None = None
     if batch.produce.combined is not None:
-        combined, manifest = _upload_book(batch, chapters, entries, prefix, workdir, storage, lease)
+        combined, manifest = _upload_book(batch, chapters, prefix, workdir, storage, lease)
         loudness = manifest.get("loudness")
     else:
-        manifest = _plain_manifest(batch, entries)
+        manifest = _plain_manifest(batch, [chapter.entry for chapter in chapters])
     read_along = None
     if batch.produce.read_along:
         jobs = [job for job in view.jobs if job is not None]
@@ -106,15 +109,34 @@ def make_products(
     )
 
 
-def _chapters(
-    view: BatchView, workdir: Path, batches: BatchStore, storage: Storage, lease: Lease
-) -> tuple[list[ChapterAudio], list[dict[str, Any]]]:
-    """Each chapter's audio (for a combined book) and its manifest entry, checked."""
+@dataclass(frozen=True, slots=True)
+class _Chapter:
+    """One chapter of the build: its item, its job and master, its manifest entry."""
+
+    index: int
+    item: BatchItem
+    job: Job
+    master: ChapterMaster | None
+    entry: dict[str, Any]
+
+    @property
+    def source(self) -> ChapterSource:
+        """What names its audio (the master it would be rendered from), for its section."""
+        assert self.job.output is not None
+        if self.master is not None:
+            pieces = [piece.model_dump(mode="json") for piece in self.master.pieces]
+            identity = {"master": self.master.sha256, "pieces": pieces}
+        else:
+            identity = {"output": self.job.output.sha256}
+        return ChapterSource(identity, self.item.chars, self.job.output.key)
+
+
+def _chapters(view: BatchView, batches: BatchStore, lease: Lease) -> list[_Chapter]:
+    """Each chapter with its manifest entry, checked; no audio is fetched yet."""
     batch = view.batch
     masters = batches.masters(batch.id)
     jobs = [job for job in view.jobs if job is not None]
-    chapters: list[ChapterAudio] = []
-    entries: list[dict[str, Any]] = []
+    chapters: list[_Chapter] = []
     for index, (item, job) in enumerate(zip(batch.items, jobs, strict=True)):
         lease.check()
         if job.output is None:
@@ -126,33 +148,32 @@ def _chapters(
             check_duration(duration, spoken_text(job.request.text), speed, what=f"item {index}")
         except AudioTruncated as exc:
             raise BuildFailed(f"item {index} ({item.title!r}): {exc.message}") from exc
-        source = "master" if master is not None else "output"
-        if batch.produce.combined is not None:
-            chapter, source = _chapter_audio(index, item, job, master, workdir, storage)
-            chapters.append(chapter)
-        entries.append(
-            {
-                "job_id": job.id,
-                "source": source,
-                "duration_s": duration,
-                "file": job.output.key,
-                # Times in the chapter's own file; add captions_offset_s for the book's.
-                "captions": {c.format.value: c.key for c in job.output.captions},
-            }
-        )
-    return chapters, entries
+        entry = {
+            "job_id": job.id,
+            "source": "master" if master is not None else "output",
+            "duration_s": duration,
+            "file": job.output.key,
+            # Times in the chapter's own file; add captions_offset_s for the book's.
+            "captions": {c.format.value: c.key for c in job.output.captions},
+        }
+        chapters.append(_Chapter(index, item, job, master, entry))
+    return chapters
 
 
 def _upload_book(
     batch: Batch,
-    chapters: list[ChapterAudio],
-    entries: list[dict[str, Any]],
+    chapters: list[_Chapter],
     prefix: str,
     workdir: Path,
     storage: Storage,
     lease: Lease,
 ) -> tuple[CombinedOutput, dict[str, Any]]:
-    """Build the combined book, upload it, and return it with its manifest."""
+    """Build the combined book, upload it, and return it with its manifest.
+
+    An M4B with silence enough between chapters is joined from its chapters'
+    sections, kept between builds (:mod:`worker.batches.sections`): only
+    chapters whose audio changed are encoded.  Anything else is encoded whole.
+    """
     produce = batch.produce
     assert produce.combined is not None
     meta = BookMeta(
@@ -162,18 +183,43 @@ def _upload_book(
         cover_type=batch.book.cover_type,
     )
     out = workdir / f"book.{produce.combined.value}"
-    result = build_audiobook(
-        chapters,
-        out,
+    loudness = ACX if produce.loudness is not None else None
+    silences = (produce.head_silence_ms, produce.chapter_silence_ms, produce.tail_silence_ms)
+    titles = [chapter.item.title for chapter in chapters]
+    asked = check_book(
+        titles,
         produce.combined.value,
         meta,
-        sample_rate=produce.sample_rate,
-        bitrate_kbps=produce.bitrate_kbps,
-        chapter_silence_ms=produce.chapter_silence_ms,
-        head_silence_ms=produce.head_silence_ms,
-        tail_silence_ms=produce.tail_silence_ms,
-        loudness=ACX if produce.loudness is not None else None,
+        produce.sample_rate,
+        produce.bitrate_kbps,
+        silences,
+        loudness,
+        32768,  # build_audiobook's block
     )
+
+    def fetch(index: int) -> ChapterAudio:
+        chapter = chapters[index]
+        audio, chapter.entry["source"] = _chapter_audio(chapter, workdir, storage)
+        return audio
+
+    used: list[str] = []
+    if sectionable(asked):
+        sources = [chapter.source for chapter in chapters]
+        sections, used = book_sections(batch.id, sources, fetch, asked, workdir, storage, lease)
+        result = join_sections(sections, asked, meta, out)
+    else:
+        result = build_audiobook(
+            [fetch(index) for index in range(len(chapters))],
+            out,
+            produce.combined.value,
+            meta,
+            sample_rate=produce.sample_rate,
+            bitrate_kbps=produce.bitrate_kbps,
+            chapter_silence_ms=produce.chapter_silence_ms,
+            head_silence_ms=produce.head_silence_ms,
+            tail_silence_ms=produce.tail_silence_ms,
+            loudness=loudness,
+        )
     key = validate_key(f"{prefix}/book.{produce.combined.value}")
     lease.check()  # building took a while: upload only what is still ours to upload
     storage.upload_file(
@@ -183,6 +229,8 @@ def _upload_book(
         metadata={"batch-id": batch.id, "duration-s": f"{result.duration_s:.3f}"},
     )
     out.unlink(missing_ok=True)
+    if used:
+        prune_sections(storage, batch.id, used)
     combined = CombinedOutput(
         url=storage.url(key),
         key=key,
@@ -195,6 +243,7 @@ def _upload_book(
     )
     manifest = result.manifest()
     manifest["file"] = key
+    entries = [chapter.entry for chapter in chapters]
     for chapter, entry in zip(manifest["chapters"], entries, strict=True):
         chapter["job_id"], chapter["source"] = entry["job_id"], entry["source"]
         if entry["captions"]:
@@ -228,15 +277,9 @@ def _plain_manifest(batch: Batch, entries: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def _chapter_audio(
-    index: int,
-    item: BatchItem,
-    job: Job,
-    master: ChapterMaster | None,
-    workdir: Path,
-    storage: Storage,
-) -> tuple[ChapterAudio, str]:
+def _chapter_audio(chapter: _Chapter, workdir: Path, storage: Storage) -> tuple[ChapterAudio, str]:
     """The chapter's audio for the book: its master, else its own output decoded."""
+    index, item, job, master = chapter.index, chapter.item, chapter.job, chapter.master
     assert job.output is not None
     folder = workdir / f"{index:05d}"
     folder.mkdir()
@@ -253,24 +296,24 @@ def _chapter_audio(
                 raise BuildFailed(f"item {index}: the chapter master does not match its checksum")
             parts = split_master(master, source, folder)
             source.unlink()
-            chapter = ChapterAudio(
+            audio = ChapterAudio(
                 title=item.title,
                 pcm=tuple(parts),
                 sample_rate=parts[0].sample_rate,
                 chars=item.chars,
                 file=job.output.key,
             )
-            return chapter, "master"
+            return audio, "master"
     encoded = folder / f"output{format_info(job.output.format).extension}"
     try:
         storage.download_file(job.output.key, encoded)
     except ObjectNotFound as exc:
         raise BuildFailed(f"item {index} ({item.title!r}): its audio is gone") from exc
-    chapter = chapter_from_file(
+    audio = chapter_from_file(
         item.title, encoded, folder / "decoded.pcm", chars=item.chars, file=job.output.key
     )
     encoded.unlink()
-    return chapter, "output"
+    return audio, "output"
 
 
 def _cover(batch: Batch, workdir: Path, storage: Storage) -> bytes | None:

@@ -1,0 +1,161 @@
+"""A book's chapters kept encoded between builds, so a rebuild encodes only what changed.
+
+An M4B book is joined from its chapters' *sections*
+(:mod:`worker.audio.book_sections`).  Each section is kept in the batch's
+staging under a content address — a digest of everything that decides its
+frames: the chapter's lossless master (or, without one, its own output file),
+where it sits (first, last, between), and the book's format, rate, bitrate,
+silences and loudness target::
+
+    <staging>/<batch>/sections/<digest>.aac    the AAC frames (ADTS)
+    <staging>/<batch>/sections/<digest>.json   its record and the frames' SHA-256
+
+So after one chapter is retried, the next build downloads every other
+section and encodes that one chapter.  A section is used only if its record
+reads and its file matches the record's digest; anything else is encoded
+again and written over.  The record is written after the file, so a record
+always has its file.  After a build, the sections it did not use are deleted;
+the rest go with the batch's staging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.audio import ChapterAudio
+from worker.audio.book import BookRequest
+from worker.audio.book_sections import (
+    SECTION_SUFFIX,
+    Section,
+    SectionedChapter,
+    render_section,
+)
+from worker.digest import sha256_bytes, sha256_file
+from worker.lease import Lease
+from worker.storage.client import ObjectNotFound, Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+#: Part of every address: a new way of rendering sections starts a new set.
+VERSION = 1
+FOLDER = "sections/"
+
+
+def section_address(identity: dict[str, Any], index: int, count: int, asked: BookRequest) -> str:
+    """The content address of chapter ``index``'s section; ``identity`` names its audio."""
+    loudness = asked.loudness.to_dict() if asked.loudness is not None else None
+    decided_by = {
+        "version": VERSION,
+        "chapter": identity,
+        "first": index == 0,
+        "last": index == count - 1,
+        "format": asked.format.value,
+        "sample_rate": asked.sample_rate,
+        "bitrate_kbps": asked.bitrate_kbps,
+        "silence_ms": list(asked.silence_ms),
+        "loudness": loudness,
+    }
+    return sha256_bytes(json.dumps(decided_by, sort_keys=True).encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ChapterSource:
+    """What names a chapter's audio (for its address), and what the manifest says of it."""
+
+    identity: dict[str, Any]
+    chars: int
+    file: str | None
+
+
+def book_sections(
+    batch_id: str,
+    sources: Sequence[ChapterSource],
+    fetch: Callable[[int], ChapterAudio],
+    asked: BookRequest,
+    workdir: Path,
+    storage: Storage,
+    lease: Lease,
+) -> tuple[list[SectionedChapter], list[str]]:
+    """Every chapter's section, and the keys they are kept at.
+
+    Kept ones are downloaded; the others are encoded from ``fetch(index)``
+    (called only for those) and kept.  ``lease`` is checked before each chapter.
+    """
+    count = len(sources)
+    folder = workdir / "sections"
+    folder.mkdir(exist_ok=True)
+    made: list[SectionedChapter] = []
+    keys: list[str] = []
+    kept = 0
+    for index, source in enumerate(sources):
+        lease.check()
+        address = section_address(source.identity, index, count, asked)
+        key = storage.staging_key(batch_id, f"{FOLDER}{address}{SECTION_SUFFIX}")
+        path = folder / f"{index:05d}{SECTION_SUFFIX}"
+        section = _kept(storage, key, path)
+        if section is None:
+            chapter = fetch(index)
+            section = render_section(chapter, index, count, asked, path)
+            _keep(storage, key, path, section)
+            _drop_pieces(chapter)
+        else:
+            kept += 1
+        made.append(SectionedChapter(asked.titles[index], path, section, source.chars, source.file))
+        keys.append(key)
+    log.info("batch %s: %d of %d chapter sections kept from earlier builds", batch_id, kept, count)
+    return made, keys
+
+
+def prune_sections(storage: Storage, batch_id: str, used: Sequence[str]) -> None:
+    """Delete the batch's kept sections but ``used`` (section file keys); quietly."""
+    keep = set(used) | {key.removesuffix(SECTION_SUFFIX) + ".json" for key in used}
+    try:
+        prefix = storage.staging_key(batch_id, "") + FOLDER
+        stale = [key for key, _ in storage.list_objects(prefix) if key not in keep]
+        if stale:
+            storage.delete_many(stale)
+    except StorageError as exc:
+        log.warning("batch %s: stale chapter sections not deleted: %s", batch_id, exc)
+
+
+def _kept(storage: Storage, key: str, path: Path) -> Section | None:
+    """The section kept at ``key``, downloaded to ``path`` and checked; None if unusable."""
+    record_key = key.removesuffix(SECTION_SUFFIX) + ".json"
+    try:
+        record = json.loads(storage.get_bytes(record_key))
+        section = Section.from_dict(record["section"])
+        storage.download_file(key, path)
+    except ObjectNotFound:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("kept section %s is unreadable (%s); encoding it again", key, exc)
+        return None
+    if sha256_file(path) != record.get("sha256"):
+        log.warning("kept section %s does not match its digest; encoding it again", key)
+        path.unlink(missing_ok=True)
+        return None
+    return section
+
+
+def _keep(storage: Storage, key: str, path: Path, section: Section) -> None:
+    """Upload the section's file, then its record."""
+    storage.upload_file(path, key, content_type="audio/aac")
+    record = {"section": section.to_dict(), "sha256": sha256_file(path)}
+    storage.put_bytes(
+        key.removesuffix(SECTION_SUFFIX) + ".json",
+        json.dumps(record).encode(),
+        content_type="application/json",
+    )
+
+
+def _drop_pieces(chapter: ChapterAudio) -> None:
+    """Remove the chapter's downloaded PCM once its section is encoded (disk stays small)."""
+    folders = {(p if isinstance(p, Path) else p.path).parent for p in chapter.pcm}
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
