@@ -47,6 +47,7 @@ from worker.batches.model import (
     MasterPiece,
     derive_status,
 )
+from worker.batches.sections import keep_section
 from worker.batches.store import BatchNotFound, BatchStore
 from worker.callbacks.emit import ITEM_EVENTS, BatchEvent, emit_batch_event, emit_item_event
 from worker.digest import Digest
@@ -108,8 +109,10 @@ def keep_chapter_master(
     files, in order, with their pauses) are still on disk and before the job's
     staging is cleaned.  The concatenation is written beside the first part,
     uploaded to ``<staging>/<batch>/masters/<job>.pcm`` and recorded on the
-    batch, then removed.  Raises :class:`~worker.storage.client.StorageError` (a
-    failed upload: the attempt should be retried like any other upload).
+    batch, then removed.  For an M4B book the chapter's section is encoded
+    and kept too (:func:`~worker.batches.sections.keep_section`).  Raises
+    :class:`~worker.storage.client.StorageError` (a failed upload: the
+    attempt should be retried like any other upload).
     """
     if job.batch_id is None or not parts:
         return None
@@ -136,6 +139,7 @@ def keep_chapter_master(
         batches.drop_masters(job.batch_id, [job.id])
         return None
     log.info("job %s: chapter master kept (%d bytes, %.1f s)", job.id, total, master.duration_s)
+    keep_section(batch, job.id, master, parts, storage)
     return master
 
 

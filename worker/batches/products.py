@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from worker.audio import (
-    ACX,
     BookMeta,
     ChapterAudio,
     build_audiobook,
     chapter_from_file,
     format_info,
 )
-from worker.audio.book import check_book
 from worker.audio.book_sections import join_sections, sectionable
 from worker.batches.lifecycle import BatchView, split_master
 from worker.batches.model import (
@@ -34,7 +32,13 @@ from worker.batches.model import (
     ManifestOutput,
 )
 from worker.batches.read_along import ReadAlongFailed, make_read_along
-from worker.batches.sections import ChapterSource, book_sections, prune_sections
+from worker.batches.sections import (
+    ChapterSource,
+    book_request,
+    book_sections,
+    master_identity,
+    prune_sections,
+)
 from worker.batches.store import BatchStore
 from worker.digest import sha256_file
 from worker.jobs.markup import spoken_text
@@ -124,8 +128,7 @@ class _Chapter:
         """What names its audio (the master it would be rendered from), for its section."""
         assert self.job.output is not None
         if self.master is not None:
-            pieces = [piece.model_dump(mode="json") for piece in self.master.pieces]
-            identity = {"master": self.master.sha256, "pieces": pieces}
+            identity = master_identity(self.master)
         else:
             identity = {"output": self.job.output.sha256}
         return ChapterSource(identity, self.item.chars, self.job.output.key)
@@ -183,19 +186,7 @@ def _upload_book(
         cover_type=batch.book.cover_type,
     )
     out = workdir / f"book.{produce.combined.value}"
-    loudness = ACX if produce.loudness is not None else None
-    silences = (produce.head_silence_ms, produce.chapter_silence_ms, produce.tail_silence_ms)
-    titles = [chapter.item.title for chapter in chapters]
-    asked = check_book(
-        titles,
-        produce.combined.value,
-        meta,
-        produce.sample_rate,
-        produce.bitrate_kbps,
-        silences,
-        loudness,
-        32768,  # build_audiobook's block
-    )
+    asked = book_request(batch, meta.cover)
 
     def fetch(index: int) -> ChapterAudio:
         chapter = chapters[index]
@@ -218,7 +209,7 @@ def _upload_book(
             chapter_silence_ms=produce.chapter_silence_ms,
             head_silence_ms=produce.head_silence_ms,
             tail_silence_ms=produce.tail_silence_ms,
-            loudness=loudness,
+            loudness=asked.loudness,
         )
     key = validate_key(f"{prefix}/book.{produce.combined.value}")
     lease.check()  # building took a while: upload only what is still ours to upload

@@ -10,8 +10,13 @@ silences and loudness target::
     <staging>/<batch>/sections/<digest>.aac    the AAC frames (ADTS)
     <staging>/<batch>/sections/<digest>.json   its record and the frames' SHA-256
 
-So after one chapter is retried, the next build downloads every other
-section and encodes that one chapter.  A section is used only if its record
+A chapter's section is encoded by its own job as soon as its master is kept
+(:func:`keep_section`, from :func:`~worker.batches.lifecycle.keep_chapter_master`,
+on the PCM still on the job's disk), so chapters are encoded while others are
+still being spoken, and the build mostly downloads and joins.  The build
+encodes whatever section it does not find (:func:`book_sections`).  So after
+one chapter is retried, the next build downloads every other section and only
+that chapter is encoded.  A section is used only if its record
 reads and its file matches the record's digest; anything else is encoded
 again and written over.  The record is written after the file, so a record
 always has its file.  After a build, the sections it did not use are deleted;
@@ -23,19 +28,23 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.audio import ChapterAudio
-from worker.audio.book import BookRequest
+from worker.audio import ACX, AudioError, BookMeta, ChapterAudio, SegmentAudio
+from worker.audio.book import BookRequest, check_book
 from worker.audio.book_sections import (
     SECTION_SUFFIX,
     Section,
     SectionedChapter,
     render_section,
+    sectionable,
 )
+from worker.audio.decode import BLOCK_SAMPLES
+from worker.batches.model import Batch, ChapterMaster, CombinedFormat
 from worker.digest import sha256_bytes, sha256_file
 from worker.lease import Lease
 from worker.storage.client import ObjectNotFound, Storage, StorageError
@@ -45,6 +54,75 @@ log = logging.getLogger(__name__)
 #: Part of every address: a new way of rendering sections starts a new set.
 VERSION = 1
 FOLDER = "sections/"
+
+
+def book_request(batch: Batch, cover: bytes | None = None) -> BookRequest:
+    """The combined book ``batch`` asks for, checked (:class:`AudioError` if it cannot be)."""
+    produce = batch.produce
+    assert produce.combined is not None
+    meta = BookMeta(batch.book.title, batch.book.author, cover, batch.book.cover_type)
+    return check_book(
+        [item.title for item in batch.items],
+        produce.combined.value,
+        meta,
+        produce.sample_rate,
+        produce.bitrate_kbps,
+        (produce.head_silence_ms, produce.chapter_silence_ms, produce.tail_silence_ms),
+        ACX if produce.loudness is not None else None,
+        BLOCK_SAMPLES,
+    )
+
+
+def master_identity(master: ChapterMaster) -> dict[str, Any]:
+    """What names a chapter's audio when it comes from its master: its digest and pieces."""
+    pieces = [piece.model_dump(mode="json") for piece in master.pieces]
+    return {"master": master.sha256, "pieces": pieces}
+
+
+def keep_section(
+    batch: Batch,
+    job_id: str,
+    master: ChapterMaster,
+    parts: Sequence[SegmentAudio],
+    storage: Storage,
+) -> bool:
+    """Encode and keep the section of ``batch``'s chapter that job ``job_id`` just spoke.
+
+    ``parts`` are the segment files its master was made of, still on disk.
+    Whether it was kept; a batch that wants no M4B, or one not joined from
+    sections, needs none.  A failure is logged and left to the build, which
+    encodes any section it does not find.
+    """
+    index = next((i for i, item in enumerate(batch.items) if item.job_id == job_id), None)
+    if batch.produce.combined is not CombinedFormat.M4B or index is None or not parts:
+        return False
+    try:
+        asked = book_request(batch)
+    except AudioError:
+        return False  # the build reports it
+    if not sectionable(asked):
+        return False
+    address = section_address(master_identity(master), index, len(batch.items), asked)
+    key = storage.staging_key(batch.id, f"{FOLDER}{address}{SECTION_SUFFIX}")
+    chapter = ChapterAudio(asked.titles[index], tuple(parts), parts[0].sample_rate)
+    path = parts[0].path.parent / f"section-{job_id}{SECTION_SUFFIX}"
+    started = time.monotonic()
+    try:
+        section = render_section(chapter, index, len(batch.items), asked, path)
+        _keep(storage, key, path, section)
+    except (AudioError, StorageError, OSError) as exc:
+        log.warning("job %s: chapter section not kept (the build will encode it): %s", job_id, exc)
+        return False
+    finally:
+        path.unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    log.info(
+        "job %s: chapter section kept (%.1f s of audio in %.2f s)",
+        job_id,
+        section.total / asked.sample_rate,
+        seconds,
+    )
+    return True
 
 
 def section_address(identity: dict[str, Any], index: int, count: int, asked: BookRequest) -> str:
