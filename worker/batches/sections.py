@@ -25,11 +25,13 @@ the rest go with the batch's staging.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 #: Part of every address: a new way of rendering sections starts a new set.
 VERSION = 1
 FOLDER = "sections/"
+#: Kept sections downloaded at once by a build.
+FETCHERS = 4
 
 
 def book_request(batch: Batch, cover: bytes | None = None) -> BookRequest:
@@ -162,31 +166,35 @@ def book_sections(
 ) -> tuple[list[SectionedChapter], list[str]]:
     """Every chapter's section, and the keys they are kept at.
 
-    Kept ones are downloaded; the others are encoded from ``fetch(index)``
-    (called only for those) and kept.  ``lease`` is checked before each chapter.
+    Kept ones are downloaded, :data:`FETCHERS` at a time; the others are then
+    encoded from ``fetch(index)`` (called only for those) and kept.  ``lease``
+    is checked before and before each chapter encoded.
     """
     count = len(sources)
     folder = workdir / "sections"
     folder.mkdir(exist_ok=True)
+    keys = [
+        storage.staging_key(
+            batch_id, f"{FOLDER}{section_address(s.identity, i, count, asked)}{SECTION_SUFFIX}"
+        )
+        for i, s in enumerate(sources)
+    ]
+    paths = [folder / f"{index:05d}{SECTION_SUFFIX}" for index in range(count)]
+    lease.check()
+    with ThreadPoolExecutor(FETCHERS, thread_name_prefix="section") as pool:
+        found = list(pool.map(functools.partial(_kept, storage), keys, paths))
     made: list[SectionedChapter] = []
-    keys: list[str] = []
-    kept = 0
-    for index, source in enumerate(sources):
-        lease.check()
-        address = section_address(source.identity, index, count, asked)
-        key = storage.staging_key(batch_id, f"{FOLDER}{address}{SECTION_SUFFIX}")
-        path = folder / f"{index:05d}{SECTION_SUFFIX}"
-        section = _kept(storage, key, path)
+    for index, (source, section) in enumerate(zip(sources, found, strict=True)):
         if section is None:
+            lease.check()
             chapter = fetch(index)
-            section = render_section(chapter, index, count, asked, path)
-            _keep(storage, key, path, section)
+            section = render_section(chapter, index, count, asked, paths[index])
+            _keep(storage, keys[index], paths[index], section)
             _drop_pieces(chapter)
-        else:
-            kept += 1
-        made.append(SectionedChapter(asked.titles[index], path, section, source.chars, source.file))
-        keys.append(key)
-    log.info("batch %s: %d of %d chapter sections kept from earlier builds", batch_id, kept, count)
+        title = asked.titles[index]
+        made.append(SectionedChapter(title, paths[index], section, source.chars, source.file))
+    kept = sum(section is not None for section in found)
+    log.info("batch %s: %d of %d chapter sections were kept", batch_id, kept, count)
     return made, keys
 
 
