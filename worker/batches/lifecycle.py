@@ -6,7 +6,10 @@ The job runner knows nothing of batches beyond three calls into this module:
   provider slot: batch work always queues behind narration jobs;
 * :func:`keep_chapter_master` — before a batch job's staging is cleaned, its
   segment PCM is kept as one lossless *chapter master* object, so the
-  combined book is encoded once, from the provider's own samples;
+  combined book is encoded once, from the provider's own samples, and an
+  M4B's chapter section is encoded from it
+  (:func:`keep_chapter_master_alongside` does it on a thread of its own while
+  the job encodes its own file);
 * :func:`on_job_terminal` — after a job ends (succeeded, failed, canceled):
   queues the item's ``batch.item.*`` callback, and when every item of the batch
   has ended, acts on it exactly once (:func:`maybe_finalize`): queues
@@ -32,8 +35,9 @@ knows a Celery app: whoever calls passes a ``sender`` (:class:`worker.queues.Sen
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +102,37 @@ def governor_priority(job: Job) -> int:
 def master_key(storage: Storage, batch_id: str, job_id: str) -> str:
     """Staging key of a job's chapter master."""
     return storage.staging_key(batch_id, f"masters/{job_id}.pcm")
+
+
+def keep_chapter_master_alongside(
+    job: Job, parts: Sequence[SegmentAudio], *, storage: Storage, store: JobStore
+) -> Callable[[], ChapterMaster | None]:
+    """:func:`keep_chapter_master` on a thread of its own; returns what waits for it.
+
+    The wait returns the master, or raises what keeping it raised.  Wait
+    before ``parts`` are removed, whether the job goes on or fails.
+    """
+    if job.batch_id is None or not parts:
+        return lambda: None
+    done: list[ChapterMaster | None] = []
+    failed: list[BaseException] = []
+
+    def keep() -> None:
+        try:
+            done.append(keep_chapter_master(job, parts, storage=storage, store=store))
+        except BaseException as exc:  # handed to whoever waits
+            failed.append(exc)
+
+    thread = threading.Thread(target=keep, name=f"master {job.id}", daemon=True)
+    thread.start()
+
+    def wait() -> ChapterMaster | None:
+        thread.join()
+        if failed:
+            raise failed[0]
+        return done[0]
+
+    return wait
 
 
 def keep_chapter_master(
