@@ -43,6 +43,7 @@ from worker.audio.book_output import (
     CONTENT_TYPES,
     BookEncoder,
     BookFormat,
+    BookTags,
     Cover,
     Marker,
     inspect_cover,
@@ -140,14 +141,33 @@ def build_audiobook(
     levels, layout, gains = _pass_one(render, chapters, asked)
     play = functools.partial(play_book, render, chapters, layout, gains, loudness)
     _write(out_path, asked, meta, layout.markers(asked.titles), play)
-    digest = file_digest(out_path)
-    placed = manifest_chapters(layout, chapters, asked.titles, sample_rate)
     reports = [(lv.report.rms_db, lv.report.peak_db) if lv.report else None for lv in levels]
-    measured, chapter_loudness = measure_book(out_path, placed, reports, gains, loudness)
+    return finish_book(out_path, asked, meta, layout, chapters, reports, gains, started)
+
+
+def finish_book(
+    out_path: Path,
+    asked: BookRequest,
+    meta: BookMeta,
+    layout: Layout,
+    chapters: Sequence[Placed],
+    levels: Sequence[tuple[float, float] | None],
+    gains: Sequence[float],
+    started: float,
+) -> AudiobookResult:
+    """The written book at ``out_path`` measured (with a loudness target) and described.
+
+    ``levels`` are each chapter's RMS and peak before its gain, when
+    normalising; ``started`` is when the build began (``time.monotonic``), for the log.
+    """
+    rate = asked.sample_rate
+    digest = file_digest(out_path)
+    placed = _manifest_chapters(layout, chapters, asked.titles, rate)
+    measured, chapter_loudness = _measure(out_path, placed, levels, gains, asked.loudness)
     result = AudiobookResult(
         path=out_path,
         format=asked.format,
-        duration_s=layout.total / sample_rate,
+        duration_s=layout.total / rate,
         bytes=digest.size,
         sha256=digest.hexdigest(),
         content_type=CONTENT_TYPES[asked.format],
@@ -155,13 +175,13 @@ def build_audiobook(
         loudness=measured,
         title=meta.title,
         author=meta.author,
-        sample_rate=sample_rate,
+        sample_rate=rate,
         bitrate_kbps=asked.bitrate_kbps,
         silence_ms=asked.silence_ms,
-        loudness_target=loudness,
+        loudness_target=asked.loudness,
         chapter_loudness=chapter_loudness,
     )
-    log_built(result, time.monotonic() - started)
+    _log_built(result, time.monotonic() - started)
     return result
 
 
@@ -242,11 +262,7 @@ def _write(
             part,
             asked.sample_rate,
             asked.bitrate_kbps,
-            title=meta.title,
-            author=meta.author,
-            genre=meta.genre,
-            markers=markers,
-            cover=asked.cover,
+            BookTags(meta.title, meta.author, meta.genre, markers, asked.cover),
         )
         try:
             play(encoder)
@@ -269,7 +285,7 @@ def _write(
             )
 
 
-def manifest_chapters(
+def _manifest_chapters(
     layout: Layout, chapters: Sequence[Placed], titles: Sequence[str], rate: int
 ) -> tuple[ManifestChapter, ...]:
     """Each chapter's place in the book, in seconds, for the manifest."""
@@ -288,7 +304,7 @@ def manifest_chapters(
     )
 
 
-def measure_book(
+def _measure(
     out_path: Path,
     chapters: Sequence[ManifestChapter],
     levels: Sequence[tuple[float, float] | None],
@@ -312,7 +328,7 @@ def measure_book(
     return measured, chapter_loudness
 
 
-def log_built(result: AudiobookResult, seconds: float) -> None:
+def _log_built(result: AudiobookResult, seconds: float) -> None:
     measured = result.loudness
     logger.info(
         "audiobook %s: %d chapters, %.1f s of audio, %s, %d bytes in %.2f s%s",
@@ -342,7 +358,5 @@ __all__ = [
     "build_audiobook",
     "chapter_from_file",
     "check_book",
-    "log_built",
-    "manifest_chapters",
-    "measure_book",
+    "finish_book",
 ]

@@ -74,6 +74,17 @@ class Marker:
     end: int
 
 
+@dataclass(frozen=True, slots=True)
+class BookTags:
+    """What a book file says of itself: its tags, chapter markers and cover."""
+
+    title: str
+    author: str | None
+    genre: str
+    markers: list[Marker]
+    cover: Cover | None
+
+
 def inspect_cover(data: bytes, declared_type: str | None) -> Cover:
     """Check ``data`` is a JPEG or PNG image (of ``declared_type`` if given); read its size.
 
@@ -107,19 +118,14 @@ class BookEncoder(AvStreamSink):
         path: Path,
         sample_rate: int,
         bitrate_kbps: int,
-        *,
-        title: str,
-        author: str | None,
-        genre: str,
-        markers: list[Marker],
-        cover: Cover | None,
+        tags: BookTags,
     ) -> None:
         self._sample_format = "flt"
         container_format, container_options, codec = _CONTAINERS[fmt]
         try:
             self._open(path, container_format, container_options, codec, sample_rate, bitrate_kbps)
             if fmt is BookFormat.M4B:
-                _dress_m4b(self._container, self._time_base, title, author, genre, markers, cover)
+                _dress_m4b(self._container, self._time_base, tags)
         except av.FFmpegError as exc:
             raise EncodeError(f"cannot start the {fmt} encoder: {exc}") from exc
 
@@ -137,12 +143,7 @@ class BookRemuxer:
         path: Path,
         template: av.AudioStream,
         sample_rate: int,
-        *,
-        title: str,
-        author: str | None,
-        genre: str,
-        markers: list[Marker],
-        cover: Cover | None,
+        tags: BookTags,
     ) -> None:
         container_format, container_options, _ = _CONTAINERS[BookFormat.M4B]
         self._time_base = Fraction(1, sample_rate)
@@ -156,7 +157,7 @@ class BookRemuxer:
                 container_options=container_options,
             )
             self._stream = self._container.add_stream_from_template(template)
-            _dress_m4b(self._container, self._time_base, title, author, genre, markers, cover)
+            _dress_m4b(self._container, self._time_base, tags)
         except av.FFmpegError as exc:
             raise EncodeError(f"cannot start the m4b muxer: {exc}") from exc
 
@@ -183,17 +184,9 @@ class BookRemuxer:
             self._container.close()
 
 
-def _dress_m4b(
-    container: Any,
-    time_base: Fraction,
-    title: str,
-    author: str | None,
-    genre: str,
-    markers: list[Marker],
-    cover: Cover | None,
-) -> None:
+def _dress_m4b(container: Any, time_base: Fraction, tags: BookTags) -> None:
     """An M4B's tags, chapter markers and cover, on its open ``container``."""
-    container.metadata.update(_mp4_metadata(title, author, genre))
+    container.metadata.update(_mp4_metadata(tags.title, tags.author, tags.genre))
     container.set_chapters(
         [
             {
@@ -203,9 +196,10 @@ def _dress_m4b(
                 "time_base": time_base,
                 "metadata": {"title": marker.title},
             }
-            for index, marker in enumerate(markers)
+            for index, marker in enumerate(tags.markers)
         ]
     )
+    cover = tags.cover
     if cover is not None:
         picture = container.add_mux_stream(
             _COVER_CODECS[cover.mime], width=cover.width, height=cover.height

@@ -38,21 +38,13 @@ from typing import Any
 import av
 
 from worker.audio.assemble import ms_to_samples
-from worker.audio.book import (
-    AudiobookResult,
-    BookMeta,
-    BookRequest,
-    log_built,
-    manifest_chapters,
-    measure_book,
-)
+from worker.audio.book import AudiobookResult, BookMeta, BookRequest, finish_book
 from worker.audio.book_layout import Layout
-from worker.audio.book_output import CONTENT_TYPES, BookFormat, BookRemuxer
+from worker.audio.book_output import BookFormat, BookRemuxer, BookTags
 from worker.audio.book_render import ChapterAudio, Renderer, play_book
 from worker.audio.decode import open_audio
 from worker.audio.errors import CorruptAudio, EncodeError, InvalidBook
 from worker.audio.sinks import AvStreamSink, replacing
-from worker.digest import file_digest
 
 #: Samples of one AAC-LC frame: what one packet decodes to.
 FRAME = 1024
@@ -176,16 +168,9 @@ def join_sections(
     layout = _layout(chapters, asked)
     with replacing(out_path) as part:
         with open_audio(chapters[0].path) as first:
-            muxer = BookRemuxer(
-                part,
-                first.streams.audio[0],
-                rate,
-                title=meta.title,
-                author=meta.author,
-                genre=meta.genre,
-                markers=layout.markers(asked.titles),
-                cover=asked.cover,
-            )
+            markers = layout.markers(asked.titles)
+            tags = BookTags(meta.title, meta.author, meta.genre, markers, asked.cover)
+            muxer = BookRemuxer(part, first.streams.audio[0], rate, tags)
         try:
             for index, chapter in enumerate(chapters):
                 _copy_packets(index, chapter, muxer)
@@ -193,30 +178,9 @@ def join_sections(
             muxer.abort()
             raise
         muxer.close()
-    digest = file_digest(out_path)
-    placed = manifest_chapters(layout, chapters, asked.titles, rate)
     levels = [chapter.section.levels for chapter in chapters]
     gains = [chapter.section.gain_db for chapter in chapters]
-    measured, chapter_loudness = measure_book(out_path, placed, levels, gains, asked.loudness)
-    result = AudiobookResult(
-        path=out_path,
-        format=BookFormat.M4B,
-        duration_s=layout.total / rate,
-        bytes=digest.size,
-        sha256=digest.hexdigest(),
-        content_type=CONTENT_TYPES[BookFormat.M4B],
-        chapters=placed,
-        loudness=measured,
-        title=meta.title,
-        author=meta.author,
-        sample_rate=rate,
-        bitrate_kbps=asked.bitrate_kbps,
-        silence_ms=asked.silence_ms,
-        loudness_target=asked.loudness,
-        chapter_loudness=chapter_loudness,
-    )
-    log_built(result, time.monotonic() - started)
-    return result
+    return finish_book(out_path, asked, meta, layout, chapters, levels, gains, started)
 
 
 def _layout(chapters: Sequence[SectionedChapter], asked: BookRequest) -> Layout:
