@@ -117,7 +117,7 @@ def test_a_build_whose_lease_is_taken_stops_without_writing(
     monkeypatch: pytest.MonkeyPatch,
     when: str,
 ) -> None:
-    """The lease is taken while the first chapter is fetched, or once the book is
+    """The lease is taken while the chapters' sections are fetched, or once the book is
     uploaded: the build stops there — no (further) upload, no record, no callback."""
     batch = env.batch([2.0, 2.0])
     lease_key = env.keys.batch_assembly_lease(batch.id)
@@ -137,7 +137,8 @@ def test_a_build_whose_lease_is_taken_stops_without_writing(
     prefix = f"t/{batch.id}/v1/"
     assert not env.storage.exists(f"{prefix}manifest.json")
     if when == "download_file":
-        assert calls == ["download_file"]  # the second chapter was not even fetched
+        # The kept sections are fetched together (reads only); nothing is joined after.
+        assert calls == ["download_file"] * 2
         assert not env.storage.exists(f"{prefix}book.m4b")
     now = env.batches.get(batch.id)
     assert now is not None
@@ -189,3 +190,47 @@ def test_a_job_lease_answers_from_a_recent_renewal_without_asking() -> None:
     wary = lease(False)
     assert wary.acquire() and wary.held()
     assert asked == [0.3, 0.3]
+
+
+def test_a_lease_given_up_with_the_work_is_not_lost_nor_released_again() -> None:
+    """The store may give a lease up in the script that records the work's end: the
+    renewer takes the key's going for no loss, and nothing is released after it."""
+    held = [True]
+    released: list[str] = []
+    lease = Lease(
+        "job-7",
+        0.15,  # renewed every 0.05 s
+        acquire=lambda who, seconds: False,
+        renew=lambda who, seconds: held[0],
+        release=released.append,
+        trust_renewals=True,
+    )
+    lease.taken(time.monotonic())  # the store took it in a step of the work's own
+    assert lease.held()
+    with lease.renewing():
+        with lease.giving_up():
+            held[0] = False  # the end's script gave it up
+            time.sleep(0.2)  # renewals meanwhile find it gone
+            lease.given_up()
+        time.sleep(0.1)
+    assert not lease.lost.is_set()
+    assert not lease.held()
+    lease.release()
+    assert released == []
+
+
+def test_a_lease_the_end_did_not_give_up_is_still_watched() -> None:
+    held = [True]
+    lease = Lease(
+        "job-8",
+        0.15,
+        acquire=lambda who, seconds: True,
+        renew=lambda who, seconds: held[0],
+        release=lambda who: None,
+    )
+    assert lease.acquire()
+    with lease.renewing():
+        with lease.giving_up():
+            pass  # the end was refused: the lease is still the work's
+        held[0] = False  # then another takes it
+        _wait(lease.lost.is_set)

@@ -168,7 +168,7 @@ def book_sections(
 
     Kept ones are downloaded, :data:`FETCHERS` at a time; the others are then
     encoded from ``fetch(index)`` (called only for those) and kept.  ``lease``
-    is checked before and before each chapter encoded.
+    is checked before and after the downloads, and before each chapter encoded.
     """
     count = len(sources)
     folder = workdir / "sections"
@@ -183,6 +183,7 @@ def book_sections(
     lease.check()
     with ThreadPoolExecutor(FETCHERS, thread_name_prefix="section") as pool:
         found = list(pool.map(functools.partial(_kept, storage), keys, paths))
+    lease.check()
     made: list[SectionedChapter] = []
     for index, (source, section) in enumerate(zip(sources, found, strict=True)):
         if section is None:
