@@ -55,7 +55,7 @@ def slot_use(stack: Stack, sizes: Sizes) -> list[Row]:
 
     def probe() -> tuple[int, int, int]:
         with stack.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(holders)
+            pipe.zcount(holders, "(0", "+inf")  # the leases, not the peak
             pipe.zcard(waiters)
             held, waiting = pipe.execute()
         return stack.tts.stats()["sessions_active"], int(held), int(waiting)

@@ -57,9 +57,9 @@ class Keys:
         return f"{self.prefix}:requeue:{job_id}"
 
     def job_dispatch(self, job_id: str) -> str:
-        """String: the token of the job's one valid ``shoal.synthesize`` message (its
-        latest re-queue); a message with another token is dropped unrun.  Absent until
-        the job's first retry or re-queue."""
+        """String: where earlier versions kept the token of the job's one valid
+        ``shoal.synthesize`` message; it is the record's ``dispatch`` field now (read
+        with the record).  Only deleted, with the job."""
         return f"{self.prefix}:dispatch:{job_id}"
 
     def jobs_leased(self) -> str:
@@ -166,7 +166,8 @@ class Keys:
 
     # -- provider governor -------------------------------------------------------
     def governor_holders(self, name: str = "provider") -> str:
-        """Sorted set: lease id → expiry (ms). Its size is the sessions in use."""
+        """Sorted set: lease id → expiry (ms), the sessions in use; and ``peak`` →
+        minus the most ever held at once (scores above zero are the leases)."""
         return f"{self.prefix}:gov:{name}:holders"
 
     def governor_waiters(self, name: str = "provider") -> str:
@@ -180,11 +181,6 @@ class Keys:
     def governor_ticket(self, name: str = "provider") -> str:
         """Counter giving waiters their queue positions."""
         return f"{self.prefix}:gov:{name}:ticket"
-
-    def governor_peak(self, name: str = "provider") -> str:
-        """Highest number of slots ever held at once (for metrics and benchmarks): a
-        sorted set whose one member ``peak`` scores it, so one ``ZADD GT`` keeps it."""
-        return f"{self.prefix}:gov:{name}:peak-set"
 
     def governor_wake(self, name: str = "provider", waiter: str = "") -> str:
         """List a waiter blocks on (BLPOP) until a release hands it a slot; with

@@ -15,7 +15,9 @@ this module keeps the pattern around them, once:
 3. :meth:`Lease.held` / :meth:`Lease.check` answer "is it still ours?" before
    anything that costs money or writes an output: a provider session, an
    upload, a record;
-4. :meth:`Lease.release` gives it up at the end.  A job waiting out a retry's
+4. :meth:`Lease.release` gives it up at the end, unless the store gave it up
+   with the work's last record, in the same script (:meth:`Lease.giving_up`:
+   a job that succeeded, :meth:`worker.jobs.store.JobStore.succeed`).  A job waiting out a retry's
    backoff holds no lease: nothing could use it, and a worker too busy to start
    the retry would keep every other worker from it
    (:meth:`worker.jobs.store.JobStore.schedule_retry`).
@@ -97,6 +99,10 @@ class Lease:
         self._renew = renew
         self._release = release
         self._trust = trust_renewals
+        # The store is giving the lease up with the work's end (see giving_up()),
+        # and has given it up.
+        self._ending = threading.Event()
+        self._released = False
 
     def acquire(self) -> bool:
         """Take the lease for ``ttl`` seconds; True if it is ours now.
@@ -109,6 +115,12 @@ class Lease:
             self._confirmed(sent, self.ttl)
             return True
         return False
+
+    def taken(self, sent: float) -> None:
+        """The store took the lease for ``ttl`` seconds in a step of the work's own,
+        sent at ``sent`` (``time.monotonic()``), instead of :meth:`acquire`: an
+        attempt's start (:meth:`worker.jobs.store.JobStore.start_attempt`)."""
+        self._confirmed(sent, self.ttl)
 
     @contextlib.contextmanager
     def renewing(self) -> Iterator[Lease]:
@@ -133,7 +145,7 @@ class Lease:
         other worker takes a lease before it lapses.  If Redis cannot be reached the answer is the
         renewer's last word: a blip must not stop work that is still ours.
         """
-        if self.lost.is_set():
+        if self.lost.is_set() or self._released:
             return False
         if time.monotonic() < self._sure_until:
             return True
@@ -162,9 +174,28 @@ class Lease:
             log.warning("%s: could not keep the lease (%s); it will lapse", self.what, exc)
             return False
 
+    @contextlib.contextmanager
+    def giving_up(self) -> Iterator[Lease]:
+        """Around a store call that may give the lease up with the work's last
+        record (one script, no release after it): meanwhile the renewer takes the
+        lease's going for no loss.  Call :meth:`given_up` inside if it did."""
+        self._ending.set()
+        try:
+            yield self
+        finally:
+            if not self._released:
+                self._ending.clear()
+
+    def given_up(self) -> None:
+        """The store gave the lease up (see :meth:`giving_up`): nothing is left to release."""
+        self._released = True
+        self._sure_until = 0.0
+
     def release(self) -> None:
         """Give the lease up if it is still ours; if Redis is away, it lapses on its own."""
         self._sure_until = 0.0
+        if self._released:
+            return
         try:
             self._release(self.owner)
         except redis.RedisError as exc:
@@ -172,9 +203,13 @@ class Lease:
 
     def _renew_until(self, stop: threading.Event) -> None:
         while not stop.wait(self.ttl / 3):
+            if self._released:
+                return
             sent = time.monotonic()
             try:
                 if not self._renew(self.owner, self.ttl):
+                    if self._ending.is_set():  # gone with the work's end, most likely
+                        continue
                     self._lose()
                     return
                 self._confirmed(sent, self.ttl)

@@ -78,6 +78,10 @@ def send_job(sender: Sender, job: Job, settings: Settings, token: str | None = N
         SYNTHESIZE,
         kwargs={"job_id": job.id} if token is None else {"job_id": job.id, "token": token},
         queue=queues["bulk"] if job.batch_id else queues["jobs"],
+        # No result is stored (task_ignore_result): a worker's app, which has a
+        # result backend, would otherwise subscribe to the task's result channel
+        # and unsubscribe again, two Redis commands for nothing.
+        ignore_result=True,
     )
 
 
@@ -87,4 +91,5 @@ def send_assembly(sender: Sender, batch_id: str, generation: int, settings: Sett
         ASSEMBLE_BATCH,
         kwargs={"batch_id": batch_id, "generation": generation},
         queue=queue_names(settings)["bulk"],
+        ignore_result=True,  # as send_job's
     )

@@ -142,7 +142,7 @@ def test_limit_holds_across_processes(
     seen = [int(v) for v in redis_client.lrange(f"{keys.prefix}:test:seen", 0, -1)]
     assert len(seen) == 20
     assert max(seen) == 3
-    assert int(redis_client.zscore(keys.governor_peak(), "peak") or 0) == 3
+    assert -int(redis_client.zscore(keys.governor_holders(), "peak") or 0) == 3
     assert elapsed < 7 * 0.15 + 7 * 0.12 + 1.0, elapsed
 
 
@@ -307,6 +307,24 @@ async def test_reset_peak(make_governor: GovernorFactory) -> None:
         await governor.reset_peak()
         assert await governor.peak() == 1
     assert await governor.in_use() == 0
+
+
+async def test_the_peak_is_kept_beside_the_leases_and_counted_as_none(
+    make_governor: GovernorFactory, async_redis_client: redis.asyncio.Redis, keys: Keys
+) -> None:
+    """The peak is a member of the holders' set (one ZADD keeps both), scored at or
+    below zero: neither the metrics' count of live leases nor a count of every
+    lease sees it."""
+    governor = make_governor(limit=2)
+    holders = keys.governor_holders()
+    async with governor.slot("a"), governor.slot("b"):
+        now_ms = int(time.time() * 1000)
+        assert await async_redis_client.zcount(holders, now_ms, "+inf") == 2
+        assert await async_redis_client.zcount(holders, "(0", "+inf") == 2
+    assert await async_redis_client.zcount(holders, "(0", "+inf") == 0
+    assert await governor.peak() == 2
+    async with governor.slot("c"):  # one slot: the peak stays the highest
+        assert await governor.peak() == 2
 
 
 def test_rejects_bad_arguments(make_governor: GovernorFactory) -> None:

@@ -402,6 +402,103 @@ def test_bad_cursor_and_limit(store: JobStore) -> None:
 # -- segments ------------------------------------------------------------------------
 
 
+def test_an_attempt_starts_under_its_lease_in_one_script(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    fresh = Progress(segments_total=2, chars_total=12)
+    first = store.start_attempt(job.id, 3, created=job.created_at, progress=fresh, lease=("w1", 5))
+    assert (first.leased, first.first, first.moved, first.attempt) == (True, True, True, 1)
+    assert first.at is not None
+    assert redis_client.get(keys.job_lease(job.id)) == b"w1"
+    assert _score(redis_client, keys.jobs_leased(), job.id) == pytest.approx(5, abs=0.5)
+    stored = store.get(job.id)
+    assert stored is not None and (stored.status, stored.attempts) == (JobStatus.RUNNING, 1)
+    assert stored.progress == fresh  # the first attempt's progress goes with its start
+    # The index score given is the one create() wrote: the job stays where it was listed.
+    assert store.list(status=JobStatus.RUNNING)[0][0].id == job.id
+    # Another worker finds the lease taken: nothing changes.
+    other = store.start_attempt(job.id, 3, progress=Progress(), lease=("w2", 5))
+    assert (other.leased, other.attempt, other.status) == (False, None, JobStatus.RUNNING)
+    assert store.get(job.id).attempts == 1  # type: ignore[union-attr]
+    # Its owner takes it back (a retry that inherited it); a later attempt's progress
+    # is its own to write (from its checkpoints), not the start's.
+    again = store.start_attempt(job.id, 3, progress=Progress(), lease=("w1", 5))
+    assert (again.leased, again.first, again.attempt) == (True, False, 2)
+    assert store.get(job.id).progress == fresh  # type: ignore[union-attr]
+    # A job that ended is not leased at all.
+    store.transition(job.id, JobStatus.SUCCEEDED, output=sample_output())
+    redis_client.delete(keys.job_lease(job.id))
+    done = store.start_attempt(job.id, 3, lease=("w3", 5))
+    assert (done.leased, done.status) == (False, JobStatus.SUCCEEDED)
+    assert not redis_client.exists(keys.job_lease(job.id))
+
+
+def test_a_started_job_leaves_the_due_list(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    """A job a reaper queued (it carries a token) is taken off the due list by its start."""
+    job = store.create(make_job())
+    redis_client.zadd(keys.jobs_due(), {job.id: 0})  # due: its message went untaken
+    assert store.claim_due(job.id, "t1", pickup=30) is DueReason.DUE
+    found, standing = store.get_for_message(job.id, "t1")
+    assert found is not None and found.id == job.id and standing is MessageStanding.CURRENT
+    assert store.get_for_message(job.id, "t0")[1] is MessageStanding.STALE
+    assert store.get_for_message("job_missing", None) == (None, MessageStanding.UNTRACKED)
+    assert store.start_attempt(job.id, 3, lease=("w1", 5)).leased
+    assert _score(redis_client, keys.jobs_due(), job.id) is None
+
+
+def test_a_success_ends_the_attempt_in_one_script(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    assert store.start_attempt(job.id, 3, lease=("w1", 5)).leased
+    store.save_segment(job.id, 0, {"key": "_staging/x/000000.pcm"})
+    last = Progress(segments_done=1, segments_total=1, chars_done=12, chars_total=12)
+    done = store.succeed(job, sample_output(), "w1", last)
+    assert (done.moved, done.released) == (True, True)
+    stored = store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.SUCCEEDED
+    assert stored.progress == last and stored.output == sample_output()
+    # Its checkpoint records and its lease went with it; the reapers list it nowhere.
+    assert not redis_client.exists(keys.job_segments(job.id), keys.job_lease(job.id))
+    assert redis_client.zcard(keys.jobs_leased()) == 0
+    # Canceled meanwhile: refused, and the lease is kept for the cleanup.
+    canceled = store.create(make_job())
+    assert store.start_attempt(canceled.id, 3, lease=("w1", 5)).leased
+    assert store.transition(canceled.id, JobStatus.CANCELED)
+    assert store.succeed(canceled, sample_output(), "w1") == (False, False)
+    assert redis_client.get(keys.job_lease(canceled.id)) == b"w1"
+
+
+def test_a_success_without_checkpoints_drops_only_records_it_did_not_make(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    """A first attempt that recorded nothing has nothing to drop, unless its lease was
+    taken meanwhile: then another attempt's records are dropped, and its lease kept."""
+    job = store.create(make_job())
+    assert store.start_attempt(job.id, 3, lease=("w1", 5)).leased
+    assert store.succeed(job, sample_output(), "w1", recorded=False) == (True, True)
+    taken = store.create(make_job())
+    assert store.start_attempt(taken.id, 3, lease=("w1", 5)).leased
+    redis_client.delete(keys.job_lease(taken.id))  # lapsed; another worker took over
+    assert store.start_attempt(taken.id, 3, lease=("w2", 5)).leased
+    store.save_segment(taken.id, 0, {"key": "k"})
+    assert store.succeed(taken, sample_output(), "w1", recorded=False) == (True, False)
+    assert not redis_client.exists(keys.job_segments(taken.id))
+    assert redis_client.get(keys.job_lease(taken.id)) == b"w2"
+
+
+def test_a_late_checkpoint_lives_no_longer_than_its_job(
+    store: JobStore, redis_client: redis.Redis, keys: Keys
+) -> None:
+    job = store.create(make_job())
+    store.transition(job.id, JobStatus.CANCELED)  # retention TTL from now on
+    assert store.save_segment(job.id, 0, {"key": "k"})
+    assert 0 < redis_client.pttl(keys.job_segments(job.id)) <= TTL * 1000
+
+
 def test_segment_checkpoints(store: JobStore) -> None:
     job = store.create(make_job())
     assert store.segments(job.id) == {}

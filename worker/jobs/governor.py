@@ -22,13 +22,20 @@ How it works (keys in :class:`worker.keys.Keys`, all times the Redis server's):
 * Slots are handed over, not found by polling: a waiter not granted blocks
   (``BLPOP``) on a wake-up list of its own.  Whoever leaves — a holder giving
   its slot back, a waiter giving up — pushes a wake-up to the first waiters in
-  line, as many as slots are free, and they ask again at once.  A waiter also
+  line, as many as slots are free, and they ask again at once.  (A holder
+  gives its slot back and looks at the queue with two plain commands; the
+  wake-up script runs only when someone waits.)  A waiter also
   asks again after ``heartbeat`` seconds (which keeps it "seen"), and when the
   earliest holder lease expires (a crashed holder sends no wake-up).
 * A holder's lease (a sorted set of lease id → expiry) is renewed every
   ``lease_seconds / 3`` while the body runs and removed when it exits, even on
   exceptions and cancellation.  A crashed worker's slot frees itself after
   ``lease_seconds``.
+* The most slots ever held at once (:meth:`Governor.peak`, for metrics and
+  benchmarks) is the member ``peak`` of the same sorted set, scored minus the
+  peak: the grant's one ``ZADD … LT`` adds the lease and keeps the peak.  Its
+  score is never above zero, so counting live leases (expiries after now) or
+  every lease (scores above zero) leaves it out.
 
 The limit is not stored in Redis: each caller enforces the one it passes.  If
 workers are configured with different limits, one with a higher limit may take
@@ -63,7 +70,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: holders, waiters, seen, peak, ticket.
+# KEYS: holders (with the peak), waiters, seen, ticket.
 # ARGV: id, limit, lease ms, stale ms, queue score ('' before the first ticket),
 # priority offset (priority * PRIORITY_STEP).
 # Returns {granted (0/1), holders, queue score or '', ms until the earliest lease expires or -1}.
@@ -77,32 +84,32 @@ if queued == 0 then
   -- Nobody waits: count the live leases; lapsed ones are dropped once there is a queue.
   holders = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 else
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '(0', now)
   local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
   if #stale > 0 then
     for _, waiter in ipairs(stale) do redis.call('ZREM', KEYS[2], waiter) end
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
     queued = redis.call('ZCARD', KEYS[2])
   end
-  holders = redis.call('ZCARD', KEYS[1])
+  holders = redis.call('ZCOUNT', KEYS[1], '(0', '+inf')
 end
 local score = ARGV[5]
 if queued > 0 or holders >= limit then
   if score == '' then
-    score = string.format('%.0f', redis.call('INCR', KEYS[5]) - tonumber(ARGV[6]))
+    score = string.format('%.0f', redis.call('INCR', KEYS[4]) - tonumber(ARGV[6]))
   end
   redis.call('ZADD', KEYS[2], 'NX', score, id)
   redis.call('ZADD', KEYS[3], now, id)
   if holders >= limit or redis.call('ZRANK', KEYS[2], id) >= limit - holders then
-    local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
     return {0, holders, score, first[2] and (tonumber(first[2]) - now) or -1}
   end
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
 holders = holders + 1
-redis.call('ZADD', KEYS[4], 'GT', holders, 'peak')
+-- LT keeps the lowest score, so the highest peak; a new lease is added regardless.
+redis.call('ZADD', KEYS[1], 'LT', now + tonumber(ARGV[3]), id, -holders, 'peak')
 return {1, holders, score, -1}
 """
 )
@@ -118,37 +125,39 @@ return 1
 )
 
 # KEYS: holders, waiters, seen.  ARGV: id, limit, wake-up key prefix, wake-up ttl ms,
-# '1' if it may still be queued.  Leaves the queue, gives up the slot, and wakes as
-# many waiters at the head of the queue as slots are free.
+# '1' if it may still be queued, '1' if it already left and saw a queue.  Leaves the
+# queue, gives up the slot, and wakes as many waiters at the head of the queue as
+# slots are free.
 _LEAVE = """
-if ARGV[5] == '1' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[6] ~= '1' then
+  if ARGV[5] == '1' then
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  end
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  if redis.call('ZCARD', KEYS[2]) == 0 then return 0 end
 end
-local left = redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local free = tonumber(ARGV[2]) - redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-  if free > 0 then
-    for _, waiter in ipairs(redis.call('ZRANGE', KEYS[2], 0, free - 1)) do
-      redis.call('RPUSH', ARGV[3] .. waiter, 1)
-      redis.call('PEXPIRE', ARGV[3] .. waiter, ARGV[4])
-    end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local free = tonumber(ARGV[2]) - redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+if free > 0 then
+  for _, waiter in ipairs(redis.call('ZRANGE', KEYS[2], 0, free - 1)) do
+    redis.call('RPUSH', ARGV[3] .. waiter, 1)
+    redis.call('PEXPIRE', ARGV[3] .. waiter, ARGV[4])
   end
 end
-return left
+return 0
 """
 
 # KEYS: holders.  Live (unexpired) holders.
 _IN_USE = _NOW_MS + "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')"
 
-# KEYS: holders, peak.  Restart peak tracking from the current use.
+# KEYS: holders.  Restart peak tracking from the current use.
 _RESET_PEAK = (
     _NOW_MS
     + """
 local live = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-redis.call('ZADD', KEYS[2], live, 'peak')
+redis.call('ZADD', KEYS[1], -live, 'peak')
 return live
 """
 )
@@ -245,12 +254,12 @@ class Governor:
 
     async def peak(self) -> int:
         """The most slots ever held at once (since the last :meth:`reset_peak`)."""
-        value = await self.redis.zscore(self.keys.governor_peak(self.name), "peak")
-        return int(value or 0)
+        value = await self.redis.zscore(self._holders, "peak")
+        return -int(value or 0)
 
     async def reset_peak(self) -> None:
         """Start peak tracking afresh from the slots held now."""
-        await self._reset_peak(keys=[self._holders, self.keys.governor_peak(self.name)])
+        await self._reset_peak(keys=[self._holders])
 
     # -- internals ---------------------------------------------------------------
 
@@ -264,13 +273,7 @@ class Governor:
             "",  # no ticket yet: taken by the script if the caller has to queue
             priority * PRIORITY_STEP,
         ]
-        keys = [
-            self._holders,
-            self._waiters,
-            self._seen,
-            self.keys.governor_peak(self.name),
-            self.keys.governor_ticket(self.name),
-        ]
+        keys = [self._holders, self._waiters, self._seen, self.keys.governor_ticket(self.name)]
         wake = self.keys.governor_wake(self.name, lease_id)
         started = time.monotonic()
         try:
@@ -317,14 +320,30 @@ class Governor:
                 warned = True
 
     async def _give_up(self, lease_id: str, *, queued: bool) -> None:
-        """Leave the queue (if ``queued``) and the slot; wake the next waiters in line."""
+        """Leave the queue (if ``queued``) and the slot; wake the next waiters in line.
+
+        A holder leaving (not ``queued``) first gives the slot back and looks at
+        the queue in one pipeline of two plain commands, in that order: a waiter
+        that queued before the slot came back is seen, and one that asks after
+        it finds the slot free.  Only when someone waits does the script run,
+        to wake them: an uncontended release costs two commands, not three.
+        """
         args: list[str | int] = [
             lease_id,
             self.limit,
             self.keys.governor_wake(self.name),
             max(1000, int(self.stale_seconds * 1000)),
             "1" if queued else "0",
+            "0",
         ]
+        if not queued:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self._holders, lease_id)
+                pipe.zcard(self._waiters)
+                _, waiting = await pipe.execute()
+            if not waiting:
+                return
+            args[5] = "1"  # left already, and someone waits
         await self._leave(keys=[self._holders, self._waiters, self._seen], args=args)
 
     async def _cleanup(self, coro: Coroutine[Any, Any, None]) -> None:

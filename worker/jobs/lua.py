@@ -21,48 +21,88 @@ if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return 1
 """
 
-# KEYS: job, segments, then one status index per status in ARGV order.
+# KEYS: job, segments, lease, leased, due, then one status index per status in ARGV order.
 # ARGV: id, target, ttl, output json or '', error json or '', max attempts or '',
+# index score or '', lease owner or '', progress json or '', lease ttl ms or '',
+# 'none' if the attempt ending recorded no checkpoint or '',
 # then per status: name, rank, terminal.
-# With max attempts, the move starts an attempt: it counts one (even if the job
-# already runs, from an earlier attempt) unless the job ended or is out of attempts.
-# Returns {1, previous status, created_at, now, attempt or false} when it moved,
-# {2, current status, attempt} when it counted an attempt without moving,
-# {3, current status, attempts} when out of attempts, or {0, current status or false}.
+#
+# A move: forward only (by rank), with its timestamps, output and error; an end
+# starts the record's retention TTL.  The index score is the job's creation
+# time as the indexes hold it (the caller knows it: no ZSCORE).
+#
+# The start of an attempt (with max attempts and a lease ttl): the owner first
+# takes the job's lease as ACQUIRE_JOB_LEASE does (or takes back its own),
+# unless the job is gone, succeeded or failed; then one attempt is counted
+# (even if the job already runs, from an earlier attempt) unless the job ended
+# or is out of attempts, and the job moves to running.  The progress given is
+# written with the job's first attempt (it has no checkpoints).  A job never
+# attempted and never given a token (the record's ``dispatch``) was never due:
+# no ZREM of the due list.
+#
+# The end of an attempt (with a lease owner, no lease ttl): a move to an end
+# also gives up that owner's lease, and a move to ``succeeded`` drops the
+# checkpoints (the caller holds them, and deletes their objects); there are
+# none to drop after a first attempt that recorded none ('none') under a
+# lease held throughout.  Other moves write the progress given.
+#
+# Returns {1, previous status, created_at, now, attempt or false, lease given up (0/1)}
+# when it moved, {2, current status, attempt, now} when it counted an attempt without
+# moving, {3, current status, attempts} when out of attempts, {4, current status} when
+# the lease is another's (nothing changed), or {0, current status or false}.
 TRANSITION = (
     NOW
     + """
-local cur, created, started, err, attempts = unpack(
-  redis.call('HMGET', KEYS[1], 'status', 'created_at', 'started_at', 'error', 'attempts'))
+local cur, created, started, err, attempts, dispatch = unpack(redis.call(
+  'HMGET', KEYS[1], 'status', 'created_at', 'started_at', 'error', 'attempts', 'dispatch'))
 if not cur then return {0, false} end
-local id, target = ARGV[1], ARGV[2]
+local id, target, owner = ARGV[1], ARGV[2], ARGV[8]
 local cur_rank, cur_idx, cur_terminal, to_rank, to_idx, terminal
-for i = 0, (#ARGV - 6) / 3 - 1 do
-  local name, rank, ends = ARGV[7 + 3 * i], tonumber(ARGV[8 + 3 * i]), ARGV[9 + 3 * i] == '1'
-  if name == cur then cur_rank, cur_idx, cur_terminal = rank, KEYS[3 + i], ends end
-  if name == target then to_rank, to_idx, terminal = rank, KEYS[3 + i], ends end
+for i = 0, (#ARGV - 11) / 3 - 1 do
+  local name, rank, ends = ARGV[12 + 3 * i], tonumber(ARGV[13 + 3 * i]), ARGV[14 + 3 * i] == '1'
+  if name == cur then cur_rank, cur_idx, cur_terminal = rank, KEYS[6 + i], ends end
+  if name == target then to_rank, to_idx, terminal = rank, KEYS[6 + i], ends end
 end
 if not to_rank then return redis.error_reply('unknown status ' .. target) end
+local starting = ARGV[10] ~= ''
+if starting then
+  if cur == 'succeeded' or cur == 'failed' then return {0, cur} end
+  if not redis.call('SET', KEYS[3], owner, 'NX', 'PX', ARGV[10]) then
+    if redis.call('GET', KEYS[3]) ~= owner then return {4, cur} end
+    redis.call('PEXPIRE', KEYS[3], ARGV[10])
+  end
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[4], ms + tonumber(ARGV[10]), id)
+  if dispatch or tonumber(attempts or '0') > 0 then redis.call('ZREM', KEYS[5], id) end
+end
+-- One HSET of every field that changes.
+local fields = {'updated_at', now}
 local attempt = false
 if ARGV[6] ~= '' then
   if cur_terminal then return {0, cur} end
   attempts = tonumber(attempts or '0')
   if attempts >= tonumber(ARGV[6]) then return {3, cur, attempts} end
-  attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  attempt = attempts + 1
+  table.insert(fields, 'attempts'); table.insert(fields, attempt)
+end
+if ARGV[9] ~= '' and (not attempt or attempt == 1) then
+  table.insert(fields, 'progress'); table.insert(fields, ARGV[9])
 end
 if cur_rank and to_rank <= cur_rank then
   if attempt then
-    redis.call('HSET', KEYS[1], 'updated_at', now)
-    return {2, cur, attempt}
+    redis.call('HSET', KEYS[1], unpack(fields))
+    return {2, cur, attempt, now}
   end
   return {0, cur}
 end
-local score = cur_idx and redis.call('ZSCORE', cur_idx, id)
-if not score then score = tonumber(created) * 1000 end
+local score = ARGV[7]
+if score == '' then
+  score = cur_idx and redis.call('ZSCORE', cur_idx, id)
+  if not score then score = tonumber(created) * 1000 end
+end
 if cur_idx then redis.call('ZREM', cur_idx, id) end
 redis.call('ZADD', to_idx, score, id)
--- One HSET of every field that changes.
-local fields = {'status', target, 'updated_at', now}
+table.insert(fields, 'status'); table.insert(fields, target)
 if ARGV[4] ~= '' then table.insert(fields, 'output'); table.insert(fields, ARGV[4]) end
 if ARGV[5] ~= '' then table.insert(fields, 'error'); table.insert(fields, ARGV[5]) end
 if target == 'running' and not started then
@@ -74,34 +114,39 @@ if ARGV[5] == '' and target == 'succeeded' and err then
   -- an error recorded by an earlier attempt is no longer the job's story
   redis.call('HDEL', KEYS[1], 'error')
 end
+local released = 0
 if terminal then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  -- held throughout: a lease is only ever extended by its owner, never taken back
+  local ours = owner ~= '' and not starting and redis.call('GET', KEYS[3]) == owner
+  if owner ~= '' and target == 'succeeded' then
+    if not (ours and ARGV[11] == 'none') then redis.call('DEL', KEYS[2]) end
+  else
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+  end
+  if ours then
+    redis.call('DEL', KEYS[3])
+    redis.call('ZREM', KEYS[4], id)
+    released = 1
+  end
 end
-return {1, cur, created or false, now, attempt}
+return {1, cur, created or false, now, attempt, released}
 """
 )
 
-# KEYS: job. ARGV: field, value, ...  Never recreates an expired record.
+# KEYS: job. ARGV: field, value, ...  Never recreates an expired record: every
+# record has ``updated_at`` (create writes every field of a Job), so an HSET that
+# added every field it wrote found no record, and is undone at once (no EXISTS first).
 UPDATE = (
     NOW
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'updated_at', now, unpack(ARGV))
+if redis.call('HSET', KEYS[1], 'updated_at', now, unpack(ARGV)) > #ARGV / 2 then
+  redis.call('DEL', KEYS[1])
+  return false
+end
 return now
 """
 )
-
-# KEYS: job, segments. ARGV: index, checkpoint json.  A late checkpoint of a
-# finished job inherits the record's TTL instead of living forever.
-# (PTTL answers -2 for a missing key: no EXISTS needed.)
-SAVE_SEGMENT = """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return 1
-"""
 
 # Server time in whole milliseconds: the scores of the reapers' lists.
 NOW_MS = """
@@ -156,9 +201,10 @@ return 1
 """
 )
 
-# KEYS: lease, leased, due, dispatch. ARGV: id, owner, delay ms, token, token ttl s.
+# KEYS: lease, leased, due, job. ARGV: id, owner, delay ms, token.
 # Gives the lease up and lists the job as due after its backoff; the new token
-# is carried by no message yet, so any older message (a redelivery) is dropped.
+# (the record's ``dispatch``: read with the record, no command of its own) is
+# carried by no message yet, so any older message (a redelivery) is dropped.
 # Returns when the retry is due (epoch ms), or false if the lease is not owner's.
 SCHEDULE_RETRY = (
     NOW_MS
@@ -168,7 +214,8 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local due = now + tonumber(ARGV[3])
 redis.call('ZADD', KEYS[3], due, ARGV[1])
-redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
+-- never a record of nothing but a token: one deleted meanwhile stays deleted
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSET', KEYS[4], 'dispatch', ARGV[4]) end
 return due
 """
 )
@@ -185,12 +232,13 @@ return ids
 """
 )
 
-# KEYS: job, lease, dispatch, leased, due. ARGV: id, token, pickup ms, token ttl s.
-# One reaper wins a due job: the new token becomes the only valid message, and
-# the job is due again after the pickup time, in case that message is never
-# taken.  A finished (or vanished) job leaves the lists; a held lease (of an
-# earlier version, whose renewals do not list it) is listed by its expiry.  A
-# canceled job is queued too: its next attempt only cleans its staging.
+# KEYS: job, lease, leased, due. ARGV: id, token, pickup ms.
+# One reaper wins a due job: the new token (the record's ``dispatch``) becomes
+# the only valid message, and the job is due again after the pickup time, in
+# case that message is never taken.  A finished (or vanished) job leaves the
+# lists; a held lease (of an earlier version, whose renewals do not list it) is
+# listed by its expiry.  A canceled job is queued too: its next attempt only
+# cleans its staging.
 # Returns 'due' or 'lapsed', or false when there is nothing to queue.
 CLAIM_DUE = (
     NOW_MS
@@ -198,28 +246,28 @@ CLAIM_DUE = (
 local id = ARGV[1]
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'succeeded' or status == 'failed' then
+  redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
   return false
 end
 local pttl = redis.call('PTTL', KEYS[2])
 if pttl > 0 then
-  redis.call('ZREM', KEYS[5], id)
-  redis.call('ZADD', KEYS[4], now + pttl, id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[3], now + pttl, id)
   return false
 end
 local reason = false
-local at = redis.call('ZSCORE', KEYS[5], id)
+local at = redis.call('ZSCORE', KEYS[4], id)
 if at and tonumber(at) <= now then
   reason = 'due'
 else
-  at = redis.call('ZSCORE', KEYS[4], id)
+  at = redis.call('ZSCORE', KEYS[3], id)
   if at and tonumber(at) <= now then reason = 'lapsed' end
 end
 if not reason then return false end
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
-redis.call('ZREM', KEYS[4], id)
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id)
+redis.call('HSET', KEYS[1], 'dispatch', ARGV[2])
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), id)
 return reason
 """
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,7 +30,7 @@ from worker.fish import (
     ProviderCreditError,
     ProviderError,
 )
-from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output
+from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Output, Progress
 from worker.jobs.output import CheckpointLost
 from worker.jobs.store import JobStore
 from worker.jobs.synth import SessionsSpent, UnreadableReference
@@ -85,8 +86,25 @@ class Outcomes:
         self.policy = policy
         self.sender = sender  # queues callbacks: the worker's Celery app
 
-    def succeeded(self, job: Job, output: Output) -> Ended:
-        if not self.store.transition(job.id, JobStatus.SUCCEEDED, output=output):
+    def succeeded(
+        self,
+        job: Job,
+        output: Output,
+        lease: Lease,
+        staged: Iterable[str],
+        progress: Progress | None = None,
+        *,
+        recorded: bool = True,
+    ) -> Ended:
+        """Record the output (and the attempt's last ``progress``); the job's checkpoint
+        records (none if not ``recorded``: see :meth:`JobStore.succeed`) and ``lease``
+        go in the same step, and then the staging objects the checkpoints named
+        (``staged``)."""
+        with lease.giving_up():
+            done = self.store.succeed(job, output, lease.owner, progress, recorded=recorded)
+            if done.released:
+                lease.given_up()
+        if not done.moved:
             now = self.store.get(job.id)
             theirs = now.output if now is not None else None
             if theirs is None or theirs.key != output.key:
@@ -96,7 +114,7 @@ class Outcomes:
             self.clean_staging(job.id)
             status = now.status if now else None
             return Ended(status, None, f"its output was not wanted (the job is {status})")
-        self.clean_staging(job.id, recorded_only=True)
+        self._delete_staged(job.id, staged)
         self.emit(job.id, EventType.SUCCEEDED, job)
         return Ended(JobStatus.SUCCEEDED, None, f"succeeded ({output.duration_s:.1f}s of audio)")
 
@@ -185,25 +203,25 @@ class Outcomes:
         if job is not None:
             emit_job_event(job, event, settings=self.settings, sender=self.sender)
 
-    def clean_staging(self, job_id: str, *, recorded_only: bool = False) -> None:
-        """Delete the job's staging objects and checkpoint records.
-
-        ``recorded_only`` (a job that succeeded): only the objects its checkpoint
-        records name, without listing the prefix — none at all when its segments
-        came from the segment cache.  Only a worker killed between an upload and
-        its record leaves an unrecorded object; the staging lifecycle rule
-        (docs/operations.md) expires those.
-        """
-        prefix = self.storage.staging_key(job_id, "")
+    def clean_staging(self, job_id: str) -> None:
+        """Delete the job's staging objects and checkpoint records."""
         try:
-            if recorded_only:
-                recorded = (str(cp.get("key", "")) for cp in self.store.segments(job_id).values())
-                self.storage.delete_many([key for key in recorded if key.startswith(prefix)])
-            else:
-                self.storage.delete_prefix(prefix)
+            self.storage.delete_prefix(self.storage.staging_key(job_id, ""))
         except StorageError:
             log.warning("job %s: staging cleanup failed; objects may remain", job_id)
         self.store.clear_segments(job_id)
+
+    def _delete_staged(self, job_id: str, keys: Iterable[str]) -> None:
+        """Delete the staging objects of a job that succeeded: only those its
+        checkpoints named, without listing the prefix — none at all when its
+        segments came from the segment cache.  Only a worker killed between an
+        upload and its record leaves an unrecorded object; the staging lifecycle
+        rule (docs/operations.md) expires those."""
+        prefix = self.storage.staging_key(job_id, "")
+        try:
+            self.storage.delete_many([key for key in keys if key.startswith(prefix)])
+        except StorageError:
+            log.warning("job %s: staging cleanup failed; objects may remain", job_id)
 
     def _delete_quietly(self, job_id: str, key: str) -> None:
         try:

@@ -35,8 +35,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import redis
 
@@ -54,10 +55,11 @@ from worker.jobs.model import Captions, ErrorCode, Job, JobError, JobStatus, Out
 from worker.jobs.outcomes import Ended, JobFailed, Outcome, Outcomes, provider_code
 from worker.jobs.output import JobOutput
 from worker.jobs.spool import drop_spool, make_spool
-from worker.jobs.store import JobStore, MessageStanding
+from worker.jobs.store import AttemptStart, JobStore, MessageStanding
 from worker.jobs.synth import (
     SegmentCheckpoint,
     SegmentSynthesizer,
+    keeps_staging,
     provider_config,
     stored_checkpoints,
     tts_request,
@@ -77,9 +79,20 @@ log = logging.getLogger(__name__)
 
 #: The record's progress is written at most this often (seconds) while segments
 #: finish, and always when the last one does (unless it is the job's only one:
-#: the upload's write follows at once): a Redis write, and a message to every
-#: SSE reader, per write.
-PROGRESS_EVERY = 0.5
+#: the record of its end carries it): a Redis write, and a message to every SSE
+#: reader, per write.
+PROGRESS_EVERY = 1.0
+#: How often (seconds) an attempt looks whether its job was canceled meanwhile.
+LOOK_EVERY = 0.5
+
+
+class Made(NamedTuple):
+    """What an attempt made: the uploaded output, the checkpoints it was made of, and
+    the attempt's progress (None when the attempt did not keep its own)."""
+
+    output: Output
+    checkpoints: dict[int, SegmentCheckpoint]
+    progress: Progress | None
 
 
 class JobRunner:
@@ -112,24 +125,41 @@ class JobRunner:
     def run(self, job_id: str, token: str | None = None) -> Outcome:
         """Run one attempt of ``job_id`` for a message carrying ``token`` (see
         :class:`~worker.jobs.store.MessageStanding`)."""
-        job = self.store.get(job_id)
+        job, standing = self.store.get_for_message(job_id, token)
         if job is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return Outcome(job.status if job else None)
-        standing = self.store.message_standing(job_id, token)
         if standing is MessageStanding.STALE:
             log.info("job %s: a newer message replaced this one; dropped", job_id)
             return Outcome(job.status)
         # An earlier version's retry carries the lease owner it kept through its backoff.
         owner = token if standing is MessageStanding.UNTRACKED else None
         lease = job_lease(self.store, job_id, self.settings.job_lease_seconds, owner=owner)
-        if not lease.acquire():
+        # One script takes the lease and starts the attempt: the job may have been
+        # canceled or have ended meanwhile; if not, it counts the attempt and moves
+        # the job to running, and a first attempt's progress (it has no
+        # checkpoints) goes with it.
+        segments = _segments(job, self.settings.segment_max_chars)
+        fresh = _fresh_progress(segments) if segments is not None else None
+        sent = time.monotonic()
+        start = self.store.start_attempt(
+            job.id,
+            self.policy.max_attempts,
+            created=job.created_at,
+            progress=fresh,
+            lease=(lease.owner, lease.ttl),
+        )
+        if not start.leased:
+            if start.status in (None, JobStatus.SUCCEEDED, JobStatus.FAILED):
+                return Outcome(start.status)  # it ended (or went) meanwhile
             log.info("job %s: running elsewhere; leaving it", job_id)
             return Outcome(JobStatus.RUNNING)
+        lease.taken(sent)
+        self._local.looked = sent  # when the job's status was last read: by the start
         started = time.monotonic()
         ended = Ended(None, None, "stopped by an error")
         try:
             with lease.renewing():
-                ended = self._leased_run(job, lease)
+                ended = self._leased_run(job, lease, start, segments, fresh)
             return Outcome(ended.status, ended.retry_in)
         finally:
             if ended.retry_in is not None:
@@ -155,10 +185,15 @@ class JobRunner:
         except redis.RedisError as exc:  # the lease lapses instead: the reapers re-queue it
             log.warning("job %s: could not schedule its retry (%s)", job_id, exc)
 
-    def _leased_run(self, job: Job, lease: Lease) -> Ended:
-        # One script under the lease: the job may have been canceled or finished
-        # meanwhile; if not, it counts the attempt and moves the job to running.
-        start = self.store.start_attempt(job.id, self.policy.max_attempts)
+    def _leased_run(
+        self,
+        job: Job,
+        lease: Lease,
+        start: AttemptStart,
+        segments: list[Segment] | None,
+        fresh: Progress | None,
+    ) -> Ended:
+        """What follows the attempt's start (``start``), under its lease."""
         if start.out_of_attempts:
             # The attempts so far ended with their worker (killed, out of
             # memory): one more would likely do the same.
@@ -175,23 +210,40 @@ class JobRunner:
         if start.moved:
             self.outcomes.emit(job.id, EventType.STARTED, job)
         log.info("job %s: attempt %d started", job.id, start.attempt)
-        return self._attempt(job, lease, start.attempt)
+        first = fresh if start.first else None
+        if first is not None and start.at is not None and first.segments_total > 1:
+            # Recorded with the start: announced here.  (A job of one segment has
+            # nothing to announce before its end; its status events carry the record.)
+            self.store.publish_progress(job.id, first, start.at)
+        return self._attempt(job, lease, start.attempt, segments, first)
 
-    def _attempt(self, job: Job, lease: Lease, attempt: int) -> Ended:
+    def _attempt(
+        self,
+        job: Job,
+        lease: Lease,
+        attempt: int,
+        segments: list[Segment] | None,
+        first: Progress | None,
+    ) -> Ended:
+        """``first``: the progress of the job's first attempt, recorded as it started."""
         spool: Path | None = None
         try:
             spool = make_spool(self.settings.spool_dir, job.id)
-            segments = job_segments(job.request.text, self.settings.segment_max_chars)
+            if segments is None:  # it could not be cut: the error is the attempt's
+                segments = job_segments(job.request.text, self.settings.segment_max_chars)
             if not any(seg.text.strip() for seg in segments):
                 raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the text is empty: nothing to say")
             if (gone := deleted_voice(VoiceStore(self.redis, self.keys), job)) is not None:
                 raise JobFailed(ErrorCode.VOICE_DELETED, gone)
             tts = tts_request(job)
-            self.loops.run(self._synthesize(job, lease, segments, tts, spool))
-            if self._canceled(job.id):  # no upload for a job nobody wants any more
+            self.loops.run(self._synthesize(job, lease, segments, tts, spool, first))
+            # No upload for a job nobody wants any more, unless its status was read
+            # a moment ago (a cancel after that makes the end's transition refuse).
+            looked: float = self._local.looked
+            if time.monotonic() - looked >= LOOK_EVERY and self._canceled(job.id):
                 raise StreamCanceled("canceled")
             lease.check()  # nor for one another worker has taken over
-            output = self._assemble_and_upload(job, segments, spool)
+            made = self._assemble_and_upload(job, segments, spool)
         except (StreamCanceled, asyncio.CancelledError, LeaseLost):
             self._drop_output()
             return self.outcomes.canceled_or_lost(job.id, lease)
@@ -203,25 +255,32 @@ class JobRunner:
         finally:
             if spool is not None:
                 drop_spool(spool)
-        return self.outcomes.succeeded(job, output)
+        staged = [cp.key for cp in made.checkpoints.values()]
+        # A first attempt whose checkpoints were kept nowhere recorded none.
+        recorded = attempt > 1 or any(staged)
+        return self.outcomes.succeeded(
+            job, made.output, lease, staged, made.progress, recorded=recorded
+        )
 
     async def _synthesize(
-        self, job: Job, lease: Lease, segments: list[Segment], tts: TTSRequest, spool: Path
+        self,
+        job: Job,
+        lease: Lease,
+        segments: list[Segment],
+        tts: TTSRequest,
+        spool: Path,
+        first: Progress | None,
     ) -> None:
-        done = stored_checkpoints(self.store, job.id, segments, tts.effective_sample_rate)
+        done: dict[int, SegmentCheckpoint] = {}
+        if first is not None:  # recorded with the attempt's start; nothing to read
+            progress = first
+        else:
+            done = stored_checkpoints(self.store, job.id, segments, tts.effective_sample_rate)
+            progress = _fresh_progress(segments, done)
         missing = [s for s in segments if s.index not in done]
-        progress = Progress(
-            segments_total=len(segments),
-            segments_done=len(segments) - len(missing),
-            chars_total=sum(len(s.text) for s in segments),
-            chars_done=sum(c.chars for c in done.values()),
-            audio_seconds=round(sum(c.duration_s for c in done.values()), 3),
-            segments_cached=sum(c.cached for c in done.values()),
-            utf8_bytes_cached=sum(c.utf8_bytes for c in done.values() if c.cached),
-            utf8_bytes_sent=sum(c.utf8_bytes for c in done.values() if not c.cached),
-        )
-        output = self._begin_output(job, segments, spool, progress)
-        self.store.set_progress(job.id, progress)
+        output = self._begin_output(job, segments, spool, progress, done)
+        if first is None:
+            self.store.set_progress(job.id, progress)
         # Segments of earlier attempts come from staging while the rest synthesise.
         fetch = asyncio.to_thread(output.fetch, done, self.storage) if done else None
         fetching = asyncio.ensure_future(fetch) if fetch is not None else None
@@ -272,10 +331,12 @@ class JobRunner:
         """The attempt's synthesizer, reporting progress and errors on the job."""
 
         output: JobOutput = self._local.output
+        held: dict[int, SegmentCheckpoint] = self._local.checkpoints
         written = [time.monotonic()]  # when the record's progress was last written
 
         def finished(cp: SegmentCheckpoint) -> None:
             output.add(cp)  # encoded as soon as every segment before it is in
+            held[cp.index] = cp
             progress.segments_done += 1
             progress.segments_encoded = output.encoded
             last = progress.segments_done >= progress.segments_total
@@ -329,6 +390,7 @@ class JobRunner:
             level_db=passage_level(job.request),
             cache=segment_cache(self.settings, self.storage, self.redis, self.keys, job),
             timestamp_url=self.settings.provider_timestamp_url if job.request.timestamps else None,
+            stage=keeps_staging(job, progress.segments_total),
         )
 
     async def _watch_cancel(self, job_id: str, cancel: asyncio.Event, lease: Lease) -> None:
@@ -337,51 +399,70 @@ class JobRunner:
         The first look is half a second in: the record was read under the lease
         just before, and most short jobs are done by then."""
         while not cancel.is_set():
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(LOOK_EVERY)
             if lease.lost.is_set() or await asyncio.to_thread(self._canceled, job_id):
                 cancel.set()
                 return
+            self._local.looked = time.monotonic()
 
     def _begin_output(
-        self, job: Job, segments: list[Segment], spool: Path, progress: Progress
+        self,
+        job: Job,
+        segments: list[Segment],
+        spool: Path,
+        progress: Progress,
+        done: dict[int, SegmentCheckpoint],
     ) -> JobOutput:
-        """The attempt's output, encoding from now on; kept for this thread's attempt."""
+        """The attempt's output, encoding from now on; kept for this thread's attempt,
+        with its progress and the checkpoints it holds (``done``, then each it makes)."""
         stale: JobOutput | None = getattr(self._local, "output", None)
         if stale is not None:  # an attempt of this thread that never got to assemble
             stale.abort()
         output = JobOutput(job, segments, spool, self.settings, self.storage)
         self._local.output, self._local.progress = output, progress
+        self._local.checkpoints = dict(done)
         return output
 
     def _drop_output(self) -> None:
         """Stop this thread's attempt's output (encoder and upload), if it still runs."""
         output: JobOutput | None = getattr(self._local, "output", None)
-        self._local.output = self._local.progress = None
+        self._local.output = self._local.progress = self._local.checkpoints = None
         if output is not None:
             output.abort()
 
-    def _assemble_and_upload(self, job: Job, segments: list[Segment], spool: Path) -> Output:
+    def _assemble_and_upload(self, job: Job, segments: list[Segment], spool: Path) -> Made:
         output: JobOutput | None = getattr(self._local, "output", None)
         progress: Progress | None = getattr(self._local, "progress", None)
-        self._local.output = self._local.progress = None
+        held: dict[int, SegmentCheckpoint] | None = getattr(self._local, "checkpoints", None)
+        self._local.output = self._local.progress = self._local.checkpoints = None
         if output is None or output.spool != spool:
             output, progress = JobOutput(job, segments, spool, self.settings, self.storage), None
+            held = None
+        kept: Callable[[], object] = _nothing
         try:
-            parts, checkpoints = self._complete(job, segments, output)
+            parts, checkpoints = self._complete(job, segments, output, held)
+            # A batch chapter's master and M4B section are kept while its own file is encoded.
+            kept = batches.keep_chapter_master_alongside(
+                job, parts, storage=self.storage, store=self.store
+            )
             if progress is not None and progress.phase is not Phase.ENCODING:
                 self._set_phase(job.id, progress, Phase.ENCODING, output)
             audio = output.finish()
         except BaseException:
             output.abort()
+            with contextlib.suppress(Exception):
+                kept()  # before its files go
             raise
-        batches.keep_chapter_master(job, parts, storage=self.storage, store=self.store)
-        self._set_phase(job.id, progress, Phase.UPLOADING, output)
+        kept()
+        # A job of one segment uploads next to nothing: its readers learn the
+        # rest from the record of its end, which carries this progress.
+        alone = progress is not None and progress.segments_total == 1
+        self._set_phase(job.id, progress, Phase.UPLOADING, output, write=not alone)
         uploaded = output.upload(audio)
-        if job.request.timestamps is None:
-            return uploaded
-        return uploaded.model_copy(
-            update={"captions": self._captions(job, segments, parts, checkpoints, uploaded)}
-        )
+        if job.request.timestamps is not None:
+            captions = self._captions(job, segments, parts, checkpoints, uploaded)
+            uploaded = uploaded.model_copy(update={"captions": captions})
+        return Made(uploaded, checkpoints, progress)
 
     def _captions(
         self,
@@ -397,12 +478,20 @@ class JobRunner:
         return upload_captions(self.storage, job, uploaded.key, caption_files(marks))
 
     def _complete(
-        self, job: Job, segments: list[Segment], output: JobOutput
+        self,
+        job: Job,
+        segments: list[Segment],
+        output: JobOutput,
+        held: dict[int, SegmentCheckpoint] | None,
     ) -> tuple[list[SegmentAudio], dict[int, SegmentCheckpoint]]:
         """Every segment's PCM in the spool and handed to the output, in text order;
-        and the checkpoints they came from."""
+        and the checkpoints they came from (``held``, the attempt's own, if it has
+        every segment's: no need to read them again)."""
         pcm_rate = provider_pcm_rate(output.rate)
-        checkpoints = stored_checkpoints(self.store, job.id, segments, pcm_rate)
+        if held is not None and all(seg.index in held for seg in segments):
+            checkpoints = held
+        else:
+            checkpoints = stored_checkpoints(self.store, job.id, segments, pcm_rate)
         parts = output.complete(checkpoints, self.storage)
         if not any(cp.bytes for cp in checkpoints.values()):
             # Encoders cannot make a valid mp3, opus or m4a of nothing.
@@ -410,17 +499,54 @@ class JobRunner:
         return parts, checkpoints
 
     def _set_phase(
-        self, job_id: str, progress: Progress | None, phase: Phase, output: JobOutput
+        self,
+        job_id: str,
+        progress: Progress | None,
+        phase: Phase,
+        output: JobOutput,
+        *,
+        write: bool = True,
     ) -> None:
-        """Tell the job's readers what the attempt does now (one progress write)."""
+        """Tell the job's readers what the attempt does now (one progress write,
+        unless not ``write``: then the record's end carries it)."""
         if progress is None:  # not this attempt's own: leave the record's as it is
             return
         progress.phase = phase
         progress.segments_encoded = output.encoded
-        self.store.set_progress(job_id, progress)
+        if write:
+            self.store.set_progress(job_id, progress)
 
     # -- helpers -----------------------------------------------------------------
 
     def _canceled(self, job_id: str) -> bool:
         status = self.store.status(job_id)
         return status is None or status is JobStatus.CANCELED
+
+
+def _segments(job: Job, max_chars: int) -> list[Segment] | None:
+    """The job's segments; None if its text cannot be cut (the attempt tells why)."""
+    try:
+        return job_segments(job.request.text, max_chars)
+    except Exception:
+        return None
+
+
+def _fresh_progress(
+    segments: list[Segment], done: Mapping[int, SegmentCheckpoint] | None = None
+) -> Progress:
+    """The progress of an attempt starting with the checkpoints ``done``."""
+    done = done or {}
+    return Progress(
+        segments_total=len(segments),
+        segments_done=sum(1 for s in segments if s.index in done),
+        chars_total=sum(len(s.text) for s in segments),
+        chars_done=sum(c.chars for c in done.values()),
+        audio_seconds=round(sum(c.duration_s for c in done.values()), 3),
+        segments_cached=sum(c.cached for c in done.values()),
+        utf8_bytes_cached=sum(c.utf8_bytes for c in done.values() if c.cached),
+        utf8_bytes_sent=sum(c.utf8_bytes for c in done.values() if not c.cached),
+    )
+
+
+def _nothing() -> None:
+    """What waits for work that was never started."""

@@ -2,9 +2,12 @@
 
 A job is one hash (``Keys.job``): scalar fields as strings, nested values
 (request, progress, output, error, billing, metadata) as JSON.  Absent fields
-are ``None``.  Every change that must not interleave with another — creating,
-moving the status forward, bumping attempts — is one Lua script, so two
-workers (or a worker and the API's cancel) can never both "win".
+are ``None``.  One field is the store's own, not the job's: ``dispatch``, the
+token of the job's one valid message once a retry or a reaper re-queued it
+(:class:`MessageStanding`), read with the record.  Every change that must not
+interleave with another — creating, moving the status forward, bumping
+attempts — is one Lua script, so two workers (or a worker and the API's
+cancel) can never both "win".
 
 Indexes are sorted sets of job ids: all jobs, by tenant and by status are
 scored by creation time (ms), a batch by item number; :mod:`worker.jobs.listing`
@@ -27,7 +30,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 
@@ -62,6 +65,7 @@ __all__ = [
     "JobStore",
     "MessageStanding",
     "StoreError",
+    "Succeeded",
     "decode_job",
     "encode_job",
 ]
@@ -86,6 +90,16 @@ class AttemptStart:
     attempt: int | None  # the attempt counted (from 1); None if none was
     moved: bool  # it went to ``running`` now (its first attempt, or after ``queued``)
     out_of_attempts: bool = False  # it had had its attempts: none was counted
+    first: bool = False  # the job's first attempt: no checkpoints; the progress given is written
+    at: float | None = None  # when it was counted (the server's clock, epoch s)
+    leased: bool = False  # the lease asked for is the caller's now (see JobStore.start_attempt)
+
+
+class Succeeded(NamedTuple):
+    """What :meth:`JobStore.succeed` did."""
+
+    moved: bool  # the job succeeded now (False: it was canceled, or had ended, meanwhile)
+    released: bool  # the caller's lease was given up with it
 
 
 class MessageStanding(StrEnum):
@@ -112,6 +126,15 @@ def _ms_int(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+def _standing(current: Any, token: str | None) -> MessageStanding:
+    """A message's standing, from the record's ``dispatch`` token (``current``)."""
+    if current is None:
+        return MessageStanding.UNTRACKED
+    if token is not None and _text(cast(bytes | str, current)) == token:
+        return MessageStanding.CURRENT
+    return MessageStanding.STALE
+
+
 class JobStore:
     """Job records in Redis; safe to share between threads (redis-py pools connections).
 
@@ -126,7 +149,6 @@ class JobStore:
         self._create = redis.register_script(lua.CREATE)
         self._transition = redis.register_script(lua.TRANSITION)
         self._update = redis.register_script(lua.UPDATE)
-        self._save_segment = redis.register_script(lua.SAVE_SEGMENT)
         self._acquire_lease = redis.register_script(lua.ACQUIRE_JOB_LEASE)
         self._renew_lease = redis.register_script(lua.RENEW_JOB_LEASE)
         self._release_lease = redis.register_script(lua.RELEASE_JOB_LEASE)
@@ -200,19 +222,78 @@ class JobStore:
         result = self._run_transition(job_id, JobStatus(to), error=error, output=output)
         return result[0] == 1
 
-    def start_attempt(self, job_id: str, max_attempts: int) -> AttemptStart:
+    def succeed(
+        self,
+        job: Job,
+        output: Output,
+        owner: str,
+        progress: Progress | None = None,
+        *,
+        recorded: bool = True,
+    ) -> Succeeded:
+        """Move ``job`` to ``succeeded`` with its output (and last ``progress``), drop
+        its checkpoint records (the caller holds them) and give up ``owner``'s lease
+        of it: the end of an attempt in one script.  Not ``recorded``: the job's
+        first attempt recorded no checkpoint, so there are none to drop (unless its
+        lease was another's meanwhile).  As :meth:`transition`, nothing changes if
+        the move is not allowed (the job was canceled meanwhile); the lease is
+        kept then."""
+        result = self._run_transition(
+            job.id,
+            JobStatus.SUCCEEDED,
+            output=output,
+            created=job.created_at,
+            owner=owner,
+            progress=progress,
+            recorded=recorded,
+        )
+        moved = result[0] == 1
+        return Succeeded(moved, moved and bool(result[5]))
+
+    def start_attempt(
+        self,
+        job_id: str,
+        max_attempts: int,
+        *,
+        created: float | None = None,
+        progress: Progress | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> AttemptStart:
         """Count one more attempt and move the job to ``running`` (if it is not yet), at once.
 
         Nothing changes for a job that is gone or ended, or that has had
-        ``max_attempts`` already (``attempt`` is None then)."""
-        result = self._run_transition(job_id, JobStatus.RUNNING, max_attempts=max_attempts)
+        ``max_attempts`` already (``attempt`` is None then).  ``created`` (the job's
+        ``created_at``) spares the script a look at the index; ``progress`` is
+        written with the job's first attempt (``AttemptStart.first``).  With
+        ``lease`` (owner, TTL in seconds) the same script first takes the job's
+        lease as :meth:`acquire_job_lease` does (or takes back the owner's own),
+        unless the job is gone, succeeded or failed: nothing else changes if it
+        is another's (``AttemptStart.leased``)."""
+        owner, ttl = lease if lease is not None else (None, None)
+        result = self._run_transition(
+            job_id,
+            JobStatus.RUNNING,
+            max_attempts=max_attempts,
+            created=created,
+            progress=progress,
+            owner=owner,
+            lease_ttl=ttl,
+        )
         code = int(result[0])
         status = JobStatus(_text(result[1])) if result[1] else None
+        leased = lease is not None and code != 4
+        leased = leased and status not in (None, JobStatus.SUCCEEDED, JobStatus.FAILED)
         if code == 1:
-            return AttemptStart(JobStatus.RUNNING, int(result[4]), moved=True)
+            attempt, at = int(result[4]), float(_text(result[3]))
+            return AttemptStart(
+                JobStatus.RUNNING, attempt, moved=True, first=attempt == 1, at=at, leased=leased
+            )
         if code == 2:
-            return AttemptStart(status, int(result[2]), moved=False)
-        return AttemptStart(status, None, moved=False, out_of_attempts=code == 3)
+            attempt, at = int(result[2]), float(_text(result[3]))
+            return AttemptStart(
+                status, attempt, moved=False, first=attempt == 1, at=at, leased=leased
+            )
+        return AttemptStart(status, None, moved=False, out_of_attempts=code == 3, leased=leased)
 
     def _run_transition(
         self,
@@ -222,8 +303,15 @@ class JobStore:
         error: JobError | None = None,
         output: Output | None = None,
         max_attempts: int | None = None,
+        created: float | None = None,
+        owner: str | None = None,
+        progress: Progress | None = None,
+        lease_ttl: float | None = None,
+        recorded: bool = True,
     ) -> builtins.list[Any]:
-        keys = [self.keys.job(job_id), self.keys.job_segments(job_id)]
+        k = self.keys
+        keys = [k.job(job_id), k.job_segments(job_id), k.job_lease(job_id)]
+        keys += [k.jobs_leased(), k.jobs_due()]
         args: list[Any] = [
             job_id,
             to.value,
@@ -231,17 +319,22 @@ class JobStore:
             output.model_dump_json() if output else "",
             error.model_dump_json() if error else "",
             "" if max_attempts is None else max_attempts,
+            "" if created is None else repr(_ms(created)),  # as create() scored it
+            owner or "",
+            progress.model_dump_json() if progress is not None else "",
+            "" if lease_ttl is None else max(1, _ms_int(lease_ttl)),
+            "" if recorded else "none",
         ]
         for status in _STATUSES:
-            keys.append(self.keys.jobs_by_status(status))
+            keys.append(k.jobs_by_status(status))
             args += [status.value, STATUS_RANK[status], "1" if status.terminal else "0"]
         result = cast(builtins.list[Any], self._transition(keys=keys, args=args))
         if result[0] != 1:
             current = _text(result[1]) if result[1] else "missing"
             log.debug("job %s: %s → %s refused", job_id, current, to)
             return result
-        previous, created, now = _text(result[1]), result[2], float(_text(result[3]))
-        elapsed = now - float(_text(created)) if created else 0.0
+        previous, created_at, now = _text(result[1]), result[2], float(_text(result[3]))
+        elapsed = now - float(_text(created_at)) if created_at else 0.0
         log.info("job %s: %s → %s after %.2fs", job_id, previous, to, elapsed)
         event: dict[str, Any] = {"type": "status", "status": to.value, "previous": previous}
         if error is not None:
@@ -258,9 +351,14 @@ class JobStore:
         )
         if now is None:
             return False
-        at = float(_text(cast(bytes | str, now)))
-        self.publish(job_id, {"type": "progress", "progress": progress.model_dump(), "at": at})
+        self.publish_progress(job_id, progress, float(_text(cast(bytes | str, now))))
         return True
+
+    def publish_progress(self, job_id: str, progress: Progress, at: float) -> int:
+        """Tell the job's readers its progress, recorded at ``at`` (by :meth:`set_progress`
+        or with the attempt's start, :meth:`start_attempt`)."""
+        event = {"type": "progress", "progress": progress.model_dump(), "at": at}
+        return self.publish(job_id, event)
 
     def record_error(self, job_id: str, error: JobError) -> bool:
         """Keep the latest error on the record (visible while the job still retries)."""
@@ -364,9 +462,25 @@ class JobStore:
     # -- segment checkpoints -----------------------------------------------------
 
     def save_segment(self, job_id: str, index: int, checkpoint: dict[str, Any]) -> bool:
-        """Record a finished segment; False (nothing saved) if the job is gone."""
-        keys = [self.keys.job(job_id), self.keys.job_segments(job_id)]
-        return bool(self._save_segment(keys=keys, args=[index, json.dumps(checkpoint)]))
+        """Record a finished segment; False (nothing saved) if the job is gone.
+
+        Two plain commands in one pipeline, in this order: the record, then the
+        job's TTL.  A job gone by then (deleted, expired) loses the record again;
+        a late checkpoint of a finished job inherits the job's TTL.  A job deleted
+        after the look has its checkpoints deleted with it (:meth:`delete`), so no
+        record outlives its job without a TTL.  (A script would cost a third.)
+        """
+        key = self.keys.job_segments(job_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, str(index), json.dumps(checkpoint))
+        pipe.pttl(self.keys.job(job_id))
+        _, ttl = pipe.execute()
+        if ttl == -2:  # the job is gone: so are its checkpoints
+            self.redis.delete(key)
+            return False
+        if ttl > 0:
+            self.redis.pexpire(key, ttl)
+        return True
 
     def segments(self, job_id: str) -> dict[int, dict[str, Any]]:
         """Checkpoints of the job's finished segments, by segment index."""
@@ -417,8 +531,8 @@ class JobStore:
         reaper queues its one valid message (``token``; none is valid meanwhile).
         Returns when it is due (epoch s), or None if the lease was not ``owner``'s."""
         k = self.keys
-        keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due(), k.job_dispatch(job_id)]
-        args: builtins.list[str | int] = [job_id, owner, _ms_int(delay), token, self.ttl_seconds]
+        keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due(), k.job(job_id)]
+        args: builtins.list[str | int] = [job_id, owner, _ms_int(delay), token]
         due = self._schedule_retry(keys=keys, args=args)
         return int(cast(int, due)) / 1000 if due is not None else None
 
@@ -436,19 +550,22 @@ class JobStore:
         None when there is nothing to queue (it ended, it is leased, another won).
         """
         k = self.keys
-        keys = [k.job(job_id), k.job_lease(job_id), k.job_dispatch(job_id)]
-        keys += [k.jobs_leased(), k.jobs_due()]
-        reason = self._claim_due(keys=keys, args=[job_id, token, _ms_int(pickup), self.ttl_seconds])
+        keys = [k.job(job_id), k.job_lease(job_id), k.jobs_leased(), k.jobs_due()]
+        reason = self._claim_due(keys=keys, args=[job_id, token, _ms_int(pickup)])
         return DueReason(_text(reason)) if reason else None
 
     def message_standing(self, job_id: str, token: str | None) -> MessageStanding:
         """Whether a message of ``job_id`` carrying ``token`` may run."""
-        current = self.redis.get(self.keys.job_dispatch(job_id))
-        if current is None:
-            return MessageStanding.UNTRACKED
-        if token is not None and _text(cast(bytes | str, current)) == token:
-            return MessageStanding.CURRENT
-        return MessageStanding.STALE
+        return _standing(self.redis.hget(self.keys.job(job_id), "dispatch"), token)
+
+    def get_for_message(self, job_id: str, token: str | None) -> tuple[Job | None, MessageStanding]:
+        """The job (as :meth:`get`) and whether a message carrying ``token`` may run it
+        (as :meth:`message_standing`): one read, the token being on the record."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job(job_id)))
+        if not raw:
+            return None, MessageStanding.UNTRACKED
+        current = raw.get(b"dispatch", raw.get("dispatch"))
+        return decode_job(raw), _standing(current, token)
 
     def adopt_running_jobs(self, page: int = 200) -> int:
         """List running jobs that the reapers' lists lack (an earlier version started
