@@ -10,7 +10,8 @@ import pytest
 from tests.servers import LocalTTS
 from tests.stack import Stack, Stacks
 from worker.audio import probe
-from worker.jobs.model import JobStatus
+from worker.jobs.model import Job, JobRequest, JobStatus, estimate_billing, new_job_id
+from worker.jobs.synth import keeps_staging
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. It was not amused.\n\n"
@@ -61,3 +62,39 @@ def test_each_format_succeeds_with_a_valid_file(
     while stack.staged(job.id) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stack.staged(job.id) == []
+
+
+@pytest.mark.parametrize(
+    ("segments", "batch", "staged"), [(1, False, False), (2, False, True), (1, True, True)]
+)
+def test_who_keeps_staging(segments: int, batch: bool, staged: bool) -> None:
+    job = Job(
+        id=new_job_id(),
+        tenant="t1",
+        request=JobRequest(text="Hello."),
+        billing=estimate_billing("Hello.", 15.0),
+        batch_id="batch_01" if batch else None,
+    )
+    assert keeps_staging(job, segments) is staged
+
+
+def test_a_one_segment_job_stages_nothing(stack: Stack, tmp_path: Path) -> None:
+    """A job of one segment goes from the spool into its output: no staging upload,
+    no checkpoint record, nothing to delete.  A job of several stages each segment."""
+    stack.start_worker()
+    one = stack.submit("One short sentence.", format="mp3")
+    several = stack.submit(TEXT, format="mp3")
+    done = {job.id: stack.wait(job.id) for job in (one, several)}
+    for job in done.values():
+        assert job.status is JobStatus.SUCCEEDED, job.error
+        assert job.output is not None
+    assert done[one.id].progress.segments_total == 1
+    assert done[several.id].progress.segments_total >= 3
+    log = stack.workers[0].log_path.read_text(errors="replace")
+    assert f"/_staging/{several.id}/000000.pcm" in log  # its upload's line: the line exists
+    assert f"/_staging/{one.id}/" not in log
+    out = done[one.id].output
+    assert out is not None
+    path = tmp_path / "one.mp3"
+    stack.storage.download_file(out.key, path)
+    assert probe(path).duration_s == pytest.approx(done[one.id].progress.audio_seconds, rel=0.02)

@@ -8,7 +8,10 @@ Each segment is first looked up in the tenant's segment cache
 checkpoint, with no slot and no session.  Otherwise it streams in its own
 provider session, inside a governor slot, into a PCM spool file on disk; the
 finished file is uploaded (to the cache under its address, else to staging) and
-recorded on the job, so a later attempt synthesises only what is missing.
+recorded on the job, so a later attempt synthesises only what is missing.  A job
+of one segment, outside a batch, stages nothing (:func:`keeps_staging`): its
+segment is in the attempt's spool, and staging it would cost an upload and a
+delete on every such job to spare a retry one provider session.
 Segments run in parallel up to the per-job limit; order is restored at assembly.
 
 Every session is counted on the job in Redis before it opens, against the
@@ -154,6 +157,19 @@ def stored_checkpoints(
     return out
 
 
+def keeps_staging(job: Job, segments: int) -> bool:
+    """Whether ``job``'s finished segments (``segments`` of them) are kept in staging
+    and recorded, for a later attempt to take instead of speaking them again.
+
+    Not for a job of one segment outside a batch: a later attempt would save one
+    short provider session, and every such job would pay a storage upload, its
+    record and a delete for it (most of a one-sentence job's storage requests).
+    Batch items stage as before.  A segment kept in the segment cache is recorded
+    either way (see :class:`SegmentSynthesizer`).
+    """
+    return segments > 1 or job.batch_id is not None
+
+
 def provider_config(settings: Settings, model: str | None = None) -> ProviderConfig:
     """How to reach the provider; ``model`` (a job's own) overrides the configured one."""
     key = settings.fish_api_key.get_secret_value() if settings.fish_api_key else None
@@ -215,6 +231,7 @@ class SegmentSynthesizer:
         level_db: float | None = None,
         timestamp_url: str | None = None,
         cache: SegmentCache | None = None,
+        stage: bool = True,
     ) -> None:
         """``lease`` is the job's: asked before each provider session and each
         checkpoint upload, so a worker that stalled past its lease (and whose job
@@ -225,7 +242,10 @@ class SegmentSynthesizer:
         (:mod:`worker.audio.level`), so the voices sound equally loud.
         With ``timestamp_url``, segments are spoken through the provider's
         timestamped endpoint there, and their word marks kept with them.
-        ``cache`` is the tenant's segment cache; None for a job without one."""
+        ``cache`` is the tenant's segment cache; None for a job without one.
+        Without ``stage`` (:func:`keeps_staging`), a segment not kept in the cache
+        is neither uploaded nor recorded: its checkpoint (with no key) is only
+        handed to ``on_segment``, for this attempt's output."""
         if request.format is not AudioFormat.PCM:
             raise ValueError("segments are always requested as raw PCM")
         self.job_id = job_id
@@ -246,6 +266,7 @@ class SegmentSynthesizer:
         self.level_db = level_db
         self.timestamp_url = timestamp_url
         self.cache = cache
+        self.stage = stage
         self._cancel = asyncio.Event()  # the caller's, once run() starts
         self._sessions: dict[int, int] = {}  # segment index → its sessions so far, all attempts
         self._counted = False  # a session was counted in this attempt
@@ -434,8 +455,10 @@ class SegmentSynthesizer:
             raise StreamCanceled("canceled")
         if address is not None and self.cache is not None:
             key = self.cache.key(address)  # the checkpoint points at the cache object
-        else:
+        elif self.stage:
             key = self.storage.staging_key(self.job_id, path.name)
+        else:
+            key = ""  # kept nowhere but in this attempt's spool
         checkpoint = SegmentCheckpoint(
             index=segment.index,
             key=key,
@@ -447,8 +470,9 @@ class SegmentSynthesizer:
             utf8_bytes=utf8_bytes(segment.text) if segment.text.strip() else 0,
             marks=marks,
         )
-        # Shielded: the attempt being torn down must not split the upload from its record.
-        await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path, address))
+        if checkpoint.key:
+            # Shielded: the attempt being torn down must not split the upload from its record.
+            await asyncio.shield(asyncio.to_thread(self._keep, checkpoint, path, address))
         if self.on_segment is not None:
             self.on_segment(checkpoint)
 
