@@ -126,6 +126,10 @@ def long_book(stack: Stack, clock: Clock, sizes: Sizes) -> Row:
     rate = 44100 * 2  # the provider PCM the job asked for (mp3 at 44.1 kHz)
     sessions = sorted(stack.tts.stats()["sessions"], key=lambda s: s["n"])
     costs = [sizes.ttfb_ms / 1000 + s["audio_bytes"] / rate * sizes.rtf for s in sessions]
+    # Where the slots stood idle: before the first session, between sessions, after the last.
+    first = min(s["opened_at"] for s in sessions)
+    last = max(s["closed_at"] or s["opened_at"] for s in sessions)
+    busy = sum((s["closed_at"] or s["opened_at"]) - s["opened_at"] for s in sessions)
     return Row(
         figure="4",
         name="long book wall / (audio / (speed × slots))",
@@ -139,6 +143,10 @@ def long_book(stack: Stack, clock: Clock, sizes: Sizes) -> Row:
             "slots": n,
             "rtf": sizes.rtf,
             "schedule_bound_s": _list_schedule(costs, n),
+            "sessions_busy_s": busy,
+            "slots_busy_share": busy / (n * (last - first)) if last > first else 0.0,
+            "first_session_after_s": first - timing.submitted_at,
+            "after_last_session_s": timing.submitted_at + timing.wall - last,
             "synthesis_s": timing.synthesis,
             "assemble_upload_s": timing.finish,
             "assembly_x_realtime": audio_s / timing.finish if timing.finish else 0.0,

@@ -5,6 +5,7 @@ Served as JSON on ``GET /_admin/stats``; ``POST /_admin/reset`` zeroes them.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ class SessionRecord:
     # and one {"sha256", "bytes", "text"} per reference audio, as last received.
     reference_id: str | list[str] | None = None
     references: list[dict[str, Any]] = field(default_factory=list)
+    # Wall-clock times (time.time()) the connection was taken and closed, for benchmarks.
+    opened_at: float = 0.0
+    closed_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -51,12 +55,15 @@ class Stats:
         self.sessions_started += 1
         self.sessions_active += 1
         self.sessions_peak = max(self.sessions_peak, self.sessions_active)
-        record = SessionRecord(n=self.sessions_started, model=model, kind=kind)
+        record = SessionRecord(
+            n=self.sessions_started, model=model, kind=kind, opened_at=time.time()
+        )
         self.sessions.append(record)
         return record
 
     def close(self, record: SessionRecord) -> None:
         self.sessions_active -= 1
+        record.closed_at = time.time()
         if record.end == "open":
             record.end = "disconnect"
 
