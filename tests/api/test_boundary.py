@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = [
     "worker.celery",
     "worker.jobs.runner",
+    "worker.jobs.assembly",
     "worker.jobs.tasks",
     "worker.jobs.synth",
     "worker.batches.build",

@@ -9,9 +9,9 @@ import numpy as np
 
 from worker.audio import SegmentAudio
 from worker.jobs.captions import blank_tags, caption_files, caption_marks, job_timeline
+from worker.jobs.checkpoints import SegmentCheckpoint
 from worker.jobs.markup import job_segments
 from worker.jobs.model import Billing, CaptionFormat, Job, JobRequest, TimestampLevel
-from worker.jobs.synth import SegmentCheckpoint
 from worker.timings import Mark, MarkKind
 
 RATE = 16_000

@@ -9,17 +9,22 @@ missing segments inside governor slots, assembles them and records the outcome.
   ``Progress``, ``Billing``, ``ErrorCode``; :func:`estimate_billing`;
 * :mod:`~worker.jobs.store` – ``JobStore``: records, indexes, segment
   checkpoints, session counts and job leases in Redis; every change that must
-  not interleave is one Lua script (:mod:`~worker.jobs.lua`);
+  not interleave is one Lua script (:mod:`~worker.jobs.lua`); its checkpoints
+  and session counts are in :mod:`~worker.jobs.store_segments`, its leases,
+  retries and the reaper's reads in :mod:`~worker.jobs.store_leases`;
 * :mod:`~worker.jobs.listing` – pages of jobs: which index to walk, filters,
   cursors;
 * :mod:`~worker.jobs.tasks` – the ``shoal.synthesize`` task and the reaper that
   re-queues jobs whose worker died (and acts on batches left waiting);
 * :mod:`~worker.jobs.runner` – ``JobRunner.run``: one attempt, from lease to
-  transition, and what each error means for the job;
+  transition, and what each error means for the job; the end of an attempt
+  (the last segments, the file encoded and uploaded, captions) is
+  :mod:`~worker.jobs.assembly`;
 * :mod:`~worker.jobs.text` – :func:`segment_text`: the text cut into segments,
   the unit of streaming, retry and checkpoint;
 * :mod:`~worker.jobs.synth` – ``SegmentSynthesizer``: segments to PCM
-  checkpoints in staging, in parallel, one provider session each;
+  checkpoints in staging, in parallel, one provider session each
+  (:mod:`~worker.jobs.checkpoints`: what a checkpoint holds);
 * :mod:`~worker.jobs.governor` – ``Governor``: provider slots shared by every
   worker, a fair leased semaphore in Redis;
 * :mod:`~worker.jobs.truncation` – :func:`check_duration`: audio far shorter

@@ -32,9 +32,9 @@ from pathlib import PurePosixPath
 
 from worker.audio import SegmentAudio
 from worker.digest import sha256_bytes
+from worker.jobs.checkpoints import SegmentCheckpoint
 from worker.jobs.markup import Run, parse_markup
 from worker.jobs.model import CaptionFormat, Captions, Job, TimestampLevel
-from worker.jobs.synth import SegmentCheckpoint
 from worker.jobs.text import Segment
 from worker.storage.client import Storage
 from worker.timings import (

@@ -27,8 +27,8 @@ from worker.audio import (
     StreamingAssembly,
     format_info,
 )
+from worker.jobs.checkpoints import SegmentCheckpoint
 from worker.jobs.model import Job, Output
-from worker.jobs.synth import SegmentCheckpoint
 from worker.jobs.text import Segment
 from worker.settings import Settings
 from worker.storage.client import ObjectNotFound, Storage

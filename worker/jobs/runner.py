@@ -25,7 +25,8 @@ attempt starts and one when it ends, with its duration and how it ended.
 Each attempt spools to a folder of its own: a stalled worker cleaning up must
 never delete the files of the attempt that took over from it.  Its synthesis
 runs on its thread's event loop, with the thread's async Redis client and
-governor, all kept from one attempt to the next (:mod:`worker.jobs.loops`).
+governor, all kept from one attempt to the next (:mod:`worker.jobs.loops`);
+its file is finished and uploaded by :mod:`worker.jobs.assembly`.
 """
 
 from __future__ import annotations
@@ -35,35 +36,27 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 import redis
 
-from worker.audio import SegmentAudio, provider_pcm_rate
 from worker.batches import lifecycle as batches
 from worker.callbacks.emit import EventType, ProgressThrottle, emit_progress
 from worker.fish import ProviderError, TTSRequest
 from worker.fish.client import StreamCanceled
+from worker.jobs.assembly import Made, assemble_and_upload
 from worker.jobs.cache import passage_level, segment_cache
-from worker.jobs.captions import caption_files, caption_marks, job_timeline, upload_captions
+from worker.jobs.checkpoints import SegmentCheckpoint, stored_checkpoints
 from worker.jobs.governor import Governor
 from worker.jobs.loops import ThreadLoops
 from worker.jobs.markup import job_segments
-from worker.jobs.model import Captions, ErrorCode, Job, JobError, JobStatus, Output, Phase, Progress
+from worker.jobs.model import ErrorCode, Job, JobError, JobStatus, Phase, Progress
 from worker.jobs.outcomes import Ended, JobFailed, Outcome, Outcomes, provider_code
 from worker.jobs.output import JobOutput
 from worker.jobs.spool import drop_spool, make_spool
 from worker.jobs.store import AttemptStart, JobStore, MessageStanding
-from worker.jobs.synth import (
-    SegmentCheckpoint,
-    SegmentSynthesizer,
-    keeps_staging,
-    provider_config,
-    stored_checkpoints,
-    tts_request,
-)
+from worker.jobs.synth import SegmentSynthesizer, keeps_staging, provider_config, tts_request
 from worker.jobs.text import Segment
 from worker.keys import Keys
 from worker.lease import Lease, LeaseLost, job_lease, new_owner
@@ -84,15 +77,6 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 1.0
 #: How often (seconds) an attempt looks whether its job was canceled meanwhile.
 LOOK_EVERY = 0.5
-
-
-class Made(NamedTuple):
-    """What an attempt made: the uploaded output, the checkpoints it was made of, and
-    the attempt's progress (None when the attempt did not keep its own)."""
-
-    output: Output
-    checkpoints: dict[int, SegmentCheckpoint]
-    progress: Progress | None
 
 
 class JobRunner:
@@ -431,6 +415,8 @@ class JobRunner:
             output.abort()
 
     def _assemble_and_upload(self, job: Job, segments: list[Segment], spool: Path) -> Made:
+        """The attempt's file finished and uploaded (:mod:`worker.jobs.assembly`), with
+        this thread's output, progress and checkpoints if they are this attempt's."""
         output: JobOutput | None = getattr(self._local, "output", None)
         progress: Progress | None = getattr(self._local, "progress", None)
         held: dict[int, SegmentCheckpoint] | None = getattr(self._local, "checkpoints", None)
@@ -438,83 +424,9 @@ class JobRunner:
         if output is None or output.spool != spool:
             output, progress = JobOutput(job, segments, spool, self.settings, self.storage), None
             held = None
-        kept: Callable[[], object] = _nothing
-        try:
-            parts, checkpoints = self._complete(job, segments, output, held)
-            # A batch chapter's master and M4B section are kept while its own file is encoded.
-            kept = batches.keep_chapter_master_alongside(
-                job, parts, storage=self.storage, store=self.store
-            )
-            if progress is not None and progress.phase is not Phase.ENCODING:
-                self._set_phase(job.id, progress, Phase.ENCODING, output)
-            audio = output.finish()
-        except BaseException:
-            output.abort()
-            with contextlib.suppress(Exception):
-                kept()  # before its files go
-            raise
-        kept()
-        # A job of one segment uploads next to nothing: its readers learn the
-        # rest from the record of its end, which carries this progress.
-        alone = progress is not None and progress.segments_total == 1
-        self._set_phase(job.id, progress, Phase.UPLOADING, output, write=not alone)
-        uploaded = output.upload(audio)
-        if job.request.timestamps is not None:
-            captions = self._captions(job, segments, parts, checkpoints, uploaded)
-            uploaded = uploaded.model_copy(update={"captions": captions})
-        return Made(uploaded, checkpoints, progress)
-
-    def _captions(
-        self,
-        job: Job,
-        segments: list[Segment],
-        parts: list[SegmentAudio],
-        checkpoints: Mapping[int, SegmentCheckpoint],
-        uploaded: Output,
-    ) -> list[Captions]:
-        """The job's captions, from its checkpoints' word marks, uploaded beside its output."""
-        timeline = job_timeline(parts, uploaded.sample_rate)
-        marks = caption_marks(job, segments, checkpoints, timeline)
-        return upload_captions(self.storage, job, uploaded.key, caption_files(marks))
-
-    def _complete(
-        self,
-        job: Job,
-        segments: list[Segment],
-        output: JobOutput,
-        held: dict[int, SegmentCheckpoint] | None,
-    ) -> tuple[list[SegmentAudio], dict[int, SegmentCheckpoint]]:
-        """Every segment's PCM in the spool and handed to the output, in text order;
-        and the checkpoints they came from (``held``, the attempt's own, if it has
-        every segment's: no need to read them again)."""
-        pcm_rate = provider_pcm_rate(output.rate)
-        if held is not None and all(seg.index in held for seg in segments):
-            checkpoints = held
-        else:
-            checkpoints = stored_checkpoints(self.store, job.id, segments, pcm_rate)
-        parts = output.complete(checkpoints, self.storage)
-        if not any(cp.bytes for cp in checkpoints.values()):
-            # Encoders cannot make a valid mp3, opus or m4a of nothing.
-            raise JobFailed(ErrorCode.PROVIDER_REQUEST, "the provider returned no audio at all")
-        return parts, checkpoints
-
-    def _set_phase(
-        self,
-        job_id: str,
-        progress: Progress | None,
-        phase: Phase,
-        output: JobOutput,
-        *,
-        write: bool = True,
-    ) -> None:
-        """Tell the job's readers what the attempt does now (one progress write,
-        unless not ``write``: then the record's end carries it)."""
-        if progress is None:  # not this attempt's own: leave the record's as it is
-            return
-        progress.phase = phase
-        progress.segments_encoded = output.encoded
-        if write:
-            self.store.set_progress(job_id, progress)
+        return assemble_and_upload(
+            job, segments, output, progress, held, storage=self.storage, store=self.store
+        )
 
     # -- helpers -----------------------------------------------------------------
 
@@ -546,7 +458,3 @@ def _fresh_progress(
         utf8_bytes_cached=sum(c.utf8_bytes for c in done.values() if c.cached),
         utf8_bytes_sent=sum(c.utf8_bytes for c in done.values() if not c.cached),
     )
-
-
-def _nothing() -> None:
-    """What waits for work that was never started."""

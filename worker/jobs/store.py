@@ -18,6 +18,10 @@ Two more are the reapers' worklist, kept in step with the job leases: a job
 whose attempt runs is listed by its lease's expiry, one between attempts by
 when the next is due ("Crash recovery" in docs/operations.md).
 
+:class:`JobStore` is this module's records and two parts it inherits: the
+leases, retries' schedule and reapers' lists (:mod:`worker.jobs.store_leases`,
+whose ``DueReason`` and ``MessageStanding`` are re-exported here) and the
+segment checkpoints and session counts (:mod:`worker.jobs.store_segments`).
 A record's fields are written and read by :mod:`worker.jobs.codec`; the
 errors are :mod:`worker.jobs.errors`' (re-exported here).
 """
@@ -29,7 +33,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
 import redis
@@ -53,6 +56,8 @@ from worker.jobs.model import (
     Output,
     Progress,
 )
+from worker.jobs.store_leases import DueReason, JobLeases, MessageStanding
+from worker.jobs.store_segments import JobSegments
 from worker.keys import Keys
 
 __all__ = [
@@ -75,13 +80,6 @@ log = logging.getLogger(__name__)
 _STATUSES = tuple(JobStatus)
 
 
-class DueReason(StrEnum):
-    """Why a reaper queues a job again."""
-
-    DUE = "due"  # its next attempt is due: a retry's backoff ended, or its message went untaken
-    LAPSED = "lapsed"  # its lease lapsed: the worker running it is gone
-
-
 @dataclass(frozen=True, slots=True)
 class AttemptStart:
     """What :meth:`JobStore.start_attempt` found and did."""
@@ -102,14 +100,6 @@ class Succeeded(NamedTuple):
     released: bool  # the caller's lease was given up with it
 
 
-class MessageStanding(StrEnum):
-    """Whether a ``shoal.synthesize`` message may run its job."""
-
-    CURRENT = "current"  # it carries the job's dispatch token
-    STALE = "stale"  # a newer message replaced it (or a retry waits for its own): drop it
-    UNTRACKED = "untracked"  # no token recorded yet: the API's message, or an earlier version's
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -126,16 +116,7 @@ def _ms_int(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-def _standing(current: Any, token: str | None) -> MessageStanding:
-    """A message's standing, from the record's ``dispatch`` token (``current``)."""
-    if current is None:
-        return MessageStanding.UNTRACKED
-    if token is not None and _text(cast(bytes | str, current)) == token:
-        return MessageStanding.CURRENT
-    return MessageStanding.STALE
-
-
-class JobStore:
+class JobStore(JobSegments, JobLeases):
     """Job records in Redis; safe to share between threads (redis-py pools connections).
 
     ``ttl_seconds`` is how long a finished job's record and checkpoints are kept.
@@ -149,6 +130,7 @@ class JobStore:
         self._create = redis.register_script(lua.CREATE)
         self._transition = redis.register_script(lua.TRANSITION)
         self._update = redis.register_script(lua.UPDATE)
+        # The leases' scripts, run by JobLeases (worker.jobs.store_leases).
         self._acquire_lease = redis.register_script(lua.ACQUIRE_JOB_LEASE)
         self._renew_lease = redis.register_script(lua.RENEW_JOB_LEASE)
         self._release_lease = redis.register_script(lua.RELEASE_JOB_LEASE)
@@ -458,131 +440,6 @@ class JobStore:
                 pipe.zrem(index, *gone)
             pipe.execute()
         return loaded
-
-    # -- segment checkpoints -----------------------------------------------------
-
-    def save_segment(self, job_id: str, index: int, checkpoint: dict[str, Any]) -> bool:
-        """Record a finished segment; False (nothing saved) if the job is gone.
-
-        Two plain commands in one pipeline, in this order: the record, then the
-        job's TTL.  A job gone by then (deleted, expired) loses the record again;
-        a late checkpoint of a finished job inherits the job's TTL.  A job deleted
-        after the look has its checkpoints deleted with it (:meth:`delete`), so no
-        record outlives its job without a TTL.  (A script would cost a third.)
-        """
-        key = self.keys.job_segments(job_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, str(index), json.dumps(checkpoint))
-        pipe.pttl(self.keys.job(job_id))
-        _, ttl = pipe.execute()
-        if ttl == -2:  # the job is gone: so are its checkpoints
-            self.redis.delete(key)
-            return False
-        if ttl > 0:
-            self.redis.pexpire(key, ttl)
-        return True
-
-    def segments(self, job_id: str) -> dict[int, dict[str, Any]]:
-        """Checkpoints of the job's finished segments, by segment index."""
-        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_segments(job_id)))
-        return {int(_text(i)): json.loads(_text(c)) for i, c in raw.items()}
-
-    def clear_segments(self, job_id: str) -> None:
-        """Forget the job's checkpoints (after assembly, or to start over)."""
-        self.redis.delete(self.keys.job_segments(job_id))
-
-    def count_session(self, job_id: str, index: int, *, keep: bool = True) -> int:
-        """Count one more provider session for segment ``index``; returns its sessions so far.
-
-        The count outlives attempts (and :meth:`clear_segments`): it is the
-        segment's retry budget, kept as long as a record (``keep``: set its
-        lifetime, which an attempt does with its first count, not with each).
-        """
-        key = self.keys.job_sessions(job_id)
-        sessions = int(cast(int, self.redis.hincrby(key, str(index), 1)))
-        if keep:
-            self.redis.expire(key, self.ttl_seconds)
-        return sessions
-
-    def sessions(self, job_id: str) -> dict[int, int]:
-        """Provider sessions opened so far for each segment of the job, by segment index."""
-        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_sessions(job_id)))
-        return {int(_text(i)): int(_text(n)) for i, n in raw.items()}
-
-    # -- job leases and the reapers' lists (crash recovery, retries) -------------
-
-    def acquire_job_lease(self, job_id: str, owner: str, ttl: float) -> bool:
-        """Take the job's lease for ``ttl`` seconds if nobody holds it."""
-        return self._lease_script(self._acquire_lease, job_id, owner, ttl)
-
-    def renew_job_lease(self, job_id: str, owner: str, ttl: float) -> bool:
-        """Extend the lease to ``ttl`` seconds from now, only if ``owner`` still holds it."""
-        return self._lease_script(self._renew_lease, job_id, owner, ttl)
-
-    def release_job_lease(self, job_id: str, owner: str, look_again_in: float = 0.0) -> bool:
-        """Give the lease up if ``owner`` holds it; False if someone else does (or nobody).
-        A job still ``running`` (its attempt decided nothing) is due in ``look_again_in`` s."""
-        k = self.keys
-        keys = [k.job_lease(job_id), k.job(job_id), k.jobs_leased(), k.jobs_due()]
-        return bool(self._release_lease(keys=keys, args=[job_id, owner, _ms_int(look_again_in)]))
-
-    def schedule_retry(self, job_id: str, owner: str, delay: float, token: str) -> float | None:
-        """Give up ``owner``'s lease and make the job due in ``delay`` seconds, when a
-        reaper queues its one valid message (``token``; none is valid meanwhile).
-        Returns when it is due (epoch s), or None if the lease was not ``owner``'s."""
-        k = self.keys
-        keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due(), k.job(job_id)]
-        args: builtins.list[str | int] = [job_id, owner, _ms_int(delay), token]
-        due = self._schedule_retry(keys=keys, args=args)
-        return int(cast(int, due)) / 1000 if due is not None else None
-
-    def due_jobs(self, limit: int) -> builtins.list[str]:
-        """Jobs whose next attempt is due or whose lease lapsed (one command; cheap)."""
-        keys = [self.keys.jobs_due(), self.keys.jobs_leased()]
-        ids = cast(builtins.list[Any], self._due_jobs(keys=keys, args=[limit]))
-        return list(dict.fromkeys(_text(i) for i in ids))
-
-    def claim_due(self, job_id: str, token: str, pickup: float) -> DueReason | None:
-        """Claim a due job for queueing with ``token``, its one valid message from now.
-
-        One caller wins, and learns why the job is due; the job is due again
-        after ``pickup`` seconds, should that message never start an attempt.
-        None when there is nothing to queue (it ended, it is leased, another won).
-        """
-        k = self.keys
-        keys = [k.job(job_id), k.job_lease(job_id), k.jobs_leased(), k.jobs_due()]
-        reason = self._claim_due(keys=keys, args=[job_id, token, _ms_int(pickup)])
-        return DueReason(_text(reason)) if reason else None
-
-    def message_standing(self, job_id: str, token: str | None) -> MessageStanding:
-        """Whether a message of ``job_id`` carrying ``token`` may run."""
-        return _standing(self.redis.hget(self.keys.job(job_id), "dispatch"), token)
-
-    def get_for_message(self, job_id: str, token: str | None) -> tuple[Job | None, MessageStanding]:
-        """The job (as :meth:`get`) and whether a message carrying ``token`` may run it
-        (as :meth:`message_standing`): one read, the token being on the record."""
-        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job(job_id)))
-        if not raw:
-            return None, MessageStanding.UNTRACKED
-        current = raw.get(b"dispatch", raw.get("dispatch"))
-        return decode_job(raw), _standing(current, token)
-
-    def adopt_running_jobs(self, page: int = 200) -> int:
-        """List running jobs that the reapers' lists lack (an earlier version started
-        them) by their lease's expiry; returns how many were added."""
-        k, added = self.keys, 0
-        index = k.jobs_by_status(JobStatus.RUNNING)
-        running = [_text(m) for m in cast(builtins.list[Any], self.redis.zrange(index, 0, -1))]
-        for at in range(0, len(running), page):
-            ids = running[at : at + page]
-            keys = [k.jobs_leased(), k.jobs_due(), *(k.job_lease(i) for i in ids)]
-            added += int(cast(int, self._adopt_running(keys=keys, args=ids)))
-        return added
-
-    def _lease_script(self, script: Any, job_id: str, owner: str, ttl: float) -> bool:
-        k = self.keys
-        keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due()]
-        return bool(script(keys=keys, args=[job_id, owner, max(1, _ms_int(ttl))]))
 
     # -- callbacks ---------------------------------------------------------------
 
