@@ -186,7 +186,10 @@ def synthesize_timed(
     words: list[espeak.Word] = []
     offset = 0
     for (start, end), samples in zip(spans, lengths, strict=True):
-        words += proportional_words(text, start, end, offset * 1000 // rate, samples * 1000 // rate)
+        # Both ends from the running sample count: rounding each sentence's length
+        # instead would put the last word up to a millisecond a sentence early.
+        first_ms, last_ms = offset * 1000 // rate, (offset + samples) * 1000 // rate
+        words += proportional_words(text, start, end, first_ms, last_ms - first_ms)
         offset += samples
     return espeak.TimedSynthesis(_joined(sentences), rate, tuple(words))
 
