@@ -203,11 +203,13 @@ class SegmentSynthesizer:
         :class:`StreamCanceled` (unless a segment failed for another reason first).
         """
         self._cancel = cancel
-        limit = asyncio.Semaphore(self.parallel)
         halt = asyncio.Event()  # set by ``cancel`` or by a segment that failed for good
+        # ``parallel`` runners take the segments in order from one iterator: memory
+        # stays that of ``parallel`` tasks, however many segments the job has.
+        pending = iter(segments)
 
-        async def one(segment: Segment) -> None:
-            async with limit:
+        async def runner() -> None:
+            for segment in pending:
                 if halt.is_set():
                     return
                 try:
@@ -223,8 +225,8 @@ class SegmentSynthesizer:
         relaying = asyncio.create_task(relay())
         try:
             async with asyncio.TaskGroup() as group:
-                for segment in segments:
-                    group.create_task(one(segment))
+                for _ in range(min(self.parallel, len(segments))):
+                    group.create_task(runner())
         except ExceptionGroup as group:
             raise _most_telling(group) from group
         finally:
