@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 
 import worker.storage.client
+import worker.storage.listing
 from tests.s3 import SECRET_KEY, MotoS3, TcpProxy
 from tests.worker.conftest import make_storage
 from worker.retry import STORAGE_POLICY, RetryPolicy
@@ -220,7 +221,7 @@ def test_ensure_bucket_is_idempotent(s3_server: MotoS3) -> None:
 
 
 def test_delete_prefix(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker.storage.client, "DELETE_BATCH", 2)  # exercise several batches
+    monkeypatch.setattr(worker.storage.listing, "DELETE_BATCH", 2)  # exercise several batches
     prefix = storage.staging_key("job1", "")
     assert prefix == "_staging/job1/"
     for i in range(5):

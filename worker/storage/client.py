@@ -21,7 +21,7 @@ Host, so such a URL is signed by a second client made for that endpoint.
 Keys, templates, metadata and the small values returned live in
 :mod:`worker.storage.model`; the errors (re-exported here, their tree drawn
 there) in :mod:`worker.storage.errors`; the sending and retrying of requests in
-:mod:`worker.storage.transport`.
+:mod:`worker.storage.transport`; listing and deletion in :mod:`worker.storage.listing`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,6 @@ from worker.digest import sha256_bytes
 from worker.retry import STORAGE_POLICY, RetryPolicy
 from worker.settings import Settings
 from worker.storage.errors import (
-    TRANSIENT_CODES,
     InvalidKey,
     ObjectNotFound,
     StorageError,
@@ -52,6 +50,7 @@ from worker.storage.errors import (
     UploadSourceError,
     classify,
 )
+from worker.storage.listing import Listing
 from worker.storage.model import (
     DEFAULT_KEY_TEMPLATE,
     IncompleteUpload,
@@ -85,11 +84,10 @@ log = logging.getLogger(__name__)
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
 MIN_PART_BYTES = 5 << 20  # S3's smallest part (all but the last)
 MAX_PARTS = 10_000  # S3's most parts per upload; bigger files get bigger parts
-DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 DOWNLOAD_CHUNK = 1 << 20
 
 
-class Storage:
+class Storage(Listing):
     """One bucket of an S3-compatible store, through one thread-safe boto3 client."""
 
     # Long only by its keyword parameters (one per setting) and their docstring.
@@ -451,69 +449,3 @@ class Storage:
         except (BotoCoreError, ClientError) as exc:
             raise classify(exc, f"presign {self.url(key)}") from exc
         return str(url)
-
-    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime | None]]:
-        """Every object under ``prefix`` (non-empty): its key and when it was written."""
-        for page in self._requests.pages("list_objects_v2", validate_prefix(prefix)):
-            for item in page.get("Contents", ()):
-                yield item["Key"], item.get("LastModified")
-
-    # -- deletion ----------------------------------------------------------------
-
-    def delete(self, key: str) -> None:
-        """Delete one object; deleting a missing key is not an error."""
-        self._requests.send("delete_object", validate_key(key))
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every object whose key starts with ``prefix``; returns how many.
-
-        An empty prefix is refused: it would empty the bucket.
-        """
-        prefix = validate_prefix(prefix)
-        deleted = 0
-        batch: list[str] = []
-        for page in self._requests.pages("list_objects_v2", prefix):
-            batch.extend(item["Key"] for item in page.get("Contents", ()))
-            while len(batch) >= DELETE_BATCH:
-                deleted += self._delete_batch(batch[:DELETE_BATCH])
-                batch = batch[DELETE_BATCH:]
-        if batch:
-            deleted += self._delete_batch(batch)
-        if deleted:
-            log.info("deleted %d object(s) under %s", deleted, self.url(prefix))
-        return deleted
-
-    def delete_many(self, keys: list[str]) -> int:
-        """Delete the objects ``keys`` (missing ones are no error); returns how many."""
-        deleted = 0
-        for start in range(0, len(keys), DELETE_BATCH):
-            deleted += self._delete_batch(
-                [validate_key(k) for k in keys[start : start + DELETE_BATCH]]
-            )
-        return deleted
-
-    def _delete_batch(self, keys: list[str]) -> int:
-        objects = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
-        errors = self._requests.send("delete_objects", Delete=objects).get("Errors") or []
-        if errors:
-            first = errors[0]
-            code = first.get("Code")
-            where = self.url(first.get("Key", ""))
-            message = f"delete_objects {where}: {code} {first.get('Message', '')}"
-            kind = StorageUnavailable if code in TRANSIENT_CODES else StorageRejected
-            raise kind(message, code=code)
-        return len(keys)
-
-    # -- incomplete multipart uploads ---------------------------------------------
-
-    def list_incomplete_uploads(self, prefix: str = "") -> list[IncompleteUpload]:
-        """Multipart uploads under ``prefix`` that were neither completed nor aborted.
-
-        :func:`worker.storage.sweep.sweep_incomplete_uploads` aborts the stale
-        ones of shoal's (:meth:`abort_upload`).
-        """
-        return [
-            IncompleteUpload(u["Key"], u["UploadId"], u.get("Initiated"))
-            for page in self._requests.pages("list_multipart_uploads", prefix)
-            for u in page.get("Uploads", ())
-        ]
