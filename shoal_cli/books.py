@@ -15,6 +15,9 @@ then a line per chapter as it starts and finishes (polling
 size and SHA-256 (``--manifest`` also saves the manifest).  Ctrl-C while it
 waits cancels the batch.  Exit status as for ``narrate``: 3 if chapters
 failed or the book could not be built.
+
+``shoal batches`` lists the tenant's batches and books, newest first
+(``GET /v1/batches``), as a table or ``--json``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from shoal_cli.client import (
     note,
     poll,
 )
+from shoal_cli.jobs import align
 from shoal_cli.play import fetch_and_play, require_player
 from shoal_cli.voices import voice_choice
 
@@ -44,8 +48,44 @@ TERMINAL = frozenset({"succeeded", "partially_failed", "failed", "canceled"})
 ITEM_DONE = frozenset({"succeeded", "failed", "canceled"})
 
 
+BATCH_STATUSES = ("queued", "running", "succeeded", "partially_failed", "failed", "canceled")
+
+
+def cmd_batches(api: Api, args: argparse.Namespace) -> int:
+    """``shoal batches``: a page of batches and books as a table (or JSON), newest first."""
+    query = {"status": args.status, "kind": args.kind, "limit": args.limit, "cursor": args.cursor}
+    params = {k: v for k, v in query.items() if v is not None}
+    page = api.json("GET", "/v1/batches", params=params)
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return EXIT_OK
+    print(format_batches(page.get("data", [])))
+    if page.get("next_cursor"):
+        note(f"more: shoal batches --cursor {page['next_cursor']}")
+    return EXIT_OK
+
+
+def format_batches(batches: list[dict[str, Any]]) -> str:
+    """Batches as an aligned text table, one row each."""
+    rows = [("ID", "STATUS", "KIND", "ITEMS", "TITLE", "CREATED")]
+    for batch in batches:
+        done, total = batch.get("items_done", 0), batch.get("items_total", 0)
+        failed = batch.get("items_failed", 0)
+        rows.append(
+            (
+                str(batch.get("id", "")),
+                str(batch.get("status", "")),
+                str(batch.get("kind", "")),
+                f"{done}/{total}" + (f" ({failed} failed)" if failed else ""),
+                str(batch.get("title", "")),
+                str(batch.get("created_at", ""))[:19].replace("T", " "),
+            )
+        )
+    return align(rows)
+
+
 def add_parser(sub: Any) -> None:
-    """Register ``book`` on the ``shoal`` parser's subcommands."""
+    """Register ``book`` and ``batches`` on the ``shoal`` parser's subcommands."""
     b = sub.add_parser("book", help="turn a book (EPUB, DOCX, PDF, HTML, text) into an audiobook")
     b.add_argument("file", type=Path, help="the book: EPUB, DOCX, PDF, HTML, Markdown or text")
     b.add_argument("-o", "--output", help="where to write the audiobook; default: TITLE.FORMAT")
@@ -106,6 +146,14 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     b.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     b.set_defaults(run=cmd_book)
+
+    ls = sub.add_parser("batches", help="list batches and books, newest first")
+    ls.add_argument("--status", choices=BATCH_STATUSES)
+    ls.add_argument("--kind", choices=("book", "batch"), help="book: made by `shoal book`")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--cursor", help="continue a listing (printed after a full page)")
+    ls.add_argument("--json", action="store_true", help="the API's page as JSON")
+    ls.set_defaults(run=cmd_batches)
 
 
 def book_options(args: argparse.Namespace) -> dict[str, Any]:

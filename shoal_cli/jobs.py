@@ -304,7 +304,12 @@ def format_table(jobs: Sequence[dict[str, Any]]) -> str:
                 str(job.get("created_at", ""))[:19].replace("T", " "),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return align(rows)
+
+
+def align(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells (the first the header) as text columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows

@@ -379,6 +379,28 @@ def test_book_chapters_narrates_only_a_range(
     assert "4-5 of 2-5 is past its end" in run.err
 
 
+def test_batches_lists_the_books_newest_first(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, idle: Env, tmp_path: Path
+) -> None:
+    made = []
+    for title in ("Early", "Later"):
+        book = tmp_path / f"{title.lower()}.md"
+        book.write_text(f"# {title}\n\nOne line.\n\n# Next\n\nAnother.\n")
+        run = shoal(capsys, monkeypatch, idle, "book", "--no-wait", str(book))
+        assert run.code == 0, run.err
+        made.append(json.loads(run.out)["id"])
+    table = shoal(capsys, monkeypatch, idle, "batches", "--kind", "book").out.splitlines()
+    assert table[0].split() == ["ID", "STATUS", "KIND", "ITEMS", "TITLE", "CREATED"]
+    rows = [line.split()[0] for line in table[1:]]
+    assert rows.index(made[1]) < rows.index(made[0])  # newest first
+    later = next(line for line in table if line.startswith(made[1]))
+    assert " book " in later and " 0/2 " in later and " later " in later  # named by its file
+    page = json.loads(shoal(capsys, monkeypatch, idle, "batches", "--json", "--limit", "1").out)
+    assert len(page["data"]) == 1 and page["next_cursor"]
+    run = shoal(capsys, monkeypatch, idle, "batches", "--status", "lost")
+    assert run.code == 2
+
+
 # -- as a process ------------------------------------------------------------------------
 
 
