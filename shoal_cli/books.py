@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,7 +41,7 @@ from shoal_cli.client import (
     note,
     poll,
 )
-from shoal_cli.jobs import align
+from shoal_cli.jobs import align, show_page
 from shoal_cli.play import fetch_and_play, require_player
 from shoal_cli.voices import voice_choice
 
@@ -53,19 +54,12 @@ BATCH_STATUSES = ("queued", "running", "succeeded", "partially_failed", "failed"
 
 def cmd_batches(api: Api, args: argparse.Namespace) -> int:
     """``shoal batches``: a page of batches and books as a table (or JSON), newest first."""
-    query = {"status": args.status, "kind": args.kind, "limit": args.limit, "cursor": args.cursor}
-    params = {k: v for k, v in query.items() if v is not None}
-    page = api.json("GET", "/v1/batches", params=params)
-    if args.json:
-        print(json.dumps(page, indent=2))
-        return EXIT_OK
-    print(format_batches(page.get("data", [])))
-    if page.get("next_cursor"):
-        note(f"more: shoal batches --cursor {page['next_cursor']}")
-    return EXIT_OK
+    return show_page(
+        api, "batches", {"status": args.status, "kind": args.kind}, args, format_batches
+    )
 
 
-def format_batches(batches: list[dict[str, Any]]) -> str:
+def format_batches(batches: Sequence[dict[str, Any]]) -> str:
     """Batches as an aligned text table, one row each."""
     rows = [("ID", "STATUS", "KIND", "ITEMS", "TITLE", "CREATED")]
     for batch in batches:

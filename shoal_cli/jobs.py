@@ -13,7 +13,7 @@ import base64
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -274,15 +274,28 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
 
 def cmd_jobs(api: Api, args: argparse.Namespace) -> int:
     """``shoal jobs``: a page of jobs as a table (or JSON), newest first."""
-    query = {"status": args.status, "batch_id": args.batch, "limit": args.limit}
-    query["cursor"] = args.cursor
-    page = api.json("GET", "/v1/jobs", params={k: v for k, v in query.items() if v is not None})
+    query = {"status": args.status, "batch_id": args.batch}
+    return show_page(api, "jobs", query, args, format_table)
+
+
+def show_page(
+    api: Api,
+    listing: str,
+    query: dict[str, Any],
+    args: argparse.Namespace,
+    table: Callable[[Sequence[dict[str, Any]]], str],
+) -> int:
+    """One page of ``GET /v1/<listing>`` (``args``: ``limit``, ``cursor``, ``json``), printed
+    as JSON or as ``table`` makes it, with the command for the next page if there is one."""
+    query = {**query, "limit": args.limit, "cursor": args.cursor}
+    params = {k: v for k, v in query.items() if v is not None}
+    page = api.json("GET", f"/v1/{listing}", params=params)
     if args.json:
         print(json.dumps(page, indent=2))
         return EXIT_OK
-    print(format_table(page.get("data", [])))
+    print(table(page.get("data", [])))
     if page.get("next_cursor"):
-        note(f"more: shoal jobs --cursor {page['next_cursor']}")
+        note(f"more: shoal {listing} --cursor {page['next_cursor']}")
     return EXIT_OK
 
 
