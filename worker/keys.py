@@ -209,3 +209,8 @@ class Keys:
         ``global_keyprefix``); priorities above 0 live in lists of their own."""
         suffix = f"\x06\x16{priority}" if priority else ""
         return f"{self.prefix}:celery:{queue}{suffix}"
+
+
+def decoded(value: bytes | str) -> str:
+    """A Redis reply as text: clients made without ``decode_responses`` give bytes."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -43,7 +43,7 @@ from worker.batches.model import Batch, ChapterMaster
 from worker.jobs.listing import Position
 from worker.jobs.model import Job, JobStatus
 from worker.jobs.store import CorruptJobRecord, decode_job
-from worker.keys import Keys
+from worker.keys import Keys, decoded
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ class BatchExists(BatchStoreError):
 
 class BatchNotFound(BatchStoreError, KeyError):
     """The batch is not stored (never created, or expired)."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class BatchStore:
@@ -165,7 +161,7 @@ class BatchStore:
         while True:
             high = repr(after.score) if after is not None else "+inf"
             rows = self.redis.zrevrangebyscore(index, high, "-inf", 0, chunk, withscores=True)
-            entries = [Position(float(s), _text(m)) for m, s in cast(Any, rows)]
+            entries = [Position(float(s), decoded(m)) for m, s in cast(Any, rows)]
             # The range starts at the anchor's score inclusive: skip what was already seen.
             fresh = [e for e in entries if after is None or after.before(e, ascending=False)]
             if fresh or len(entries) < chunk:
@@ -216,7 +212,7 @@ class BatchStore:
         out: list[JobStatus | None] = []
         for raw in pipe.execute():
             try:
-                out.append(JobStatus(_text(raw)) if raw is not None else None)
+                out.append(JobStatus(decoded(raw)) if raw is not None else None)
             except ValueError:
                 out.append(None)  # unreadable, counted as gone like in jobs()
         return out
@@ -230,7 +226,7 @@ class BatchStore:
     def masters(self, batch_id: str) -> dict[str, ChapterMaster]:
         """Every recorded master of the batch, by job id."""
         raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.batch_masters(batch_id)))
-        return {_text(k): ChapterMaster.model_validate_json(v) for k, v in raw.items()}
+        return {decoded(k): ChapterMaster.model_validate_json(v) for k, v in raw.items()}
 
     def drop_masters(self, batch_id: str, job_ids: Sequence[str] | None = None) -> None:
         """Forget some masters (or all of them); their objects are the caller's to delete."""
@@ -308,7 +304,7 @@ class BatchStore:
         """Open batches unchanged and not looked at since ``quiet_since``; each is handed
         to one caller and counts as looked at ``now``."""
         args: list[str | int] = [repr(quiet_since), repr(now), limit]
-        return [_text(m) for m in self._claim_quiet(keys=[self.keys.batches_open()], args=args)]
+        return [decoded(m) for m in self._claim_quiet(keys=[self.keys.batches_open()], args=args)]
 
     def forget_open(self, batch_id: str) -> None:
         """Drop a batch from the worklist (it finished under an older version, or is gone)."""
@@ -322,7 +318,7 @@ class BatchStore:
         added = 0
         prefix = "".join("\\" + c if c in "*?[]\\" else c for c in self.keys.prefix)
         for index in self.redis.scan_iter(match=f"{prefix}:idx:batches:*", count=chunk):
-            ids = [_text(m) for m, _ in self.redis.zscan_iter(index, count=chunk)]
+            ids = [decoded(m) for m, _ in self.redis.zscan_iter(index, count=chunk)]
             for start in range(0, len(ids), chunk):
                 some = ids[start : start + chunk]
                 raws = self.redis.mget([self.keys.batch(i) for i in some])
@@ -347,4 +343,4 @@ class BatchStore:
         """Batches whose staging may go now; each id is handed to one caller only."""
         key = self.keys.batch_staging_expiry()
         due = cast(list[bytes], self.redis.zrangebyscore(key, "-inf", repr(now), 0, limit))
-        return [_text(m) for m in due if self.redis.zrem(key, m)]
+        return [decoded(m) for m in due if self.redis.zrem(key, m)]

@@ -17,14 +17,11 @@ from pydantic import ValidationError
 
 from worker.jobs.errors import CorruptJobRecord
 from worker.jobs.model import Job, JobRequest, ReferenceClip
+from worker.keys import decoded
 
 __all__ = ["decode_job", "encode_job"]
 
 _JSON_FIELDS = ("request", "progress", "output", "error", "billing", "metadata", "callbacks")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _dump_request(request: JobRequest) -> str:
@@ -67,7 +64,7 @@ def encode_job(job: Job) -> dict[str, str]:
 
 def decode_job(raw: dict[Any, Any]) -> Job:
     """A :class:`Job` from its hash fields (bytes or str)."""
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = {decoded(k): decoded(v) for k, v in raw.items()}
     try:
         data: dict[str, Any] = {
             name: json.loads(value) if name in _JSON_FIELDS else value

@@ -25,7 +25,7 @@ from typing import Any, cast
 import redis
 
 from worker.jobs.model import Job, JobStatus
-from worker.keys import Keys
+from worker.keys import Keys, decoded
 
 #: Records for a run of index entries, in order (the store prunes entries of gone records).
 Loader = Callable[[list["Position"]], list[tuple[Job, "Position"]]]
@@ -134,7 +134,7 @@ def collect(
         else:
             start = repr(anchor.score) if anchor else walk.high
             rows = client.zrevrangebyscore(walk.index, start, walk.low, 0, chunk, withscores=True)
-        entries = [Position(float(s), _text(m)) for m, s in cast(Any, rows)]
+        entries = [Position(float(s), decoded(m)) for m, s in cast(Any, rows)]
         # The range starts at the anchor's score inclusive: skip what was already seen.
         fresh = [e for e in entries if anchor is None or anchor.before(e, walk.ascending)]
         if fresh:
@@ -157,7 +157,3 @@ def _smallest(client: redis.Redis, indexes: list[str]) -> str:
         pipe.zcard(index)
     sizes = pipe.execute()
     return min(zip(sizes, indexes, strict=True))[1]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

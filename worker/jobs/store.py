@@ -56,9 +56,9 @@ from worker.jobs.model import (
     Output,
     Progress,
 )
-from worker.jobs.store_leases import DueReason, JobLeases, MessageStanding
+from worker.jobs.store_leases import DueReason, JobLeases, MessageStanding, ms_int
 from worker.jobs.store_segments import JobSegments
-from worker.keys import Keys
+from worker.keys import Keys, decoded
 
 __all__ = [
     "AttemptStart",
@@ -100,20 +100,12 @@ class Succeeded(NamedTuple):
     released: bool  # the caller's lease was given up with it
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _seconds(value: float | datetime) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
 def _ms(value: float | datetime) -> float:
     return _seconds(value) * 1000
-
-
-def _ms_int(seconds: float) -> int:
-    return int(seconds * 1000)
 
 
 class JobStore(JobSegments, JobLeases):
@@ -180,7 +172,7 @@ class JobStore(JobSegments, JobLeases):
     def status(self, job_id: str) -> JobStatus | None:
         """The job's status alone (one HGET, nothing decoded); None if it is gone."""
         raw = self.redis.hget(self.keys.job(job_id), "status")
-        return JobStatus(_text(cast(bytes | str, raw))) if raw is not None else None
+        return JobStatus(decoded(cast(bytes | str, raw))) if raw is not None else None
 
     def get_for_tenant(self, job_id: str, tenant: str) -> Job | None:
         """The job if it belongs to ``tenant``; ``None`` otherwise, so others see a 404."""
@@ -262,16 +254,16 @@ class JobStore(JobSegments, JobLeases):
             lease_ttl=ttl,
         )
         code = int(result[0])
-        status = JobStatus(_text(result[1])) if result[1] else None
+        status = JobStatus(decoded(result[1])) if result[1] else None
         leased = lease is not None and code != 4
         leased = leased and status not in (None, JobStatus.SUCCEEDED, JobStatus.FAILED)
         if code == 1:
-            attempt, at = int(result[4]), float(_text(result[3]))
+            attempt, at = int(result[4]), float(decoded(result[3]))
             return AttemptStart(
                 JobStatus.RUNNING, attempt, moved=True, first=attempt == 1, at=at, leased=leased
             )
         if code == 2:
-            attempt, at = int(result[2]), float(_text(result[3]))
+            attempt, at = int(result[2]), float(decoded(result[3]))
             return AttemptStart(
                 status, attempt, moved=False, first=attempt == 1, at=at, leased=leased
             )
@@ -304,7 +296,7 @@ class JobStore(JobSegments, JobLeases):
             "" if created is None else repr(_ms(created)),  # as create() scored it
             owner or "",
             progress.model_dump_json() if progress is not None else "",
-            "" if lease_ttl is None else max(1, _ms_int(lease_ttl)),
+            "" if lease_ttl is None else max(1, ms_int(lease_ttl)),
             "" if recorded else "none",
         ]
         for status in _STATUSES:
@@ -312,11 +304,11 @@ class JobStore(JobSegments, JobLeases):
             args += [status.value, STATUS_RANK[status], "1" if status.terminal else "0"]
         result = cast(builtins.list[Any], self._transition(keys=keys, args=args))
         if result[0] != 1:
-            current = _text(result[1]) if result[1] else "missing"
+            current = decoded(result[1]) if result[1] else "missing"
             log.debug("job %s: %s → %s refused", job_id, current, to)
             return result
-        previous, created_at, now = _text(result[1]), result[2], float(_text(result[3]))
-        elapsed = now - float(_text(created_at)) if created_at else 0.0
+        previous, created_at, now = decoded(result[1]), result[2], float(decoded(result[3]))
+        elapsed = now - float(decoded(created_at)) if created_at else 0.0
         log.info("job %s: %s → %s after %.2fs", job_id, previous, to, elapsed)
         event: dict[str, Any] = {"type": "status", "status": to.value, "previous": previous}
         if error is not None:
@@ -333,7 +325,7 @@ class JobStore(JobSegments, JobLeases):
         )
         if now is None:
             return False
-        self.publish_progress(job_id, progress, float(_text(cast(bytes | str, now))))
+        self.publish_progress(job_id, progress, float(decoded(cast(bytes | str, now))))
         return True
 
     def publish_progress(self, job_id: str, progress: Progress, at: float) -> int:
@@ -347,7 +339,7 @@ class JobStore(JobSegments, JobLeases):
         now = self._update(keys=[self.keys.job(job_id)], args=["error", error.model_dump_json()])
         if now is None:
             return False
-        at = float(_text(cast(bytes | str, now)))
+        at = float(decoded(cast(bytes | str, now)))
         self.publish(job_id, {"type": "error", "error": error.model_dump(mode="json"), "at": at})
         return True
 
@@ -360,7 +352,7 @@ class JobStore(JobSegments, JobLeases):
         """Remove the job, its checkpoints, lease and index entries; False if absent."""
         k = self.keys
         raw = cast(builtins.list[Any], self.redis.hmget(k.job(job_id), ["tenant", "batch_id"]))
-        tenant, batch_id = (_text(v) if v is not None else None for v in raw)
+        tenant, batch_id = (decoded(v) if v is not None else None for v in raw)
         pipe = self.redis.pipeline()
         pipe.delete(
             k.job(job_id), k.job_segments(job_id), k.job_lease(job_id), k.job_requeue(job_id)

@@ -24,7 +24,7 @@ from redis.commands.core import Script
 
 from worker.jobs.codec import decode_job
 from worker.jobs.model import Job, JobStatus
-from worker.keys import Keys
+from worker.keys import Keys, decoded
 
 __all__ = ["DueReason", "JobLeases", "MessageStanding"]
 
@@ -44,11 +44,8 @@ class MessageStanding(StrEnum):
     UNTRACKED = "untracked"  # no token recorded yet: the API's message, or an earlier version's
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _ms_int(seconds: float) -> int:
+def ms_int(seconds: float) -> int:
+    """Seconds as whole milliseconds, as the scripts take them."""
     return int(seconds * 1000)
 
 
@@ -56,7 +53,7 @@ def _standing(current: Any, token: str | None) -> MessageStanding:
     """A message's standing, from the record's ``dispatch`` token (``current``)."""
     if current is None:
         return MessageStanding.UNTRACKED
-    if token is not None and _text(cast(bytes | str, current)) == token:
+    if token is not None and decoded(cast(bytes | str, current)) == token:
         return MessageStanding.CURRENT
     return MessageStanding.STALE
 
@@ -88,7 +85,7 @@ class JobLeases:
         A job still ``running`` (its attempt decided nothing) is due in ``look_again_in`` s."""
         k = self.keys
         keys = [k.job_lease(job_id), k.job(job_id), k.jobs_leased(), k.jobs_due()]
-        return bool(self._release_lease(keys=keys, args=[job_id, owner, _ms_int(look_again_in)]))
+        return bool(self._release_lease(keys=keys, args=[job_id, owner, ms_int(look_again_in)]))
 
     def schedule_retry(self, job_id: str, owner: str, delay: float, token: str) -> float | None:
         """Give up ``owner``'s lease and make the job due in ``delay`` seconds, when a
@@ -96,7 +93,7 @@ class JobLeases:
         Returns when it is due (epoch s), or None if the lease was not ``owner``'s."""
         k = self.keys
         keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due(), k.job(job_id)]
-        args: list[str | int] = [job_id, owner, _ms_int(delay), token]
+        args: list[str | int] = [job_id, owner, ms_int(delay), token]
         due = self._schedule_retry(keys=keys, args=args)
         return int(cast(int, due)) / 1000 if due is not None else None
 
@@ -104,7 +101,7 @@ class JobLeases:
         """Jobs whose next attempt is due or whose lease lapsed (one command; cheap)."""
         keys = [self.keys.jobs_due(), self.keys.jobs_leased()]
         ids = cast(list[Any], self._due_jobs(keys=keys, args=[limit]))
-        return list(dict.fromkeys(_text(i) for i in ids))
+        return list(dict.fromkeys(decoded(i) for i in ids))
 
     def claim_due(self, job_id: str, token: str, pickup: float) -> DueReason | None:
         """Claim a due job for queueing with ``token``, its one valid message from now.
@@ -115,8 +112,8 @@ class JobLeases:
         """
         k = self.keys
         keys = [k.job(job_id), k.job_lease(job_id), k.jobs_leased(), k.jobs_due()]
-        reason = self._claim_due(keys=keys, args=[job_id, token, _ms_int(pickup)])
-        return DueReason(_text(reason)) if reason else None
+        reason = self._claim_due(keys=keys, args=[job_id, token, ms_int(pickup)])
+        return DueReason(decoded(reason)) if reason else None
 
     def message_standing(self, job_id: str, token: str | None) -> MessageStanding:
         """Whether a message of ``job_id`` carrying ``token`` may run."""
@@ -137,7 +134,7 @@ class JobLeases:
         them) by their lease's expiry; returns how many were added."""
         k, added = self.keys, 0
         index = k.jobs_by_status(JobStatus.RUNNING)
-        running = [_text(m) for m in cast(list[Any], self.redis.zrange(index, 0, -1))]
+        running = [decoded(m) for m in cast(list[Any], self.redis.zrange(index, 0, -1))]
         for at in range(0, len(running), page):
             ids = running[at : at + page]
             keys = [k.jobs_leased(), k.jobs_due(), *(k.job_lease(i) for i in ids)]
@@ -147,4 +144,4 @@ class JobLeases:
     def _lease_script(self, script: Script, job_id: str, owner: str, ttl: float) -> bool:
         k = self.keys
         keys = [k.job_lease(job_id), k.jobs_leased(), k.jobs_due()]
-        return bool(script(keys=keys, args=[job_id, owner, max(1, _ms_int(ttl))]))
+        return bool(script(keys=keys, args=[job_id, owner, max(1, ms_int(ttl))]))

@@ -15,13 +15,9 @@ from typing import Any, cast
 
 from redis import Redis
 
-from worker.keys import Keys
+from worker.keys import Keys, decoded
 
 __all__ = ["JobSegments"]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class JobSegments:
@@ -57,7 +53,7 @@ class JobSegments:
     def segments(self, job_id: str) -> dict[int, dict[str, Any]]:
         """Checkpoints of the job's finished segments, by segment index."""
         raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_segments(job_id)))
-        return {int(_text(i)): json.loads(_text(c)) for i, c in raw.items()}
+        return {int(decoded(i)): json.loads(decoded(c)) for i, c in raw.items()}
 
     def clear_segments(self, job_id: str) -> None:
         """Forget the job's checkpoints (after assembly, or to start over)."""
@@ -79,4 +75,4 @@ class JobSegments:
     def sessions(self, job_id: str) -> dict[int, int]:
         """Provider sessions opened so far for each segment of the job, by segment index."""
         raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.job_sessions(job_id)))
-        return {int(_text(i)): int(_text(n)) for i, n in raw.items()}
+        return {int(decoded(i)): int(decoded(n)) for i, n in raw.items()}

@@ -35,7 +35,7 @@ from typing import Any, cast
 
 import redis
 
-from worker.keys import Keys
+from worker.keys import Keys, decoded
 from worker.settings import Settings
 from worker.storage.client import Storage
 from worker.storage.model import IncompleteUpload
@@ -186,14 +186,10 @@ def _first_seen(
         pipe.hsetnx(name, upload_id, repr(now))
     pipe.hgetall(name)
     stored = cast(dict[Any, Any], pipe.execute()[-1])
-    seen = {_text(k): float(v) for k, v in stored.items()}
+    seen = {decoded(k): float(v) for k, v in stored.items()}
     if gone := [upload_id for upload_id in seen if upload_id not in found]:
         client.hdel(name, *gone)
     return {upload_id: seen.get(upload_id, now) for upload_id in found}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def start_sweep(storage: Storage, client: redis.Redis, keys: Keys, settings: Settings) -> bool:
