@@ -33,7 +33,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,8 @@ def passage_level(request: JobRequest) -> float | None:
     return PASSAGE_LEVEL_DB if request.passage_voices else None
 
 
-def _reference(ref: ReferenceAudio) -> dict[str, str]:
-    return {"audio_sha256": sha256_bytes(ref.audio), "text": ref.text}
+def _reference(ref: ReferenceAudio, digest: Callable[[bytes], str]) -> dict[str, str]:
+    return {"audio_sha256": digest(ref.audio), "text": ref.text}
 
 
 def sound_address(
@@ -113,6 +113,7 @@ def sound_address(
     endpoint: str,
     model: str,
     level_db: float | None = None,
+    digest: Callable[[bytes], str] = sha256_bytes,
 ) -> str:
     """The content address of one segment's audio (hex SHA-256); see the module docstring.
 
@@ -120,13 +121,17 @@ def sound_address(
     sent; unset values that mean a default (no prosody, no sample rate) count as
     that default, so two requests that sound the same get one address.
     ``level_db`` is the speech level the worker brings the audio to, if any
-    (:mod:`worker.audio.level`): it changes the samples kept.
+    (:mod:`worker.audio.level`): it changes the samples kept.  ``digest`` gives a
+    reference clip's SHA-256 (a job's cache remembers them: every segment names the
+    same clips).
     """
     fields = request.model_dump(mode="json", exclude={"text", "references"})
     fields["prosody"] = (request.prosody or Prosody()).model_dump(mode="json")
     fields["sample_rate"] = request.effective_sample_rate
     fields["references"] = [
-        [_reference(r) for r in item] if isinstance(item, list) else _reference(item)
+        [_reference(r, digest) for r in item]
+        if isinstance(item, list)
+        else _reference(item, digest)
         for item in request.references
     ]
     document = {
@@ -199,6 +204,7 @@ class SegmentCache:
         self.endpoint = endpoint
         self.model = model
         self.prefix = prefix
+        self._digests: dict[bytes, str] = {}  # reference clips' (one job's, a few)
 
     def address(self, text: str, request: TTSRequest, *, level_db: float | None = None) -> str:
         """The address of ``text`` spoken as ``request`` asks, for this tenant."""
@@ -209,7 +215,14 @@ class SegmentCache:
             endpoint=self.endpoint,
             model=self.model,
             level_db=level_db,
+            digest=self._digest,
         )
+
+    def _digest(self, audio: bytes) -> str:
+        # A bytes key keeps its hash: a clip seen before is found without reading it.
+        if audio not in self._digests:
+            self._digests[audio] = sha256_bytes(audio)
+        return self._digests[audio]
 
     def key(self, address: str) -> str:
         """The object key of ``address`` in this tenant's cache."""
