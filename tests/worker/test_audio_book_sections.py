@@ -90,7 +90,7 @@ def sectioned(
     for index, chapter in enumerate(chapters):
         path = folder / f"{index}.aac"
         section = render_section(chapter, index, len(chapters), request, path)
-        made.append(SectionedChapter(chapter.title, path, section, chapter.chars, chapter.file))
+        made.append(SectionedChapter(path, section, chapter.chars, chapter.file))
     return made, folder / "book.m4b"
 
 

@@ -94,9 +94,9 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class SectionedChapter:
-    """A chapter of the book being joined: its section file and what the manifest says of it."""
+    """A chapter of the book being joined: its section file and what the manifest says of it
+    (its title is the request's: :attr:`BookRequest.titles`)."""
 
-    title: str
     path: Path
     section: Section
     chars: int = 0

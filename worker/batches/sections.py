@@ -192,8 +192,7 @@ def book_sections(
             section = render_section(chapter, index, count, asked, paths[index])
             _keep(storage, keys[index], paths[index], section)
             _drop_pieces(chapter)
-        title = asked.titles[index]
-        made.append(SectionedChapter(title, paths[index], section, source.chars, source.file))
+        made.append(SectionedChapter(paths[index], section, source.chars, source.file))
     kept = sum(section is not None for section in found)
     log.info("batch %s: %d of %d chapter sections were kept", batch_id, kept, count)
     return made, keys
